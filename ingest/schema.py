@@ -1,0 +1,87 @@
+"""The one vocabulary of the lake: Arrow schemas of every table, written down once.
+
+`kms_events` and `hsm_events` are partitioned by UTC event date (`event_date=YYYY-MM-DD/` folders);
+the partition column lives in the folder name, not in the files.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+KMS_EVENTS = pa.schema(
+    [
+        pa.field("event_time", TS, nullable=False),
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("shared_event_id", pa.string()),
+        pa.field("request_id", pa.string()),
+        pa.field("event_name", pa.string(), nullable=False),
+        pa.field("event_type", pa.string()),
+        pa.field("event_version", pa.string()),
+        pa.field("read_only", pa.bool_()),
+        pa.field("aws_region", pa.string()),
+        pa.field("recipient_account_id", pa.string()),
+        pa.field("caller_account_id", pa.string()),
+        pa.field("identity_type", pa.string()),
+        pa.field("principal_arn", pa.string()),
+        pa.field("principal_id", pa.string()),
+        pa.field("session_issuer_arn", pa.string()),
+        pa.field("invoked_by", pa.string()),
+        pa.field("source_ip", pa.string()),
+        pa.field("user_agent", pa.string()),
+        pa.field("key_arn", pa.string()),
+        pa.field("destination_key_arn", pa.string()),
+        pa.field("key_id", pa.string()),
+        pa.field("encryption_context", pa.map_(pa.string(), pa.string())),
+        pa.field("encryption_algorithm", pa.string()),
+        pa.field("custom_key_store_id", pa.string()),
+        pa.field("backing_key_handle", pa.string()),
+        pa.field("grantee_principal", pa.string()),
+        pa.field("error_code", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("success", pa.bool_(), nullable=False),
+        pa.field("source_object", pa.string(), nullable=False),
+        pa.field("record_index", pa.int32(), nullable=False),
+        pa.field("raw", pa.string(), nullable=False),
+    ]
+)
+
+HSM_EVENTS = pa.schema(
+    [
+        pa.field("event_time", TS, nullable=False),
+        pa.field("cluster_id", pa.string()),
+        pa.field("hsm_id", pa.string()),
+        pa.field("reboot_counter", pa.int64()),
+        pa.field("sequence_no", pa.int64()),
+        pa.field("command_type", pa.string()),
+        pa.field("opcode", pa.string()),
+        pa.field("opcode_code", pa.int32()),
+        pa.field("session_handle", pa.string()),
+        pa.field("response_code", pa.int32()),
+        pa.field("response_text", pa.string()),
+        pa.field("success", pa.bool_()),
+        pa.field("log_type", pa.string()),
+        pa.field("user_name", pa.string()),
+        pa.field("user_type", pa.string()),
+        pa.field("session_user_name", pa.string()),
+        pa.field("key_handle", pa.int64()),
+        pa.field("public_key_handle", pa.int64()),
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("source_object", pa.string(), nullable=False),
+        pa.field("raw", pa.string(), nullable=False),
+    ]
+)
+
+QUARANTINE = pa.schema(
+    [
+        pa.field("table_name", pa.string(), nullable=False),
+        pa.field("source_object", pa.string(), nullable=False),
+        pa.field("record_index", pa.int64()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("raw", pa.string()),
+        pa.field("quarantined_at", TS, nullable=False),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {"kms_events": KMS_EVENTS, "hsm_events": HSM_EVENTS}

@@ -1,0 +1,160 @@
+"""Ingest state (SQLite): which source objects are in the lake, stream checkpoints, runs, and the run lock.
+
+The state is written only after the lake files it describes are complete, so a crash at any point leaves
+the state behind the lake, never ahead of it; the next run re-reads what the state lacks and the
+event-id deduplication drops what the lake already holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ingest.errors import LockedError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS source_objects (
+    source TEXT NOT NULL,          -- e.g. s3://bucket/prefix, a local folder, lookup-events:us-east-1
+    object_key TEXT NOT NULL,      -- S3 key or file path
+    etag TEXT, size INTEGER, mtime REAL,
+    records INTEGER, kept INTEGER, quarantined INTEGER,
+    ingested_at TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    PRIMARY KEY (source, object_key)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    source TEXT NOT NULL,          -- e.g. a CloudWatch log group, lookup-events:<region>
+    stream TEXT NOT NULL,          -- log stream name, or '' for a whole source
+    position TEXT NOT NULL,        -- JSON: where the next run resumes
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, stream)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    command TEXT NOT NULL,
+    source TEXT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    status TEXT NOT NULL,          -- running | ok | quarantined | failed
+    stats TEXT                     -- JSON summary
+);
+"""
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """What identifies one version of a source object: its key plus ETag, size and mtime."""
+
+    key: str
+    etag: str | None = None
+    size: int | None = None
+    mtime: float | None = None
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class IngestState:
+    """The SQLite state file of one lake."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def known(self, source: str) -> dict[str, tuple[str | None, int | None, float | None]]:
+        """Ingested objects of a source: key → (etag, size, mtime)."""
+        rows = self.db.execute(
+            "SELECT object_key, etag, size, mtime FROM source_objects WHERE source = ?", (source,)
+        )
+        return {key: (etag, size, mtime) for key, etag, size, mtime in rows}
+
+    def is_new(self, known: dict[str, tuple[str | None, int | None, float | None]], obj: ObjectVersion) -> bool:
+        """True when this version of the object was never ingested."""
+        return known.get(obj.key) != (obj.etag, obj.size, obj.mtime)
+
+    def record_objects(self, source: str, run_id: str, objects: Iterable[tuple[ObjectVersion, dict[str, int]]]) -> None:
+        """Mark objects as ingested, in one transaction, after their lake files are complete."""
+        now = utcnow()
+        rows = [
+            (source, o.key, o.etag, o.size, o.mtime, c["records"], c["kept"], c["quarantined"], now, run_id)
+            for o, c in objects
+        ]
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO source_objects VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+
+    def checkpoint(self, source: str, stream: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT position FROM checkpoints WHERE source = ? AND stream = ?", (source, stream)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_checkpoint(self, source: str, stream: str, position: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)", (source, stream, json.dumps(position), utcnow())
+        )
+
+    def start_run(self, run_id: str, command: str, source: str) -> None:
+        self.db.execute(
+            "INSERT INTO runs (run_id, command, source, started_at, status) VALUES (?,?,?,?,?)",
+            (run_id, command, source, utcnow(), "running"),
+        )
+
+    def end_run(self, run_id: str, status: str, stats: dict[str, Any]) -> None:
+        self.db.execute(
+            "UPDATE runs SET ended_at = ?, status = ?, stats = ? WHERE run_id = ?",
+            (utcnow(), status, json.dumps(stats, default=str), run_id),
+        )
+
+
+class RunLock:
+    """An exclusive lock on a lake for one writing run.
+
+    It is an OS file lock (flock): the kernel releases it when the holder dies, even by kill -9, so a
+    stale lock from a killed run never blocks the next one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: IO[str] | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held for the life of the run
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise LockedError(
+                f"another keytrail run is writing to this lake ({holder}); lock file {self.path}. "
+                "Wait for it to finish, or run against another --lake."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {utcnow()}")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None

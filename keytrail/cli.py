@@ -1,0 +1,77 @@
+"""The `keytrail` command line: one click group; command modules in keytrail/commands/ attach to it."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import pkgutil
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ingest.errors import KeytrailError
+from ingest.lake import DEFAULT_LAKE
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="keytrail")
+def cli() -> None:
+    """Audit who uses which AWS KMS and CloudHSM key, and how much, across SaaS tenants."""
+
+
+@cli.group()
+def ingest() -> None:
+    """Pull KMS and CloudHSM logs into the Parquet lake, incrementally."""
+
+
+@cli.group()
+def verify() -> None:
+    """Check the audit trail for completeness."""
+
+
+def lake_option(func: F) -> F:
+    """--lake, shared by every command that reads or writes the lake."""
+    return click.option(
+        "--lake",
+        default=lambda: os.environ.get("KEYTRAIL_LAKE", DEFAULT_LAKE),
+        show_default=DEFAULT_LAKE,
+        help="Lake folder (or $KEYTRAIL_LAKE).",
+    )(func)
+
+
+def aws_options(func: F) -> F:
+    """--endpoint-url and --profile, passed 1:1 to boto3."""
+    func = click.option("--profile", help="AWS profile from your AWS config.")(func)
+    return click.option("--endpoint-url", help="Custom AWS endpoint (S3-compatible store, local test server).")(func)
+
+
+def reports_errors(func: F) -> F:
+    """Turn keytrail's domain errors into `Error: …` on stderr with the error's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except KeytrailError as err:
+            if os.environ.get("KEYTRAIL_DEBUG"):
+                raise
+            click.secho(f"Error: {err}", fg="red", err=True)
+            sys.exit(err.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load_commands() -> None:
+    from keytrail import commands
+
+    for mod in pkgutil.iter_modules(commands.__path__):
+        importlib.import_module(f"keytrail.commands.{mod.name}")
+
+
+_load_commands()
