@@ -67,7 +67,9 @@ HSM_EVENTS = pa.schema(
         pa.field("session_user_name", pa.string()),
         pa.field("key_handle", pa.int64()),
         pa.field("public_key_handle", pa.int64()),
-        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("event_id", pa.string(), nullable=False),  # <hsm_id>:<reboot_counter>:<sequence_no>, as ints
+        # The same login logged on every HSM of the cluster shares one id (its first copy's event_id).
+        pa.field("cluster_event_id", pa.string()),
         pa.field("source_object", pa.string(), nullable=False),
         pa.field("raw", pa.string(), nullable=False),
     ]

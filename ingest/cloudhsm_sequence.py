@@ -1,0 +1,46 @@
+"""Audit-trail integrity of CloudHSM logs: gaps, resets and duplicates in each HSM's sequence numbers.
+
+The query lives in `analytics/sql/hsm_sequence_gaps.sql` (it reads a view named `hsm_events`) so the
+dashboard and the analytics loader show the same table; here it runs on an in-memory DuckDB over the lake.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ingest.cloudhsm import TABLE
+from ingest.errors import ConfigError
+from ingest.lake import Lake
+
+SQL_FILE = Path(__file__).resolve().parent.parent / "analytics" / "sql" / "hsm_sequence_gaps.sql"
+COLUMNS = ["hsm_id", "reboot_counter", "kind", "missing", "after_seq", "before_seq", "after_time", "before_time"]
+
+
+def sequence_findings(hsm_events: pa.Table) -> pa.Table:
+    """Every gap, reset and duplicate in the sequence numbers of the given hsm_events rows."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("hsm_events", hsm_events)
+        return con.sql(SQL_FILE.read_text()).to_arrow_table()
+    finally:
+        con.close()
+
+
+def lake_sequence_findings(lake: Lake) -> pa.Table:
+    """Sequence findings over every hsm_events file of a lake."""
+    files = [str(p) for p in lake.files(TABLE)]
+    if not files:
+        raise ConfigError(f"no CloudHSM events in lake {lake.root}: run `keytrail ingest cloudhsm` first")
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET memory_limit = '1GB'")
+        columns = "hsm_id, reboot_counter, sequence_no, event_time"
+        con.execute(f"CREATE VIEW hsm_events AS SELECT {columns} FROM read_parquet({files!r})")
+        return con.sql(SQL_FILE.read_text()).to_arrow_table()
+    finally:
+        con.close()

@@ -1,0 +1,384 @@
+"""Where CloudHSM audit entries come from: CloudWatch Logs (boto3) and exported files (local folder or S3).
+
+Both yield `Batch`es of messages; the loader writes each batch before calling its `commit`, which records
+the stream checkpoint or the source objects in the ingest state.
+
+- CloudWatch Logs: log group `/aws/cloudhsm/<cluster-id>`, one stream per HSM id. Per stream the checkpoint
+  holds the last event timestamp and the CloudWatch event ids seen at that millisecond, so a rerun asks
+  from that timestamp on and skips only those ids: nothing is fetched twice and nothing in the same
+  millisecond is lost.
+- Files: gzip text as `create-export-task` writes it (`<ISO8601> <message>` lines, a multi-line message
+  continuing on the following lines; the HSM id is the folder the object sits in, as in
+  `<prefix>/<task-id>/<hsm-id>/000000.gz`), or JSON lines of `{timestamp, message, logStreamName}`
+  (also a `{"events": [...]}` document as `aws logs filter-log-events` prints).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from botocore.exceptions import ClientError
+
+from ingest.aws import explain_client_error
+from ingest.cloudhsm import TABLE, messages_frame
+from ingest.cloudhsm_load import Batch
+from ingest.errors import ConfigError, SourceError
+from ingest.lake import quarantine_rows
+from ingest.schema import QUARANTINE
+from ingest.state import IngestState, ObjectVersion
+
+LOG_GROUP_PREFIX = "/aws/cloudhsm/"
+BATCH_ENTRIES = 200_000
+THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+CLUSTER_IN_PATH = re.compile(r"(cluster-[a-z0-9]+)")
+EXPORT_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d) "
+
+
+def cluster_of_group(log_group: str) -> str:
+    """The cluster id in a log group name `/aws/cloudhsm/<cluster-id>`."""
+    return log_group.rstrip("/").rsplit("/", 1)[-1]
+
+
+def call_with_backoff(func: Callable[..., Any], what: str, attempts: int = 6, **kwargs: Any) -> Any:
+    """Call a boto3 method, retrying throttling with exponential backoff beyond botocore's own retries."""
+    for attempt in range(attempts):
+        try:
+            return func(**kwargs)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code not in THROTTLED:
+                raise explain_client_error(err, what) from err
+            if attempt == attempts - 1:
+                raise SourceError(f"{what}: still throttled after {attempts} attempts; rerun later") from err
+            time.sleep(min(2**attempt * 0.5, 20))
+    raise AssertionError("unreachable")
+
+
+# --- CloudWatch Logs -------------------------------------------------------------------------------------
+
+
+def list_log_groups(client: Any, prefix: str = LOG_GROUP_PREFIX) -> list[str]:
+    """Every CloudHSM log group of the account and region."""
+    groups: list[str] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"logGroupNamePrefix": prefix, **({"nextToken": token} if token else {})}
+        page = call_with_backoff(client.describe_log_groups, f"log groups {prefix}*", **kwargs)
+        groups += [g["logGroupName"] for g in page.get("logGroups", [])]
+        token = page.get("nextToken")
+        if not token:
+            return groups
+
+
+def list_streams(client: Any, log_group: str) -> list[str]:
+    """Every log stream (one per HSM) of a log group."""
+    streams: list[str] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"logGroupName": log_group, **({"nextToken": token} if token else {})}
+        page = call_with_backoff(client.describe_log_streams, f"log group {log_group}", **kwargs)
+        streams += [s["logStreamName"] for s in page.get("logStreams", [])]
+        token = page.get("nextToken")
+        if not token:
+            return streams
+
+
+def stream_events(
+    client: Any, log_group: str, stream: str, start_ms: int | None, end_ms: int | None, page_size: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Events of one stream in time order, page by page until no nextToken (empty pages included)."""
+    kwargs: dict[str, Any] = {"logGroupName": log_group, "logStreamNames": [stream]}
+    kwargs |= {k: v for k, v in (("startTime", start_ms), ("endTime", end_ms), ("limit", page_size)) if v}
+    while True:
+        page = call_with_backoff(client.filter_log_events, f"log stream {log_group}/{stream}", **kwargs)
+        yield from page.get("events", [])
+        if not page.get("nextToken"):
+            return
+        kwargs["nextToken"] = page["nextToken"]
+
+
+@dataclass
+class CloudWatchSource:
+    """CloudHSM log groups in CloudWatch Logs, read incrementally per stream."""
+
+    client: Any
+    log_groups: list[str]
+    since_ms: int | None = None
+    until_ms: int | None = None
+    page_size: int | None = None
+    batch_entries: int = BATCH_ENTRIES
+    cluster_id: str | None = None
+
+    def plan(self) -> list[tuple[str, str]]:
+        """(log group, stream) pairs this source would read."""
+        groups = self.log_groups or list_log_groups(self.client)
+        return [(g, s) for g in groups for s in list_streams(self.client, g)]
+
+    def batches(self, state: IngestState) -> Iterator[Batch]:
+        """Batches of new events, stream by stream."""
+        for group, stream in self.plan():
+            yield from self._stream_batches(state, group, stream)
+
+    def _stream_batches(self, state: IngestState, group: str, stream: str) -> Iterator[Batch]:
+        checkpoint = state.checkpoint(group, stream) or {}
+        last_ms, seen = checkpoint.get("timestamp"), set(checkpoint.get("event_ids", []))
+        start = max(filter(None, (self.since_ms, last_ms)), default=None)
+        chunk: list[dict[str, Any]] = []
+        for event in stream_events(self.client, group, stream, start, self.until_ms, self.page_size):
+            if event["timestamp"] == last_ms and event.get("eventId") in seen:
+                continue
+            chunk.append(event)
+            if len(chunk) >= self.batch_entries:
+                yield self._batch(group, stream, chunk, checkpoint)
+                checkpoint, chunk = _next_checkpoint(checkpoint, chunk), []
+        if chunk:
+            yield self._batch(group, stream, chunk, checkpoint)
+
+    def _batch(self, group: str, stream: str, events: list[dict[str, Any]], checkpoint: dict[str, Any]) -> Batch:
+        source_object = f"cloudwatch:{group}:{stream}"
+        frame = messages_frame(
+            [e.get("message") for e in events],
+            [e.get("logStreamName") or stream for e in events],
+            [cluster_of_group(group)] * len(events),
+            [source_object] * len(events),
+        )
+        position = _next_checkpoint(checkpoint, events)
+        return Batch(frame, commit=lambda state, run_id, counts: state.set_checkpoint(group, stream, position))
+
+
+def _next_checkpoint(previous: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Last timestamp read and the event ids at that millisecond (merged when it did not move)."""
+    last = max(e["timestamp"] for e in events)
+    ids = {e.get("eventId") for e in events if e["timestamp"] == last}
+    if previous.get("timestamp") == last:
+        ids |= set(previous.get("event_ids", []))
+    return {"timestamp": last, "event_ids": sorted(i for i in ids if i)}
+
+
+# --- Exported files -------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileObject:
+    """One exported file: its identity for the ingest state and a way to read its bytes."""
+
+    version: ObjectVersion
+    url: str
+    read: Callable[[], bytes]
+
+
+def local_objects(root: Path) -> list[FileObject]:
+    """Files under a local folder (or the one file), in name order."""
+    if not root.exists():
+        raise ConfigError(f"{root} does not exist: give a folder of CloudHSM exports, an s3:// URL or 'cloudwatch'")
+    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    objects = []
+    for path in paths:
+        if path.name.startswith(".") or path.suffix in (".tmp", ".md", ".csv"):
+            continue
+        st = path.stat()
+        version = ObjectVersion(str(path.resolve()), None, st.st_size, st.st_mtime)
+        objects.append(FileObject(version, str(path), path.read_bytes))
+    return objects
+
+
+def s3_objects(client: Any, url: str) -> list[FileObject]:
+    """Objects under an s3://bucket/prefix URL."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    objects = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            version = ObjectVersion(key, obj.get("ETag", "").strip('"'), obj.get("Size"), None)
+            objects.append(FileObject(version, f"s3://{bucket}/{key}", _s3_reader(client, bucket, key)))
+    return objects
+
+
+def _s3_reader(client: Any, bucket: str, key: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            return bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except ClientError as err:
+            raise explain_client_error(err, f"s3://{bucket}/{key}") from err
+
+    return read
+
+
+def read_export(url: str, data: bytes, cluster_id: str | None) -> tuple[pl.DataFrame, pa.Table]:
+    """Messages of one exported file (gzip or plain; export text or JSON) and quarantine for bad lines."""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as err:
+            return _empty_messages(), _one_bad(url, f"unreadable gzip ({err}): re-export or re-download the file")
+    text = data.decode("utf-8", errors="replace")
+    cluster = cluster_id or _cluster_in(url)
+    if text.lstrip()[:1] in ("{", "["):
+        return _json_messages(url, text, cluster)
+    return _export_messages(url, text, cluster)
+
+
+def _cluster_in(url: str) -> str | None:
+    found = CLUSTER_IN_PATH.findall(url)
+    return found[-1] if found else None
+
+
+def _hsm_folder(url: str) -> str | None:
+    """The HSM id an export object belongs to: the folder it sits in (its log stream name)."""
+    parts = url.rstrip("/").split("/")
+    return parts[-2] if len(parts) >= 2 and parts[-2].startswith("hsm-") else None
+
+
+def _export_messages(url: str, text: str, cluster: str | None) -> tuple[pl.DataFrame, pa.Table]:
+    """Split export text into entries: a line with a timestamp prefix starts one, other lines continue it."""
+    lines = pl.DataFrame({"line": text.split("\n")}).with_row_index("line_no", offset=1)
+    lines = lines.with_columns(pl.col("line").str.contains(EXPORT_LINE).cum_sum().alias("entry"))
+    entries = lines.group_by("entry", maintain_order=True).agg(
+        pl.col("line").str.join("\n").str.strip_chars_end("\r\n "), pl.col("line_no").first()
+    )
+    orphan = entries.filter((pl.col("entry") == 0) & (pl.col("line") != ""))
+    entries = entries.filter(pl.col("entry") > 0)
+    messages = entries.get_column("line").str.replace(EXPORT_LINE, "").to_list()
+    n = len(messages)
+    frame = messages_frame(messages, [_hsm_folder(url)] * n, [cluster] * n, [url] * n, entries["line_no"].to_list())
+    reason = "text before the first timestamped entry (not a CloudWatch export line)"
+    bad = [(url, int(no), reason, line) for line, no in orphan.select("line", "line_no").iter_rows()]
+    return frame, quarantine_rows(TABLE, iter(bad))
+
+
+def _json_messages(url: str, text: str, cluster: str | None) -> tuple[pl.DataFrame, pa.Table]:
+    """Events from JSON lines, or from one `{"events": [...]}` document; bad lines are quarantined."""
+    stripped = text.strip()
+    if stripped.startswith("{") and "\n" in stripped and stripped.endswith("}") and '"events"' in stripped[:200]:
+        try:
+            return _events_frame(url, json.loads(stripped).get("events", []), cluster), QUARANTINE.empty_table()
+        except json.JSONDecodeError:
+            pass
+    events, bad = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as err:
+            bad.append((url, number, f"invalid JSON on line {number}: {err.msg}", line))
+            continue
+        if not isinstance(event, dict) or not isinstance(event.get("message"), str):
+            bad.append((url, number, f"line {number} has no string 'message' field", line))
+            continue
+        events.append({**event, "_line": number})
+    return _events_frame(url, events, cluster), quarantine_rows(TABLE, iter(bad))
+
+
+def _events_frame(url: str, events: list[dict[str, Any]], cluster: str | None) -> pl.DataFrame:
+    n = len(events)
+    folder = _hsm_folder(url)
+    return messages_frame(
+        [e.get("message") for e in events],
+        [e.get("logStreamName") or folder for e in events],
+        [cluster] * n,
+        [url] * n,
+        [e.get("_line", i + 1) for i, e in enumerate(events)],
+    )
+
+
+def _empty_messages() -> pl.DataFrame:
+    return messages_frame([], [], [], [])
+
+
+def _one_bad(url: str, reason: str) -> pa.Table:
+    return quarantine_rows(TABLE, iter([(url, None, reason, None)]))
+
+
+@dataclass
+class FileSource:
+    """A folder (local or s3://) of CloudWatch Logs exports; each file is read once per version."""
+
+    root: str
+    objects: Callable[[], list[FileObject]]
+    cluster_id: str | None = None
+    batch_entries: int = BATCH_ENTRIES
+
+    def plan(self, state: IngestState | None = None) -> list[FileObject]:
+        """Files this source would read (only new or changed ones when a state is given)."""
+        objects = self.objects()
+        if state is None:
+            return objects
+        known = state.known(self.root)
+        return [o for o in objects if state.is_new(known, o.version)]
+
+    def batches(self, state: IngestState) -> Iterator[Batch]:
+        """Batches of whole files, about `batch_entries` messages each."""
+        pending: list[tuple[FileObject, pl.DataFrame, pa.Table]] = []
+        for obj in self.plan(state):
+            frame, bad = read_export(obj.url, obj.read(), self.cluster_id)
+            pending.append((obj, frame, bad))
+            if sum(p[1].height for p in pending) >= self.batch_entries:
+                yield self._batch(pending)
+                pending = []
+        if pending:
+            yield self._batch(pending)
+
+    def _batch(self, pending: list[tuple[FileObject, pl.DataFrame, pa.Table]]) -> Batch:
+        frame = pl.concat([p[1] for p in pending])
+        bad = pa.concat_tables([p[2] for p in pending])
+
+        def commit(state: IngestState, run_id: str, counts: dict[str, dict[str, int]]) -> None:
+            empty = {"records": 0, "kept": 0, "quarantined": 0}
+            done = [(o.version, counts.get(o.url, empty)) for o, _, _ in pending]
+            state.record_objects(self.root, run_id, done)
+
+        return Batch(frame, bad, commit)
+
+
+# --- Choosing a source ----------------------------------------------------------------------------------
+
+
+def parse_when(text: str | None, now: dt.datetime | None = None) -> int | None:
+    """A --since/--until value (ISO date or time, or relative like 7d, 12h, 30m) as epoch milliseconds."""
+    if not text:
+        return None
+    now = now or dt.datetime.now(dt.UTC)
+    relative = re.fullmatch(r"(\d+)\s*([dhm])", text.strip())
+    if relative:
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[relative.group(2)]
+        return int((now - dt.timedelta(**{unit: int(relative.group(1))})).timestamp() * 1000)
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"cannot read time {text!r}: use e.g. 2026-11-29, 2026-11-29T13:00:00Z or 7d") from None
+    return int((when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp() * 1000)
+
+
+def open_source(
+    source: str | None,
+    log_groups: list[str],
+    since: str | None = None,
+    until: str | None = None,
+    cluster_id: str | None = None,
+    client: Callable[[str], Any] | None = None,
+) -> CloudWatchSource | FileSource:
+    """The source a command line names: 'cloudwatch' (or --log-group), an s3:// URL, or a local path."""
+    make = client or (lambda service: None)
+    if source in (None, "cloudwatch") or log_groups:
+        if source not in (None, "cloudwatch"):
+            raise ConfigError(f"give either a SOURCE ({source}) or --log-group, not both")
+        groups = list(log_groups) or ([LOG_GROUP_PREFIX + cluster_id] if cluster_id else [])
+        return CloudWatchSource(make("logs"), groups, parse_when(since), parse_when(until), cluster_id=cluster_id)
+    if since or until:
+        raise ConfigError("--since/--until apply to CloudWatch Logs; for files, point SOURCE at the files to read")
+    if source.startswith("s3://"):
+        s3 = make("s3")
+        return FileSource(source, lambda: s3_objects(s3, source), cluster_id)
+    root = Path(source)
+    return FileSource(str(root.resolve()), lambda: local_objects(root), cluster_id)
