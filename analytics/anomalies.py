@@ -1,0 +1,249 @@
+"""Anomaly detectors: one SQL file each under `analytics/sql/anomalies/`, run with settings, combined into one
+relation with the same columns, and exposed as the `anomalies` view.
+
+Every detector returns the offending rows (none means clean) with the columns in `COLUMNS`. Thresholds and
+windows come from the `[anomalies]` settings; `DEFAULTS` holds their documented defaults (docs/anomalies.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ingest.errors import ConfigError, KeytrailError
+
+SQL_DIR = Path(__file__).parent / "sql" / "anomalies"
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+COLUMNS: dict[str, str] = {
+    "detector": "VARCHAR",
+    "severity": "VARCHAR",
+    "tenant_id": "VARCHAR",
+    "key": "VARCHAR",
+    "principal": "VARCHAR",
+    "window_start": "TIMESTAMPTZ",
+    "window_end": "TIMESTAMPTZ",
+    "observed": "DOUBLE",
+    "expected": "DOUBLE",
+    "score": "DOUBLE",
+    "explanation": "VARCHAR",
+    "evidence": "VARCHAR[]",
+}
+
+DEFAULTS: dict[str, Any] = {
+    # all detectors
+    "evidence_limit": 20,  # event ids kept per finding
+    # volume_spike (and the baselines of kms_logging_gap)
+    "spike_operation_classes": ["crypto"],
+    "spike_min_volume": 50,  # operations in the hour; quieter hours never alarm
+    "spike_min_ratio": 3.0,  # observed must be at least this multiple of the baseline
+    "spike_min_score": 6.0,  # (observed - baseline) / max(1.4826 * MAD, sqrt(baseline), 1)
+    "spike_baseline_days": 7,  # same hour on each of the previous N days
+    "spike_baseline_weeks": 4,  # same hour of the week over the previous N weeks
+    "spike_min_history_days": 7,  # a series younger than this has no baseline yet
+    "drop_min_expected": 20.0,  # a tenant is busy at an hour when its baseline is at least this
+    "drop_min_hours": 3,  # consecutive silent busy hours that make a drop
+    # error_burst
+    "error_code_pattern": "AccessDenied|Throttling|InvalidState|Disabled|KeyUnavailable|NotFound|"
+    "InvalidCiphertext|IncorrectKey|InvalidGrant|InvalidKeyUsage|LimitExceeded",
+    "error_min_count": 10,  # failed calls in the hour
+    "error_min_ratio": 5.0,  # times the principal's average hourly errors
+    "error_baseline_days": 7,
+    # first_seen
+    "first_seen_learning_days": 7,  # a tenant's first days: everything is new, nothing is reported
+    "first_seen_ipv4_prefix": 24,
+    "first_seen_evidence_hours": 24,
+    # cross_tenant_key_use
+    "context_tenant_key": "tenant_id",  # encryption-context key holding a tenant id or name
+    # unattributed_operation
+    "unattributed_operation_classes": ["crypto"],
+    # key_destruction_or_disable
+    "destructive_operations": [
+        "DisableKey",
+        "ScheduleKeyDeletion",
+        "DeleteImportedKeyMaterial",
+        "ImportKeyMaterial",
+        "PutKeyPolicy",
+        "CreateGrant",
+        "UpdateAlias",
+        "DisconnectCustomKeyStore",
+        "UpdateCustomKeyStore",
+        "DeleteCustomKeyStore",
+    ],
+    "destructive_include_failed": False,
+    # kms_logging_gap
+    "gap_min_hours": 2,
+    "gap_min_hourly_events": 5.0,  # expected KMS events per hour for a silent hour to count
+    "gap_min_history_days": 3,
+    # hsm_failed_logins
+    "hsm_login_min_failures": 3,
+    "hsm_login_window_minutes": 10,
+    # hsm_user_admin
+    "hsm_admin_opcodes": [
+        "CN_CREATE_USER",
+        "CN_DELETE_USER",
+        "CN_CHANGE_PSWD",
+        "CN_CREATE_CO",
+        "CN_CREATE_APPLIANCE_USER",
+    ],
+    "hsm_admin_ignore_users": [],
+    # hsm_sequence_gap
+    "hsm_gap_kinds": ["gap", "reset"],
+    # kmsuser_without_kms
+    "kmsuser_name": "kmsuser",
+    "kmsuser_tolerance_minutes": 10,
+}
+
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+_COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.S)
+
+
+class UnknownDetector(KeytrailError):
+    """A detector name that has no SQL file."""
+
+    exit_code = 2
+
+
+class MissingRelation(KeytrailError):
+    """A detector needs a table or view (key_operations, tenants, hsm_events, …) that is not there."""
+
+
+def detector_names() -> list[str]:
+    """Names of all detectors, one per `.sql` file."""
+    return sorted(p.stem for p in SQL_DIR.glob("*.sql"))
+
+
+def detector_sql(name: str) -> str:
+    """The SQL text of one detector."""
+    path = SQL_DIR / f"{name}.sql"
+    if not path.is_file():
+        raise UnknownDetector(f"no detector named {name!r}; choose from: {', '.join(detector_names())}")
+    return path.read_text()
+
+
+def detector_params(sql: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The named parameters a query uses, taken from settings (DuckDB rejects unused ones)."""
+    names = set(_PARAM.findall(_COMMENT.sub("", sql)))
+    return {name: settings[name] for name in sorted(names)}
+
+
+def resolve_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults overlaid with the `[anomalies]` settings; an unknown or mistyped setting is a ConfigError."""
+    merged = dict(DEFAULTS)
+    for name, value in (settings or {}).items():
+        if name not in DEFAULTS:
+            raise ConfigError(f"unknown anomalies setting {name!r}; known settings: {', '.join(sorted(DEFAULTS))}")
+        default = DEFAULTS[name]
+        ok = isinstance(value, list) if isinstance(default, list) else isinstance(value, type(default))
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            ok, value = True, float(value)
+        if not ok or (isinstance(default, int) and isinstance(value, bool) != isinstance(default, bool)):
+            raise ConfigError(
+                f"anomalies setting {name!r} must be a {type(default).__name__} like {default!r}, got {value!r}"
+            )
+        merged[name] = value
+    return merged
+
+
+def _select(name: str) -> str:
+    cols = ", ".join(f"{col}::{kind} AS {col}" for col, kind in COLUMNS.items())
+    return f"SELECT {cols} FROM (\n{detector_sql(name)}\n)"
+
+
+def run_detector(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    settings: Mapping[str, Any] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> pa.Table:
+    """Run one detector; rows are findings (empty means clean). since/until bound the scored window."""
+    resolved = resolve_settings(settings)
+    resolved.update(score_from=since, score_to=until)
+    sql = _select(name)
+    try:
+        return con.sql(sql, params=detector_params(sql, resolved)).to_arrow_table()
+    except duckdb.CatalogException as err:
+        raise MissingRelation(f"detector {name} needs a relation the connection lacks: {err}") from err
+
+
+def run_detectors(
+    con: duckdb.DuckDBPyConnection,
+    settings: Mapping[str, Any] | None = None,
+    detectors: Iterable[str] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    skip_missing: bool = True,
+) -> tuple[pa.Table, list[str]]:
+    """Run the chosen detectors (all by default); returns the combined findings and the detectors skipped
+    because a relation they read is missing (e.g. no CloudHSM logs in the lake)."""
+    names = list(detectors) if detectors else detector_names()
+    known = set(detector_names())
+    for name in names:
+        if name not in known:
+            raise UnknownDetector(f"no detector named {name!r}; choose from: {', '.join(sorted(known))}")
+    tables, skipped = [], []
+    for name in names:
+        try:
+            tables.append(run_detector(con, name, settings, since, until))
+        except MissingRelation:
+            if not skip_missing:
+                raise
+            skipped.append(name)
+    if not tables:
+        empty = ", ".join(f"NULL::{kind} AS {col}" for col, kind in COLUMNS.items())
+        return con.sql(f"SELECT {empty} LIMIT 0").to_arrow_table(), skipped
+    return pa.concat_tables(tables), skipped
+
+
+def register_anomalies(
+    con: duckdb.DuckDBPyConnection,
+    settings: Mapping[str, Any] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> list[str]:
+    """Run every detector once and expose the findings as the `anomalies` view on `con`; returns skipped ones."""
+    found, skipped = run_detectors(con, settings, since=since, until=until)
+    con.register("_anomalies_found", found)
+    con.execute("CREATE OR REPLACE TEMP TABLE _anomalies AS SELECT * FROM _anomalies_found")
+    con.unregister("_anomalies_found")
+    con.execute("CREATE OR REPLACE TEMP VIEW anomalies AS SELECT * FROM _anomalies")
+    return skipped
+
+
+def find_anomalies(
+    con: duckdb.DuckDBPyConnection,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    tenant: str | None = None,
+    detectors: Iterable[str] | None = None,
+    min_severity: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """Findings of the chosen detectors whose window touches [since, until), for one tenant and at or above a
+    severity, most severe first then oldest first."""
+    if min_severity is not None and min_severity not in SEVERITIES:
+        raise ConfigError(f"unknown severity {min_severity!r}; choose from: {', '.join(SEVERITIES)}")
+    found, _ = run_detectors(con, settings, detectors, since, until)
+    rank = SEVERITIES.index(min_severity) if min_severity else 0
+    con.register("_found", found)
+    try:
+        return con.sql(
+            """
+            SELECT * FROM _found
+            WHERE ($tenant::VARCHAR IS NULL OR tenant_id = $tenant)
+              AND list_position($severities, severity) > $rank
+              AND ($since::TIMESTAMPTZ IS NULL OR window_end >= $since)
+              AND ($until::TIMESTAMPTZ IS NULL OR window_start < $until)
+            ORDER BY list_position($severities, severity) DESC, window_start, detector, tenant_id, key, principal
+            """,
+            params={"tenant": tenant, "severities": list(SEVERITIES), "rank": rank, "since": since, "until": until},
+        ).to_arrow_table()
+    finally:
+        con.unregister("_found")

@@ -1,0 +1,53 @@
+/* Error bursts. A row is a run of consecutive UTC hours in which one principal (of a tenant, or of no tenant)
+   got far more AccessDenied / throttling / invalid-state errors from KMS than its own hourly average over the
+   previous $error_baseline_days days. A principal with no history is compared with zero, so a burst on a
+   tenant's first day still counts. */
+WITH errors AS (
+    SELECT tenant_id, principal, key, event_id, event_time, error_code, date_trunc('hour', event_time) AS hour
+    FROM key_operations
+    WHERE is_primary AND NOT success AND source = 'cloudtrail'
+      AND regexp_matches(coalesce(error_code, ''), $error_code_pattern)
+),
+hourly AS (
+    SELECT tenant_id, principal, hour, count(*) AS n
+    FROM errors GROUP BY ALL
+),
+scored AS (
+    SELECT h.tenant_id, h.principal, h.hour, h.n,
+           coalesce(sum(p.n), 0) / (24.0 * $error_baseline_days) AS expected
+    FROM hourly h
+    LEFT JOIN hourly p
+      ON p.principal IS NOT DISTINCT FROM h.principal AND p.tenant_id IS NOT DISTINCT FROM h.tenant_id
+     AND p.hour < h.hour AND p.hour >= h.hour - to_days($error_baseline_days)
+    WHERE h.n >= $error_min_count
+      AND ($score_from::TIMESTAMPTZ IS NULL OR h.hour >= date_trunc('hour', $score_from::TIMESTAMPTZ))
+      AND ($score_to::TIMESTAMPTZ IS NULL OR h.hour < $score_to::TIMESTAMPTZ)
+    GROUP BY h.tenant_id, h.principal, h.hour, h.n
+),
+flagged AS (
+    SELECT *, (n - expected) / sqrt(expected + 1) AS score,
+           hour - to_hours(row_number() OVER (PARTITION BY tenant_id, principal ORDER BY hour)) AS island
+    FROM scored
+    WHERE n >= $error_min_ratio * expected
+),
+bursts AS (
+    SELECT tenant_id, principal, min(hour) AS window_start, max(hour) + INTERVAL 1 HOUR AS window_end,
+           sum(n) AS observed, sum(expected) AS expected, max(score) AS score
+    FROM flagged GROUP BY tenant_id, principal, island
+)
+SELECT 'error_burst' AS detector,
+       CASE WHEN bool_or(e.error_code LIKE 'AccessDenied%') THEN 'high' ELSE 'medium' END AS severity,
+       b.tenant_id,
+       CASE WHEN count(DISTINCT e.key) = 1 THEN any_value(e.key) END AS key,
+       b.principal, b.window_start, b.window_end, b.observed, b.expected, b.score,
+       format('{} got {} failed KMS calls ({}) between {} and {} UTC, where about {} were expected.',
+              coalesce(b.principal, 'An unknown principal'), b.observed,
+              array_to_string(list_sort(list(DISTINCT e.error_code)), ', '),
+              strftime(b.window_start, '%Y-%m-%d %H:%M'), strftime(b.window_end, '%H:%M'),
+              round(b.expected, 1)) AS explanation,
+       list(e.event_id ORDER BY e.event_time)[1:$evidence_limit] AS evidence
+FROM bursts b
+JOIN errors e
+  ON e.principal IS NOT DISTINCT FROM b.principal AND e.tenant_id IS NOT DISTINCT FROM b.tenant_id
+ AND e.event_time >= b.window_start AND e.event_time < b.window_end
+GROUP BY b.tenant_id, b.principal, b.window_start, b.window_end, b.observed, b.expected, b.score

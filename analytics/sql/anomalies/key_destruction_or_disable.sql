@@ -1,0 +1,41 @@
+/* Destructive or control-plane key changes. A row is one successful call that disables or destroys a key or its
+   material (DisableKey, ScheduleKeyDeletion, DeleteImportedKeyMaterial, ImportKeyMaterial), changes who may use
+   it (PutKeyPolicy; CreateGrant to a grantee that is no known tenant principal or account, nor an AWS service),
+   retargets an alias (UpdateAlias) or changes a custom key store (Disconnect/Update/DeleteCustomKeyStore). */
+WITH changes AS (
+    SELECT o.*, k.grantee_principal
+    FROM key_operations o
+    LEFT JOIN kms_events k ON o.operation = 'CreateGrant' AND k.event_id = o.event_id
+    WHERE o.source = 'cloudtrail' AND o.is_primary
+      AND list_contains($destructive_operations, o.operation)
+      AND (o.success OR $destructive_include_failed)
+      AND ($score_from::TIMESTAMPTZ IS NULL OR o.event_time >= $score_from::TIMESTAMPTZ)
+      AND ($score_to::TIMESTAMPTZ IS NULL OR o.event_time < $score_to::TIMESTAMPTZ)
+),
+known_grantees AS (
+    SELECT DISTINCT c.grantee_principal
+    FROM changes c, (SELECT unnest(principals) AS pattern, accounts FROM tenants) t
+    WHERE c.grantee_principal = t.pattern
+       OR (contains(t.pattern, '*') AND c.grantee_principal GLOB t.pattern)
+       OR list_contains(t.accounts, regexp_extract(c.grantee_principal, '^arn:aws[a-z-]*:iam::(\d{12}):', 1))
+       OR list_contains(t.accounts, c.grantee_principal)
+)
+SELECT 'key_destruction_or_disable' AS detector,
+       CASE WHEN operation IN ('ScheduleKeyDeletion', 'DeleteImportedKeyMaterial', 'DeleteCustomKeyStore')
+                THEN 'critical'
+            WHEN operation IN ('DisableKey', 'DisconnectCustomKeyStore', 'PutKeyPolicy', 'CreateGrant') THEN 'high'
+            ELSE 'medium' END AS severity,
+       tenant_id, key, principal, event_time AS window_start, event_time AS window_end,
+       1 AS observed, 0 AS expected, 1 AS score,
+       format('{} called {} on {} at {} UTC{}.', coalesce(principal, 'An unknown principal'), operation,
+              CASE WHEN key IS NULL THEN 'a custom key store'
+                   ELSE coalesce('the key of tenant ' || tenant_id, 'key ' || key) END,
+              strftime(event_time, '%Y-%m-%d %H:%M:%S'),
+              CASE WHEN operation = 'CreateGrant' THEN ', granting use to ' || coalesce(grantee_principal, 'an unnamed grantee')
+                       || ', which belongs to no known tenant' ELSE '' END) AS explanation,
+       [event_id] AS evidence
+FROM changes c
+WHERE operation <> 'CreateGrant'
+   OR (grantee_principal IS DISTINCT FROM NULL
+       AND NOT grantee_principal LIKE '%.amazonaws.com'
+       AND grantee_principal NOT IN (SELECT grantee_principal FROM known_grantees))

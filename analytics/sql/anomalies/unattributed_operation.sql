@@ -1,0 +1,20 @@
+/* Unattributed operations. A row is one day's operations on one key by one principal and account that no
+   tenant rule claims (tenant_id and attributed_by both empty), limited to the operation classes in
+   $unattributed_operation_classes. Cross-account copies of one call count once. */
+SELECT 'unattributed_operation' AS detector,
+       CASE WHEN bool_or(success) THEN 'medium' ELSE 'low' END AS severity,
+       NULL AS tenant_id, key, principal,
+       min(event_time) AS window_start, max(event_time) AS window_end,
+       count(DISTINCT usage_id) AS observed, 0 AS expected, count(DISTINCT usage_id) AS score,
+       format('{} in account {} made {} {} calls that no tenant rule claims on {} (first at {} UTC).',
+              coalesce(principal, 'An unknown principal'), coalesce(account, 'unknown'), count(DISTINCT usage_id),
+              array_to_string(list_sort(list(DISTINCT operation)), '/'),
+              CASE WHEN key IS NULL THEN 'no key' ELSE 'key ' || key END,
+              strftime(min(event_time), '%Y-%m-%d %H:%M:%S')) AS explanation,
+       list(event_id ORDER BY event_time)[1:$evidence_limit] AS evidence
+FROM key_operations
+WHERE tenant_id IS NULL AND attributed_by IS NULL
+  AND list_contains($unattributed_operation_classes, operation_class)
+  AND ($score_from::TIMESTAMPTZ IS NULL OR event_time >= $score_from::TIMESTAMPTZ)
+  AND ($score_to::TIMESTAMPTZ IS NULL OR event_time < $score_to::TIMESTAMPTZ)
+GROUP BY key, principal, account, event_date

@@ -1,0 +1,27 @@
+/* Use outside a tenant's access window. A row is one tenant's principal using one key at or after the tenant's
+   `revoked_at`, or before its `active_from`: a call one second before revocation is legitimate, a call at the
+   revocation instant is not. Cross-account copies of one call count once but both event ids are evidence. */
+WITH outside AS (
+    SELECT o.tenant_id, o.key, o.principal, o.event_id, o.usage_id, o.event_time, o.operation,
+           o.event_time >= t.revoked_at AS after_revocation, t.revoked_at, t.active_from
+    FROM key_operations o
+    JOIN tenants t USING (tenant_id)
+    WHERE (t.revoked_at IS NOT NULL AND o.event_time >= t.revoked_at)
+       OR (t.active_from IS NOT NULL AND o.event_time < t.active_from)
+)
+SELECT 'use_outside_access_window' AS detector,
+       CASE WHEN bool_or(after_revocation) THEN 'critical' ELSE 'high' END AS severity,
+       tenant_id, key, principal,
+       min(event_time) AS window_start, max(event_time) AS window_end,
+       count(DISTINCT usage_id) AS observed, 0 AS expected, count(DISTINCT usage_id) AS score,
+       CASE WHEN bool_or(after_revocation)
+            THEN format('Tenant {} used a key {} times after its access was revoked at {} UTC (first at {} UTC, {}).',
+                        tenant_id, count(DISTINCT usage_id), strftime(any_value(revoked_at), '%Y-%m-%d %H:%M:%S'),
+                        strftime(min(event_time), '%Y-%m-%d %H:%M:%S'), arg_min(operation, event_time))
+            ELSE format('Tenant {} used a key {} times before its access began at {} UTC (first at {} UTC, {}).',
+                        tenant_id, count(DISTINCT usage_id), strftime(any_value(active_from), '%Y-%m-%d %H:%M:%S'),
+                        strftime(min(event_time), '%Y-%m-%d %H:%M:%S'), arg_min(operation, event_time))
+       END AS explanation,
+       list(event_id ORDER BY event_time)[1:$evidence_limit] AS evidence
+FROM outside
+GROUP BY tenant_id, key, principal

@@ -1,0 +1,147 @@
+/* Volume spikes and drops. A row is either a run of consecutive UTC hours in which one tenant's use of one key
+   for one operation ran far above its own baseline, or a run of hours in which a busy tenant's traffic fell to
+   zero. The spike baseline is the larger of two medians (the same hour on each of the previous $spike_baseline_days
+   days, and the same hour of the week over the previous $spike_baseline_weeks weeks), so daily and weekly batch
+   jobs are part of the baseline; the drop baseline is the smaller one, so quiet weekends are not drops.
+   Only primary copies count (a cross-account call is one use), and only hours after $score_from are scored. */
+WITH ops AS (
+    SELECT tenant_id, key, operation, date_trunc('hour', event_time) AS hour
+    FROM key_operations
+    WHERE is_primary AND tenant_id IS NOT NULL AND key IS NOT NULL
+      AND list_contains($spike_operation_classes, operation_class)
+),
+hourly AS (
+    SELECT tenant_id, key, operation, hour, count(*) AS n FROM ops GROUP BY ALL
+),
+series AS (
+    SELECT tenant_id, key, operation, min(hour) AS first_hour FROM hourly GROUP BY ALL
+),
+lags AS (
+    SELECT 'day' AS kind, k * 24 AS back FROM range(1, $spike_baseline_days + 1) t(k)
+    UNION ALL
+    SELECT 'week' AS kind, k * 168 AS back FROM range(1, $spike_baseline_weeks + 1) t(k)
+),
+candidates AS (
+    SELECT h.tenant_id, h.key, h.operation, h.hour, h.n, s.first_hour
+    FROM hourly h JOIN series s USING (tenant_id, key, operation)
+    WHERE h.n >= $spike_min_volume
+      -- a series' first days have no baseline: nothing to compare with, so no alarm (first_seen covers novelty)
+      AND h.hour >= s.first_hour + to_days($spike_min_history_days)
+      AND ($score_from::TIMESTAMPTZ IS NULL OR h.hour >= date_trunc('hour', $score_from::TIMESTAMPTZ))
+      AND ($score_to::TIMESTAMPTZ IS NULL OR h.hour < $score_to::TIMESTAMPTZ)
+),
+points AS (
+    SELECT c.tenant_id, c.key, c.operation, c.hour, l.kind, coalesce(h.n, 0) AS v
+    FROM candidates c
+    CROSS JOIN lags l
+    LEFT JOIN hourly h
+      ON h.tenant_id = c.tenant_id AND h.key = c.key AND h.operation = c.operation
+     AND h.hour = c.hour - to_hours(l.back)
+    WHERE c.hour - to_hours(l.back) >= c.first_hour
+),
+baseline AS (
+    SELECT tenant_id, key, operation, hour,
+           median(v) FILTER (kind = 'day') AS day_median, mad(v) FILTER (kind = 'day') AS day_mad,
+           median(v) FILTER (kind = 'week') AS week_median, mad(v) FILTER (kind = 'week') AS week_mad
+    FROM points GROUP BY ALL
+),
+scored AS (
+    SELECT c.tenant_id, c.key, c.operation, c.hour, c.n,
+           greatest(coalesce(b.day_median, 0), coalesce(b.week_median, 0)) AS expected,
+           (c.n - greatest(coalesce(b.day_median, 0), coalesce(b.week_median, 0)))
+             / greatest(1.4826 * greatest(coalesce(b.day_mad, 0), coalesce(b.week_mad, 0)),
+                        sqrt(greatest(coalesce(b.day_median, 0), coalesce(b.week_median, 0))), 1.0) AS score
+    FROM candidates c JOIN baseline b USING (tenant_id, key, operation, hour)
+),
+flagged AS (
+    SELECT *, hour - to_hours(row_number() OVER (PARTITION BY tenant_id, key, operation ORDER BY hour)) AS island
+    FROM scored
+    WHERE score >= $spike_min_score AND n >= $spike_min_ratio * expected
+),
+spikes AS (
+    SELECT tenant_id, key, operation, min(hour) AS window_start, max(hour) + INTERVAL 1 HOUR AS window_end,
+           sum(n) AS observed, sum(expected) AS expected, max(score) AS score
+    FROM flagged GROUP BY tenant_id, key, operation, island
+),
+spike_evidence AS (
+    SELECT s.tenant_id, s.key, s.operation, s.window_start,
+           list(o.event_id ORDER BY o.event_time)[1:$evidence_limit] AS evidence,
+           CASE WHEN count(DISTINCT o.principal) = 1 THEN any_value(o.principal) END AS principal
+    FROM spikes s
+    JOIN key_operations o
+      ON o.tenant_id = s.tenant_id AND o.key = s.key AND o.operation = s.operation
+     AND o.event_time >= s.window_start AND o.event_time < s.window_end AND o.is_primary
+    GROUP BY ALL
+),
+-- drops: hours with no traffic at all from a tenant that is normally busy at that hour
+tenant_hourly AS (
+    SELECT tenant_id, hour, sum(n) AS n FROM hourly GROUP BY ALL
+),
+data_end AS (
+    -- the last, possibly partial, hour is never scored as a drop
+    SELECT date_trunc('hour', max(event_time)) AS end_hour FROM key_operations
+),
+silences AS (
+    SELECT tenant_id, hour + INTERVAL 1 HOUR AS silence_start,
+           coalesce(lead(hour) OVER (PARTITION BY tenant_id ORDER BY hour), (SELECT end_hour FROM data_end)) AS silence_end
+    FROM tenant_hourly
+),
+silent_hours AS (
+    SELECT s.tenant_id, g.hour
+    FROM silences s, LATERAL (SELECT unnest(generate_series(s.silence_start, s.silence_end - INTERVAL 1 HOUR,
+                                                           INTERVAL 1 HOUR)) AS hour) g
+    WHERE s.silence_end - s.silence_start >= to_hours($drop_min_hours)
+      AND ($score_from::TIMESTAMPTZ IS NULL OR g.hour >= date_trunc('hour', $score_from::TIMESTAMPTZ))
+      AND ($score_to::TIMESTAMPTZ IS NULL OR g.hour < $score_to::TIMESTAMPTZ)
+),
+tenant_first AS (
+    SELECT tenant_id, min(hour) AS first_hour FROM tenant_hourly GROUP BY ALL
+),
+silent_points AS (
+    SELECT z.tenant_id, z.hour, l.kind, coalesce(t.n, 0) AS v
+    FROM silent_hours z
+    JOIN tenant_first f USING (tenant_id)
+    CROSS JOIN lags l
+    LEFT JOIN tenant_hourly t ON t.tenant_id = z.tenant_id AND t.hour = z.hour - to_hours(l.back)
+    WHERE z.hour - to_hours(l.back) >= f.first_hour
+),
+silent_scored AS (
+    SELECT tenant_id, hour,
+           least(median(v) FILTER (kind = 'day'),
+                 coalesce(median(v) FILTER (kind = 'week'), median(v) FILTER (kind = 'day'))) AS expected,
+           count(*) FILTER (kind = 'day') AS day_points
+    FROM silent_points GROUP BY ALL
+),
+silent_flagged AS (
+    SELECT z.tenant_id, z.hour, z.expected,
+           z.hour - to_hours(row_number() OVER (PARTITION BY z.tenant_id ORDER BY z.hour)) AS island
+    FROM silent_scored z
+    JOIN tenants t USING (tenant_id)
+    WHERE z.expected >= $drop_min_expected
+      AND z.day_points >= $spike_min_history_days
+      -- a revoked or not yet active tenant is meant to be silent
+      AND (t.revoked_at IS NULL OR z.hour + INTERVAL 1 HOUR <= t.revoked_at)
+      AND (t.active_from IS NULL OR z.hour >= t.active_from)
+),
+drops AS (
+    SELECT tenant_id, min(hour) AS window_start, max(hour) + INTERVAL 1 HOUR AS window_end,
+           0 AS observed, sum(expected) AS expected, count(*) AS hours
+    FROM silent_flagged GROUP BY tenant_id, island
+    HAVING count(*) >= $drop_min_hours
+)
+SELECT 'volume_spike' AS detector,
+       CASE WHEN s.observed >= 10 * s.expected THEN 'high' ELSE 'medium' END AS severity,
+       s.tenant_id, s.key, e.principal, s.window_start, s.window_end,
+       s.observed, s.expected, s.score,
+       format('Tenant {} made {} {} calls with this key between {} and {} UTC, where about {} were expected.',
+              s.tenant_id, s.observed, s.operation, strftime(s.window_start, '%Y-%m-%d %H:%M'),
+              strftime(s.window_end, '%H:%M'), round(s.expected)::BIGINT) AS explanation,
+       e.evidence
+FROM spikes s JOIN spike_evidence e USING (tenant_id, key, operation, window_start)
+UNION ALL
+SELECT 'volume_spike', 'high', tenant_id, NULL, NULL, window_start, window_end,
+       observed, expected, expected AS score,
+       format('Tenant {} made no key operations for {} hours from {} UTC, where about {} were expected.',
+              tenant_id, hours, strftime(window_start, '%Y-%m-%d %H:%M'), round(expected)::BIGINT),
+       []::VARCHAR[]
+FROM drops
