@@ -1,0 +1,111 @@
+"""`connect()`: an in-memory DuckDB over the Parquet lake with every keytrail view registered.
+
+Order matters: the lake views first, then the tenants file as small tables, then the attribution maps
+(resolved once against the *distinct* principals, keys and aliases of the lake), then the views on top.
+The maps are a snapshot taken at connect(); reconnect (or call `refresh`) after an ingest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from analytics.queries import load_sql
+from analytics.tenants import Tenants, context_keys, load_tenants, rules_table, tenants_table
+from analytics.vocabulary import operation_names
+from ingest.lake import DEFAULT_LAKE, Lake
+from ingest.schema import QUARANTINE, TABLES
+
+MAPS = ("aliases", "primary_copies", "principal_map", "key_map", "context_map", "account_map", "hsm_user_map")
+VIEWS = ("key_operations", "usage_hourly", "usage_daily", "tenant_cost")
+# Columns the SQL relies on even if an older schema.py or older files lack them.
+EXTRA_COLUMNS = {"hsm_events": {"cluster_event_id": "VARCHAR", "session_user_name": "VARCHAR"}}
+
+
+def connect(
+    lake: str | os.PathLike[str] = DEFAULT_LAKE,
+    tenants: str | os.PathLike[str] | None = None,
+    memory_limit: str = "2GB",
+    threads: int | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake, tenants, attribution and usage views registered.
+
+    Args:
+        lake: the lake folder.
+        tenants: the tenants file; default $KEYTRAIL_TENANTS, else ./tenants.toml if present, else none.
+        memory_limit: DuckDB's memory limit (it spills to disk beyond it).
+        threads: DuckDB worker threads (default: all cores).
+    """
+    con = duckdb.connect(config={"memory_limit": memory_limit, **({"threads": threads} if threads else {})})
+    con.execute("SET TimeZone = 'UTC'")
+    register_lake(con, Lake(lake))
+    register_tenants(con, load_tenants(tenants))
+    refresh(con)
+    return con
+
+
+def refresh(con: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild the attribution maps from the lake and tenants, then (re)create the views on them."""
+    for name in MAPS:
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS {load_sql(name)}")
+    for name in VIEWS:
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {load_sql(name)}")
+
+
+def register_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """Views `kms_events`, `hsm_events` (with `event_date`) and `quarantine`; empty but typed if no files."""
+    for table, schema in TABLES.items():
+        _parquet_view(con, table, lake.files(table), schema, hive=True)
+    quarantined = sorted(lake.quarantine_dir.rglob("*.parquet")) if lake.quarantine_dir.exists() else []
+    _parquet_view(con, "quarantine", quarantined, QUARANTINE, hive=False)
+
+
+def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[Path], schema: pa.Schema, hive: bool) -> None:
+    """A view with exactly the schema's columns: columns missing from the files (older files) read as NULL."""
+    types = _duck_types(con, schema) | EXTRA_COLUMNS.get(name, {})
+    if hive:
+        types["event_date"] = "DATE"
+    present: set[str] = set()
+    source = "(SELECT 1) WHERE false"
+    if files:
+        file_list = "[" + ", ".join(_literal(str(f)) for f in files) + "]"
+        options = ", hive_partitioning = true, hive_types = {'event_date': DATE}" if hive else ""
+        source = f"read_parquet({file_list}, union_by_name = true{options})"
+        present = {row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    columns = ", ".join(f'"{c}"' if c in present else f'NULL::{t} AS "{c}"' for c, t in types.items())
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM {source}")
+
+
+def _duck_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
+    """DuckDB type names of an Arrow schema's columns."""
+    rel = con.from_arrow(schema.empty_table())
+    return {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (paths are plumbing, not values from users' queries)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def register_tenants(con: duckdb.DuckDBPyConnection, tenants: Tenants) -> None:
+    """Tables `tenants`, `tenant_rules`, `settings` and `operation_names` from the tenants file and vocabulary."""
+    settings = pa.table(
+        {
+            "price_per_10k_requests": pa.array([tenants.price_per_10k_requests], pa.float64()),
+            "context_keys": pa.array([context_keys(tenants)], pa.list_(pa.string())),
+            "tenants_file": pa.array([str(tenants.path) if tenants.path else None], pa.string()),
+        }
+    )
+    tables = {
+        "tenants": tenants_table(tenants),
+        "tenant_rules": rules_table(tenants),
+        "settings": settings,
+        "operation_names": operation_names(),
+    }
+    for name, arrow in tables.items():
+        con.register("_arrow_in", arrow)
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _arrow_in")
+        con.unregister("_arrow_in")

@@ -1,0 +1,133 @@
+-- One row per key operation from either log source, in the one vocabulary of DESIGN.md: a CloudTrail KMS
+-- call (each copy of a cross-account call is a row; `is_primary` marks the one copy that counts) or a
+-- CloudHSM audit entry, attributed to at most one tenant.
+--
+-- Precedence (the first rule that names a tenant decides, `attributed_by` says which):
+--   CloudTrail: context (an encryption-context pair of the tenant) > key (the tenant's key, alias or custom
+--               key store) > principal (the caller or the role behind its session) > account (caller account)
+--   CloudHSM:   hsm_user (the entry names a tenant's crypto user) > kms_service (the entry names kmsuser,
+--               tenant NULL) > hsm_session (the session was opened by a tenant's crypto user) > kms_service
+-- Access windows do not change attribution: a revoked tenant's later operations stay its own and
+-- `in_tenant_window` is false on them. Each rule's own verdict is kept (context_tenant_id, …) so conflicting
+-- evidence can be queried. The rule maps are small tables built at connect(); events meet them by hash join.
+WITH kms AS (
+    SELECT
+        e.event_time,
+        e.event_date,
+        'cloudtrail' AS source,
+        e.event_id,
+        coalesce(e.shared_event_id, e.event_id) AS usage_id,
+        (e.shared_event_id IS NULL OR pc.primary_event_id = e.event_id) AS is_primary,
+        e.event_name AS operation,
+        coalesce(
+            o.operation_class,
+            CASE WHEN regexp_matches(e.event_name, '^(Get|List|Describe)') THEN 'read' ELSE 'key_lifecycle' END
+        ) AS operation_class,
+        coalesce(e.key_arn, e.key_id) AS key,
+        e.key_id AS key_id_requested,
+        coalesce(e.session_issuer_arn, e.principal_arn) AS principal,
+        e.principal_arn,
+        e.caller_account_id AS account,
+        e.recipient_account_id,
+        e.aws_region AS region,
+        e.source_ip,
+        e.user_agent,
+        e.invoked_by,
+        e.encryption_context,
+        e.custom_key_store_id,
+        NULL::VARCHAR AS hsm_id,
+        e.success,
+        e.error_code,
+        e.event_type,
+        cx.tenant_id AS context_tenant_id,
+        km.tenant_id AS key_tenant_id,
+        pm.tenant_id AS principal_tenant_id,
+        am.tenant_id AS account_tenant_id
+    FROM kms_events AS e
+    CROSS JOIN settings AS s
+    LEFT JOIN primary_copies AS pc ON pc.shared_event_id = e.shared_event_id
+    LEFT JOIN operation_names AS o ON o.source = 'cloudtrail' AND o.name = e.event_name
+    -- the first configured context key present in the event's context decides which pair is looked up
+    LEFT JOIN context_map AS cx ON cx.pair = CASE WHEN len(s.context_keys) > 0 THEN list_filter(
+            list_transform(s.context_keys, lambda k: k || '=' || e.encryption_context[k]), lambda p: p IS NOT NULL
+        )[1] END
+    LEFT JOIN key_map AS km ON km.key_ref = coalesce(e.key_arn, e.key_id)
+    LEFT JOIN principal_map AS pm ON pm.principal_arn = e.principal_arn
+    LEFT JOIN account_map AS am ON am.account = e.caller_account_id
+),
+hsm AS (
+    SELECT
+        h.event_time,
+        h.event_date,
+        'cloudhsm' AS source,
+        h.event_id,
+        -- a login is logged on every HSM of the cluster: its copies share cluster_event_id
+        coalesce(h.cluster_event_id, h.event_id) AS usage_id,
+        coalesce(h.cluster_event_id, h.event_id) = h.event_id AS is_primary,
+        coalesce(o.operation, array_to_string(list_transform(
+            string_split(lower(regexp_replace(h.opcode, '^CN_', '')), '_'), lambda w: upper(w[1]) || w[2:]
+        ), '')) AS operation,
+        coalesce(o.operation_class, 'store_admin') AS operation_class,
+        CASE WHEN h.key_handle IS NOT NULL THEN 'hsm:' || h.cluster_id || ':' || h.key_handle END AS key,
+        NULL::VARCHAR AS key_id_requested,
+        coalesce(h.user_name, h.session_user_name) AS principal,
+        NULL::VARCHAR AS principal_arn,
+        NULL::VARCHAR AS account,
+        NULL::VARCHAR AS recipient_account_id,
+        NULL::VARCHAR AS region,
+        NULL::VARCHAR AS source_ip,
+        NULL::VARCHAR AS user_agent,
+        NULL::VARCHAR AS invoked_by,
+        NULL::MAP(VARCHAR, VARCHAR) AS encryption_context,
+        NULL::VARCHAR AS custom_key_store_id,
+        h.hsm_id,
+        h.success,
+        CASE WHEN NOT h.success THEN coalesce(h.response_text, h.response_code::VARCHAR) END AS error_code,
+        NULL::VARCHAR AS event_type,
+        CASE
+            WHEN uu.tenant_id IS NOT NULL THEN uu.tenant_id
+            WHEN h.user_name = 'kmsuser' THEN NULL
+            ELSE su.tenant_id
+        END AS tenant_id,
+        CASE
+            WHEN uu.tenant_id IS NOT NULL THEN 'hsm_user'
+            WHEN h.user_name = 'kmsuser' THEN 'kms_service'
+            WHEN su.tenant_id IS NOT NULL THEN 'hsm_session'
+            WHEN h.session_user_name = 'kmsuser' THEN 'kms_service'
+        END AS attributed_by
+    FROM hsm_events AS h
+    LEFT JOIN operation_names AS o ON o.source = 'cloudhsm' AND o.name = h.opcode
+    LEFT JOIN hsm_user_map AS uu ON uu.user_name = h.user_name
+    LEFT JOIN hsm_user_map AS su ON su.user_name = h.session_user_name
+),
+attributed AS (
+    SELECT
+        * EXCLUDE (context_tenant_id, key_tenant_id, principal_tenant_id, account_tenant_id),
+        coalesce(context_tenant_id, key_tenant_id, principal_tenant_id, account_tenant_id) AS tenant_id,
+        CASE
+            WHEN context_tenant_id IS NOT NULL THEN 'context'
+            WHEN key_tenant_id IS NOT NULL THEN 'key'
+            WHEN principal_tenant_id IS NOT NULL THEN 'principal'
+            WHEN account_tenant_id IS NOT NULL THEN 'account'
+        END AS attributed_by,
+        context_tenant_id,
+        key_tenant_id,
+        principal_tenant_id,
+        account_tenant_id
+    FROM kms
+    UNION ALL BY NAME
+    SELECT
+        *,
+        NULL::VARCHAR AS context_tenant_id,
+        NULL::VARCHAR AS key_tenant_id,
+        NULL::VARCHAR AS principal_tenant_id,
+        NULL::VARCHAR AS account_tenant_id
+    FROM hsm
+)
+SELECT
+    a.*,
+    -- NULL when unattributed; false on a tenant's operations before active_from or from revoked_at on
+    CASE WHEN a.tenant_id IS NOT NULL THEN (a.event_time >= t.active_from OR t.active_from IS NULL)
+        AND (a.event_time < t.revoked_at OR t.revoked_at IS NULL) END AS in_tenant_window
+FROM attributed AS a
+LEFT JOIN tenants AS t ON t.tenant_id = a.tenant_id

@@ -1,0 +1,249 @@
+"""The tenants file (`tenants.toml`): who the SaaS tenants are and the evidence that names them.
+
+Parsed with tomllib and validated field by field; every error names the file, line, tenant and field, and
+says how to fix it. tomllib keeps no line numbers, so `_Lines` finds them by scanning the text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ingest.errors import ConfigError
+
+DEFAULT_PRICE_PER_10K = 0.03  # USD, the published KMS price per 10,000 requests
+ENV_VAR = "KEYTRAIL_TENANTS"
+# The list fields of a tenant: what each item must look like, and the hint an error gives.
+LIST_FIELDS: dict[str, tuple[re.Pattern[str], str]] = {
+    "accounts": (re.compile(r"\d{12}"), 'a 12-digit AWS account id, e.g. "444455556666"'),
+    "principals": (re.compile(r"arn:.+"), 'an ARN or glob, e.g. "arn:aws:iam::444455556666:role/acme-*"'),
+    "keys": (
+        re.compile(r"arn:aws[a-z-]*:kms:.*|alias/.+|(mrk-)?[0-9a-f-]{32,36}"),
+        'a key ARN, key id, alias ("alias/acme-data") or alias ARN',
+    ),
+    "hsm_users": (re.compile(r"\S+"), 'a CloudHSM crypto-user name, e.g. "acme_cu"'),
+    "custom_key_stores": (re.compile(r"cks-\w+"), 'a custom key store id, e.g. "cks-1234567890abcdef0"'),
+}
+TENANT_FIELDS = ("id", "name", *LIST_FIELDS, "encryption_context", "active_from", "revoked_at")
+SETTINGS_FIELDS = ("kms_price_per_10k_requests",)
+TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One SaaS tenant and the rules that attribute operations to it."""
+
+    id: str
+    name: str
+    accounts: tuple[str, ...] = ()
+    principals: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    encryption_context: tuple[tuple[str, str], ...] = ()
+    hsm_users: tuple[str, ...] = ()
+    custom_key_stores: tuple[str, ...] = ()
+    active_from: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Tenants:
+    """The parsed tenants file: tenants in file order and the settings."""
+
+    tenants: tuple[Tenant, ...] = ()
+    price_per_10k_requests: float = DEFAULT_PRICE_PER_10K
+    path: Path | None = None
+    ids: frozenset[str] = field(default_factory=frozenset)
+
+
+class _Lines:
+    """Line numbers of `[[tenant]]` blocks and their fields, found by scanning the TOML text."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self.blocks = [i for i, line in enumerate(self.lines) if re.match(r"\s*\[\[\s*tenant\s*\]\]", line)]
+        self.settings = next((i for i, line in enumerate(self.lines) if re.match(r"\s*\[\s*settings\s*\]", line)), 0)
+
+    def of(self, block: int | None, key: str | None = None) -> int:
+        """1-based line of `key` in tenant block `block` (None: [settings]), else of the block header."""
+        start = self.settings if block is None else self.blocks[block] if block < len(self.blocks) else 0
+        if key is not None:
+            for i in range(start + 1, len(self.lines)):
+                if re.match(r"\s*\[", self.lines[i]):
+                    break
+                if re.match(rf"\s*\"?{re.escape(key)}\"?\s*[=.]", self.lines[i]):
+                    return i + 1
+        return start + 1
+
+
+def resolve_path(tenants: str | os.PathLike[str] | None) -> Path | None:
+    """The tenants file to use: the argument, else $KEYTRAIL_TENANTS, else ./tenants.toml if present, else none."""
+    if tenants is not None:
+        return Path(tenants)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    local = Path("tenants.toml")
+    return local if local.is_file() else None
+
+
+def load_tenants(tenants: str | os.PathLike[str] | None = None) -> Tenants:
+    """Read and validate a tenants file (see `resolve_path`); no file means no tenants."""
+    path = resolve_path(tenants)
+    if path is None:
+        return Tenants()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        msg = f"cannot read tenants file {path}: {err.strerror}. Pass --tenants FILE or set ${ENV_VAR}."
+        raise ConfigError(msg) from None
+    return parse_tenants(text, path)
+
+
+def parse_tenants(text: str, path: Path | None = None) -> Tenants:
+    """Validate the text of a tenants file; raises ConfigError naming file, line, tenant and field."""
+    name = str(path or "tenants.toml")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{name}: not valid TOML: {err}") from None
+    lines = _Lines(text)
+    check = _Checker(name, lines)
+    unknown = sorted(set(doc) - {"settings", "tenant"})
+    if unknown:
+        raise ConfigError(
+            f"{name}: unknown section [{unknown[0]}]; a tenants file has [settings] and [[tenant]] blocks"
+        )
+    price = check.settings(doc.get("settings", {}))
+    blocks = doc.get("tenant", [])
+    if not isinstance(blocks, list):
+        raise ConfigError(f"{name}:{lines.of(None)}: write each tenant as a [[tenant]] block (two brackets)")
+    tenants = tuple(check.tenant(i, block) for i, block in enumerate(blocks))
+    seen: dict[str, int] = {}
+    for i, tenant in enumerate(tenants):
+        if tenant.id in seen:
+            raise check.error(
+                i, "id", f'duplicate id "{tenant.id}" (also tenant #{seen[tenant.id] + 1}); ids are unique'
+            )
+        seen[tenant.id] = i
+    return Tenants(tenants, price, path, frozenset(seen))
+
+
+class _Checker:
+    """Field validators that raise ConfigError with the line of the offending field."""
+
+    def __init__(self, name: str, lines: _Lines) -> None:
+        self.name, self.lines = name, lines
+
+    def error(self, block: int | None, key: str | None, message: str) -> ConfigError:
+        where = "[settings]" if block is None else f"tenant #{block + 1}"
+        return ConfigError(f"{self.name}:{self.lines.of(block, key)}: {where}: {key or 'block'}: {message}")
+
+    def settings(self, raw: Any) -> float:
+        if not isinstance(raw, dict):
+            raise self.error(None, None, "[settings] must be a table")
+        for key in raw:
+            if key not in SETTINGS_FIELDS:
+                raise self.error(None, key, f"unknown setting; known: {', '.join(SETTINGS_FIELDS)}")
+        price = raw.get("kms_price_per_10k_requests", DEFAULT_PRICE_PER_10K)
+        if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+            raise self.error(None, "kms_price_per_10k_requests", "must be a number of USD >= 0, e.g. 0.03")
+        return float(price)
+
+    def tenant(self, i: int, raw: Any) -> Tenant:
+        if not isinstance(raw, dict):
+            raise self.error(i, None, "must be a table of fields")
+        for key in raw:
+            if key not in TENANT_FIELDS:
+                raise self.error(i, key, f"unknown field; known fields: {', '.join(TENANT_FIELDS)}")
+        tenant_id = raw.get("id")
+        if not isinstance(tenant_id, str) or not TENANT_ID.fullmatch(tenant_id):
+            raise self.error(i, "id", 'required: a short id of letters, digits, "_", "-" or ".", e.g. id = "acme"')
+        display = raw.get("name", tenant_id)
+        if not isinstance(display, str) or not display.strip():
+            raise self.error(i, "name", 'must be a non-empty string, e.g. name = "Acme Analytics"')
+        active_from, revoked_at = self.time(i, raw, "active_from"), self.time(i, raw, "revoked_at")
+        if active_from and revoked_at and revoked_at <= active_from:
+            raise self.error(i, "revoked_at", f"{revoked_at.isoformat()} is not after active_from")
+        lists = {key: self.strings(i, raw, key) for key in LIST_FIELDS}
+        return Tenant(
+            id=tenant_id,
+            name=display,
+            encryption_context=self.context(i, raw),
+            active_from=active_from,
+            revoked_at=revoked_at,
+            **lists,  # type: ignore[arg-type]
+        )
+
+    def strings(self, i: int, raw: dict[str, Any], key: str) -> tuple[str, ...]:
+        pattern, hint = LIST_FIELDS[key]
+        value = raw.get(key, [])
+        if not isinstance(value, list):
+            raise self.error(i, key, f'must be a list, e.g. {key} = ["…"]; each item {hint}')
+        for item in value:
+            if not isinstance(item, str) or not pattern.fullmatch(item):
+                raise self.error(i, key, f"{item!r} is not {hint}")
+        return tuple(value)
+
+    def context(self, i: int, raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        value = raw.get("encryption_context", {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+            raise self.error(i, "encryption_context", 'must be a table of strings, e.g. { tenant_id = "acme" }')
+        return tuple(sorted(value.items()))
+
+    def time(self, i: int, raw: dict[str, Any], key: str) -> dt.datetime | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            return value.astimezone(dt.UTC)
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return dt.datetime.combine(value, dt.time(), dt.UTC)
+        raise self.error(i, key, "must be a TOML date-time with a time zone, e.g. 2026-11-20T00:00:00Z (no quotes)")
+
+
+def tenants_table(tenants: Tenants) -> pa.Table:
+    """One row per tenant, for the `tenants` view."""
+    ts = tenants.tenants
+    strings = pa.list_(pa.string())
+    return pa.table(
+        {
+            "tenant_id": pa.array([t.id for t in ts], pa.string()),
+            "name": pa.array([t.name for t in ts], pa.string()),
+            "accounts": pa.array([list(t.accounts) for t in ts], strings),
+            "principals": pa.array([list(t.principals) for t in ts], strings),
+            "keys": pa.array([list(t.keys) for t in ts], strings),
+            "encryption_context": pa.array([list(t.encryption_context) for t in ts], pa.map_(pa.string(), pa.string())),
+            "hsm_users": pa.array([list(t.hsm_users) for t in ts], strings),
+            "custom_key_stores": pa.array([list(t.custom_key_stores) for t in ts], strings),
+            "active_from": pa.array([t.active_from for t in ts], TS),
+            "revoked_at": pa.array([t.revoked_at for t in ts], TS),
+            "position": pa.array(range(len(ts)), pa.int32()),
+        }
+    )
+
+
+def rules_table(tenants: Tenants) -> pa.Table:
+    """One row per rule (tenant, kind, value): the long form the attribution maps are built from."""
+    rows: list[tuple[str, str, str, int]] = []
+    for pos, t in enumerate(tenants.tenants):
+        rows += [(t.id, "account", v, pos) for v in t.accounts]
+        rows += [(t.id, "principal", v, pos) for v in t.principals]
+        rows += [(t.id, "key", v, pos) for v in t.keys]
+        rows += [(t.id, "context", f"{k}={v}", pos) for k, v in t.encryption_context]
+        rows += [(t.id, "hsm_user", v, pos) for v in t.hsm_users]
+        rows += [(t.id, "custom_key_store", v, pos) for v in t.custom_key_stores]
+    names = ["tenant_id", "kind", "value", "position"]
+    types = [pa.string(), pa.string(), pa.string(), pa.int32()]
+    return pa.table([pa.array([r[c] for r in rows], t) for c, t in enumerate(types)], names=names)
+
+
+def context_keys(tenants: Tenants) -> list[str]:
+    """The encryption-context keys any tenant rule uses, sorted (the order decides between two matching keys)."""
+    return sorted({k for t in tenants.tenants for k, _ in t.encryption_context})
