@@ -33,7 +33,8 @@ def make_client(
             aws_session_token=creds["SessionToken"],
             region_name=session.region_name,
         )
-    return session.client(service, region_name=session.region_name or "us-east-1", endpoint_url=endpoint_url, config=RETRIES)
+    make: Any = session.client  # one factory for every service: its typed overloads are per literal name
+    return make(service, region_name=session.region_name or "us-east-1", endpoint_url=endpoint_url, config=RETRIES)
 
 
 # What to grant when an API call is refused: API operation -> IAM action.
@@ -54,7 +55,9 @@ def explain_client_error(err: ClientError, what: str) -> SourceError:
     op = err.operation_name
     if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"):
         action = IAM_ACTIONS.get(op, f"the IAM action for {op}")
-        return SourceError(f"access denied by AWS on {op} for {what}: grant {action} on it to the identity keytrail runs as")
+        return SourceError(
+            f"access denied by AWS on {op} for {what}: grant {action} on it to the identity keytrail runs as"
+        )
     if code in ("NoSuchBucket", "ResourceNotFoundException"):
         return SourceError(f"{what} does not exist ({code} on {op}): check the name, region and account")
     message = err.response.get("Error", {}).get("Message", "")

@@ -50,25 +50,24 @@ OPENS_SESSION = ("CN_LOGIN",)
 CLOSES_SESSION = ("CN_LOGOUT", "CN_APP_FINALIZE")
 _CLOSED = "\x00closed"
 
-# Each label tolerates spaces/tabs around words and the colon; `(?mi)`: per line, any case.
-_L = r"(?mi)^[ \t]*"
-_C = r"[ \t]*:[ \t]*"
-PATTERNS = {
-    "usecs": r"(?mi)usecs" + _C + r"(\d+)",
-    "time_text": _L + r"Time" + _C + r"(\d\d/\d\d/\d\d[ \t]+\d\d:\d\d:\d\d(?:\.\d+)?)",
-    "sequence_hex": _L + r"Sequence[ \t]+No" + _C + r"0x([0-9a-f]+)",
-    "reboot_hex": _L + r"Reboot[ \t]+counter" + _C + r"0x([0-9a-f]+)",
-    "command_type": _L + r"Command[ \t]+Type[ \t]*(?:\(hex\))?" + _C + r"([A-Za-z0-9_]+)",
-    "opcode": _L + r"Opcode" + _C + r"([A-Za-z0-9_]+)",
-    "opcode_hex": _L + r"Opcode" + _C + r"[A-Za-z0-9_]+[ \t]*\(0x([0-9a-f]+)\)",
-    "session_handle": _L + r"Session[ \t]+Handle" + _C + r"(0x[0-9a-f]+)",
-    "response_code": _L + r"Response" + _C + r"(\d+)[ \t]*:",
-    "response_text": _L + r"Response" + _C + r"\d+[ \t]*:[ \t]*([^\r\n]*?)[ \t]*$",
-    "log_type": _L + r"Log[ \t]+type" + _C + r"([A-Za-z0-9_]+)",
-    "user_name": _L + r"User[ \t]+Name" + _C + r"([^\r\n]*?)[ \t]*$",
-    "user_type": _L + r"User[ \t]+Type" + _C + r"([A-Za-z0-9_]+)",
-    "key_handle": _L + r"(?:Priv/Secret[ \t]+)?Key[ \t]+Handle" + _C + r"(\d+)",
-    "public_key_handle": _L + r"Public[ \t]+Key[ \t]+Handle" + _C + r"(\d+)",
+# Field labels with spaces/tabs removed and lower-cased → column of the extracted value. Lines whose label is
+# not here (unknown fields) are left in `raw` only.
+FIELDS = {
+    "time": "time",
+    "usecs": "usecs",
+    "sequenceno": "sequence",
+    "rebootcounter": "reboot",
+    "commandtype(hex)": "command",
+    "commandtype": "command",
+    "opcode": "opcode_field",
+    "sessionhandle": "session",
+    "response": "response",
+    "logtype": "log",
+    "username": "user_name",
+    "usertype": "user",
+    "priv/secretkeyhandle": "key",
+    "keyhandle": "key",
+    "publickeyhandle": "public_key",
 }
 REQUIRED = {
     "event_time": "Time/usecs",
@@ -108,13 +107,41 @@ def messages_frame(
     )
 
 
-def _extracted(messages: pl.Expr) -> list[pl.Expr]:
-    """One regex extraction per field over the message column."""
-    return [messages.str.extract(pattern, 1).alias(name) for name, pattern in PATTERNS.items()]
+def _label(key: str) -> str | None:
+    """The column a line label maps to, whatever its spacing or case."""
+    return FIELDS.get("".join(key.split()).lower())
 
 
-def _hex(col: str) -> pl.Expr:
-    return pl.col(col).str.to_integer(base=16, strict=False)
+def _fields(batch: pl.DataFrame) -> pl.DataFrame:
+    """One row per message, one string column per known field: split lines at the first colon, then pivot."""
+    lines = batch.select(pl.int_range(pl.len()).alias("_row"), pl.col("message").str.split("\n").alias("line"))
+    lines = lines.explode("line")
+    colon = pl.col("line").str.find(":", literal=True)
+    lines = lines.select("_row", pl.col("line").str.head(colon).alias("key"), pl.col("line").str.slice(colon + 1))
+    # Few distinct labels: normalise those in Python once, then map every line by hash lookup.
+    labels = {k: _label(k) for k in lines.get_column("key").unique().to_list() if k is not None}
+    lines = lines.with_columns(pl.col("key").replace_strict(labels, default=None, return_dtype=pl.String))
+    known = lines.filter(pl.col("key").is_not_null()).with_columns(pl.col("line").str.strip_chars(" \t\r"))
+    wide = known.pivot(on="key", index="_row", values="line", aggregate_function="first")
+    missing = [pl.lit(None, pl.String).alias(c) for c in set(FIELDS.values()) - set(wide.columns)]
+    wide = wide.with_columns(missing)
+    return batch.with_row_index("_row").join(wide, on="_row", how="left").drop("_row")
+
+
+def _name(col: str) -> pl.Expr:
+    """`CN_LOGIN (0xd)` → `CN_LOGIN`."""
+    value = pl.col(col)
+    return pl.coalesce(value.str.head(value.str.find("(", literal=True)), value).str.strip_chars()
+
+
+def _code(col: str) -> pl.Expr:
+    """`CN_LOGIN (0xd)` → 13."""
+    value = pl.col(col)
+    return _hex(value.str.slice(value.str.find("(", literal=True) + 1).str.strip_chars(" )"))
+
+
+def _hex(value: pl.Expr) -> pl.Expr:
+    return value.str.strip_chars().str.strip_prefix("0x").str.to_integer(base=16, strict=False)
 
 
 def _handle(col: str) -> pl.Expr:
@@ -123,22 +150,43 @@ def _handle(col: str) -> pl.Expr:
     return pl.when(value == 0).then(None).otherwise(value)
 
 
+def _usecs() -> pl.Expr:
+    """Microseconds since the epoch from `…, usecs:1513717277140812` (or a `usecs` line of its own)."""
+    time = pl.col("time")
+    after = time.str.slice(time.str.find("usecs", literal=True) + 5).str.strip_chars(" \t:")
+    return pl.coalesce(after, pl.col("usecs")).str.to_integer(strict=False)
+
+
 def _typed() -> list[pl.Expr]:
-    """Turn the extracted strings into the hsm_events column types."""
-    from_usecs = pl.from_epoch(pl.col("usecs").str.to_integer(strict=False), time_unit="us")
-    from_text = pl.col("time_text").str.to_datetime("%m/%d/%y %H:%M:%S%.f", strict=False, time_unit="us")
-    code = pl.col("response_code").str.to_integer(strict=False).cast(pl.Int32)
+    """Turn the field strings into the hsm_events columns (string slicing, no regex: this is the hot path)."""
+    colon = pl.col("response").str.find(":", literal=True)
+    code = pl.col("response").str.head(colon).str.strip_chars().str.to_integer(strict=False).cast(pl.Int32)
     return [
-        pl.coalesce(from_usecs, from_text).dt.replace_time_zone("UTC").alias("event_time"),
-        _hex("reboot_hex").alias("reboot_counter"),
-        _hex("sequence_hex").alias("sequence_no"),
-        _hex("opcode_hex").cast(pl.Int32).alias("opcode_code"),
-        pl.col("session_handle").str.to_lowercase(),
+        pl.from_epoch(_usecs(), time_unit="us").dt.replace_time_zone("UTC").alias("event_time"),
+        _hex(pl.col("reboot")).alias("reboot_counter"),
+        _hex(pl.col("sequence")).alias("sequence_no"),
+        _name("command").alias("command_type"),
+        _name("opcode_field").alias("opcode"),
+        _code("opcode_field").cast(pl.Int32).alias("opcode_code"),
+        pl.col("session").str.to_lowercase().alias("session_handle"),
         code.alias("response_code"),
+        pl.col("response").str.slice(colon + 1).str.strip_chars().alias("response_text"),
         (code == 0).alias("success"),
-        _handle("key_handle").alias("key_handle"),
-        _handle("public_key_handle").alias("public_key_handle"),
+        _name("log").alias("log_type"),
+        pl.col("user_name"),
+        _name("user").alias("user_type"),
+        _handle("key").alias("key_handle"),
+        _handle("public_key").alias("public_key_handle"),
     ]
+
+
+def _time_from_text(parsed: pl.DataFrame) -> pl.DataFrame:
+    """Fall back to the `Time: 12/19/17 21:01:17.140812` text where usecs is missing (rare: not per row)."""
+    if parsed.get_column("event_time").null_count() == 0:
+        return parsed
+    text = pl.col("time").str.extract(r"^(\d\d/\d\d/\d\d\s+\d\d:\d\d:\d\d(?:\.\d+)?)", 1)
+    from_text = text.str.to_datetime("%m/%d/%y %H:%M:%S%.f", strict=False, time_unit="us", time_zone="UTC")
+    return parsed.with_columns(pl.coalesce("event_time", from_text).alias("event_time"))
 
 
 def _missing_reason() -> pl.Expr:
@@ -159,12 +207,7 @@ def _missing_reason() -> pl.Expr:
 
 def parse_hsm_messages(batch: pl.DataFrame) -> ParsedBatch:
     """Parse a batch of audit messages (see `messages_frame`) into hsm_events rows and quarantine rows."""
-    parsed = (
-        batch.with_columns(pl.col("message").str.replace_all("\r\n", "\n", literal=True))
-        .with_columns(_extracted(pl.col("message")))
-        .with_columns(_typed())
-        .with_columns(_missing_reason().alias("reason"))
-    )
+    parsed = _time_from_text(_fields(batch).with_columns(_typed())).with_columns(_missing_reason().alias("reason"))
     bad = parsed.filter(pl.col("reason").is_not_null())
     good = parsed.filter(pl.col("reason").is_null()).with_columns(
         pl.format("{}:{}:{}", "hsm_id", "reboot_counter", "sequence_no").alias("event_id"),

@@ -78,9 +78,7 @@ class IngestState:
 
     def known(self, source: str) -> dict[str, tuple[str | None, int | None, float | None]]:
         """Ingested objects of a source: key → (etag, size, mtime)."""
-        rows = self.db.execute(
-            "SELECT object_key, etag, size, mtime FROM source_objects WHERE source = ?", (source,)
-        )
+        rows = self.db.execute("SELECT object_key, etag, size, mtime FROM source_objects WHERE source = ?", (source,))
         return {key: (etag, size, mtime) for key, etag, size, mtime in rows}
 
     def is_new(self, known: dict[str, tuple[str | None, int | None, float | None]], obj: ObjectVersion) -> bool:

@@ -1,0 +1,256 @@
+"""`keytrail ingest cloudtrail`: CloudTrail KMS events from local trail files, an S3 trail bucket or the
+LookupEvents API into the lake, incrementally and idempotently."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from botocore.exceptions import ClientError
+
+from ingest.aws import explain_client_error
+from ingest.errors import SourceError
+from ingest.kms_writer import BatchResult, KmsLakeWriter, summary_counts
+from ingest.lake import Lake, new_run_id
+from ingest.state import IngestState, ObjectVersion, RunLock
+from ingest.trail_sources import S3Trail, TrailFilter, list_local
+
+STATE_SOURCE = "cloudtrail"
+BATCH_BYTES = 48 * 1024 * 1024
+BATCH_FILES = 2000
+LOOKUP_OVERLAP = dt.timedelta(minutes=15)
+LOOKUP_MAX_AGE = dt.timedelta(days=90)
+
+# Called after each batch with (files done in it, files to do in all).
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IngestSummary:
+    """The outcome of one ingest run, for the closing paragraph and the run record."""
+
+    source: str
+    run_id: str
+    files_seen: int = 0
+    files_new: int = 0
+    files_vanished: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    totals: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> int:
+        return int(self.totals.get("quarantined", 0))
+
+    def paragraph(self) -> str:
+        """One readable paragraph: files, records kept, skipped, quarantined, duplicates, speed."""
+        t = self.totals
+        rate = t.get("records", 0) / self.seconds if self.seconds else 0.0
+        skipped = ", ".join(f"{n} {s}" for s, n in sorted(t.get("skipped_sources", {}).items()))
+        text = (
+            f"Ingested {self.files_new} new of {self.files_seen} files from {self.source} "
+            f"({self.bytes_read / 1e6:.1f} MB): {t.get('records', 0)} records read, "
+            f"{t.get('kept', 0)} KMS events kept, {t.get('skipped', 0)} non-KMS records skipped"
+            f"{f' ({skipped})' if skipped else ''}, {t.get('quarantined', 0)} quarantined, "
+            f"{t.get('duplicates', 0)} duplicate event ids dropped; {rate:,.0f} records/s over {self.seconds:.1f} s."
+        )
+        if self.files_vanished:
+            text += f" {self.files_vanished} files disappeared between listing and reading; the next run retries them."
+        if self.quarantined:
+            text += ' See the quarantine with: keytrail sql "SELECT * FROM quarantine".'
+        return text
+
+
+@contextmanager
+def lake_run(lake: Lake, command: str, source: str) -> Iterator[tuple[IngestState, str]]:
+    """Lock the lake, clear what a killed run left, and record the run from start to end."""
+    with RunLock(lake.state_dir / "ingest.lock"):
+        lake.remove_orphans()
+        shutil.rmtree(lake.root / "_staging", ignore_errors=True)
+        state = IngestState(lake.state_dir / "ingest.sqlite")
+        run_id = new_run_id()
+        state.start_run(run_id, command, source)
+        try:
+            yield state, run_id
+        except BaseException:
+            state.end_run(run_id, "failed", {})
+            raise
+        finally:
+            state.close()
+
+
+def batches(objects: list[ObjectVersion], max_files: int = BATCH_FILES) -> Iterator[list[ObjectVersion]]:
+    """Group objects into batches of bounded size, so memory stays flat whatever the input."""
+    batch: list[ObjectVersion] = []
+    size = 0
+    for obj in objects:
+        if batch and (size + (obj.size or 0) > BATCH_BYTES or len(batch) >= max_files):
+            yield batch
+            batch, size = [], 0
+        batch.append(obj)
+        size += obj.size or 0
+    if batch:
+        yield batch
+
+
+def ingest_local(
+    lake: Lake, root: Path, flt: TrailFilter, progress: Progress | None = None, batch_files: int = BATCH_FILES
+) -> IngestSummary:
+    """Ingest trail files under a local folder (or one file)."""
+    objects = list(list_local(root, flt))
+    local = lambda batch, _: [(Path(o.key), o.key) for o in batch]  # noqa: E731 - files are read in place
+    return _ingest_objects(lake, str(root), objects, local, progress, batch_files)
+
+
+def ingest_s3(
+    lake: Lake, trail: S3Trail, flt: TrailFilter, progress: Progress | None = None, batch_files: int = BATCH_FILES
+) -> IngestSummary:
+    """Ingest trail files from an S3 bucket, downloading each batch to the lake's staging folder."""
+    objects = list(trail.list_objects(flt))
+    vanished: list[str] = []
+
+    def fetch(batch: list[ObjectVersion], folder: Path) -> list[tuple[Path, str]]:
+        folder.mkdir(parents=True, exist_ok=True)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            got = list(pool.map(lambda o: _download(trail, o, folder), enumerate(batch)))
+        vanished.extend(o.key for o, path in zip(batch, got, strict=True) if path is None)
+        return [(path, o.key) for o, path in zip(batch, got, strict=True) if path is not None]
+
+    summary = _ingest_objects(lake, trail.uri, objects, fetch, progress, batch_files)
+    summary.files_vanished = len(vanished)
+    return summary
+
+
+def _download(trail: S3Trail, item: tuple[int, ObjectVersion], folder: Path) -> Path | None:
+    """Fetch one object to a local file; None when it was deleted after the listing."""
+    n, obj = item
+    suffix = ".json.gz" if obj.key.endswith(".gz") else ".json"
+    try:
+        data = trail.fetch(obj.key)
+    except SourceError as err:
+        if "does not exist" in str(err) or "NoSuchKey" in str(err):
+            return None
+        raise
+    path = folder / f"{n:06d}{suffix}"
+    path.write_bytes(data)
+    return path
+
+
+def _ingest_objects(
+    lake: Lake,
+    source: str,
+    objects: list[ObjectVersion],
+    materialise: Callable[[list[ObjectVersion], Path], list[tuple[Path, str]]],
+    progress: Progress | None,
+    batch_files: int,
+) -> IngestSummary:
+    started = time.perf_counter()
+    with lake_run(lake, "ingest cloudtrail", source) as (state, run_id):
+        known = state.known(STATE_SOURCE)
+        new = [o for o in objects if state.is_new(known, o)]
+        summary = IngestSummary(source, run_id, files_seen=len(objects), files_new=len(new))
+        writer = KmsLakeWriter(lake, run_id)
+        results: list[BatchResult] = []
+        try:
+            for n, batch in enumerate(batches(new, batch_files)):
+                local = materialise(batch, lake.root / "_staging" / f"{run_id}-download-{n}")
+                result = writer.ingest_files(local) if local else BatchResult()
+                done = {s for _, s in local}
+                state.record_objects(
+                    STATE_SOURCE, run_id, [(o, result.counts[o.key].as_dict()) for o in batch if o.key in done]
+                )
+                shutil.rmtree(lake.root / "_staging" / f"{run_id}-download-{n}", ignore_errors=True)
+                results.append(result)
+                summary.bytes_read += sum(o.size or 0 for o in batch)
+                if progress:
+                    progress(len(batch), len(new))
+        finally:
+            writer.close()
+        summary.totals = summary_counts(results)
+        summary.seconds = time.perf_counter() - started
+        state.end_run(run_id, "quarantined" if summary.quarantined else "ok", {**summary.totals, "files": len(new)})
+    return summary
+
+
+def ingest_lookup_events(
+    lake: Lake,
+    client: Any,
+    region: str,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    pace_seconds: float = 0.5,
+) -> IngestSummary:
+    """Ingest KMS events through the CloudTrail LookupEvents API, resuming from the last checkpoint."""
+    started = time.perf_counter()
+    source = f"lookup-events:{region}"
+    end = until or dt.datetime.now(dt.UTC)
+    with lake_run(lake, "ingest cloudtrail --lookup-events", source) as (state, run_id):
+        start = _lookup_start(state.checkpoint(source, ""), since, end)
+        summary = IngestSummary(source, run_id, files_seen=1, files_new=1)
+        writer = KmsLakeWriter(lake, run_id)
+        results = []
+        try:
+            for page in lookup_pages(client, start, end, pace_seconds, source):
+                results.append(writer.ingest_records(page))
+        finally:
+            writer.close()
+        state.set_checkpoint(source, "", {"end": end.isoformat()})
+        summary.totals = summary_counts(results)
+        summary.seconds = time.perf_counter() - started
+        state.end_run(run_id, "quarantined" if summary.quarantined else "ok", summary.totals)
+    return summary
+
+
+def _lookup_start(checkpoint: dict[str, Any] | None, since: dt.datetime | None, end: dt.datetime) -> dt.datetime:
+    """Resume a little before the last run's end (late events), never before `since` or 90 days back."""
+    floor = since or end - LOOKUP_MAX_AGE
+    if checkpoint:
+        return max(floor, dt.datetime.fromisoformat(checkpoint["end"]) - LOOKUP_OVERLAP)
+    return floor
+
+
+def lookup_pages(client: Any, start: dt.datetime, end: dt.datetime, pace: float, source: str) -> Iterator[pa.Table]:
+    """Pages of LookupEvents results as (source_object, record_index, rec) tables, at most 1/pace calls/s."""
+    paginator = client.get_paginator("lookup_events")
+    pages = paginator.paginate(
+        LookupAttributes=[{"AttributeKey": "EventSource", "AttributeValue": "kms.amazonaws.com"}],
+        StartTime=start,
+        EndTime=end,
+    )
+    index = 0
+    last_call = 0.0
+    try:
+        for page in _paced(pages, pace, last_call):
+            events = page.get("Events", [])
+            yield pa.table(
+                {
+                    "source_object": [source] * len(events),
+                    "record_index": list(range(index, index + len(events))),
+                    "rec": [e.get("CloudTrailEvent") or "null" for e in events],
+                }
+            )
+            index += len(events)
+    except ClientError as err:
+        raise explain_client_error(err, f"CloudTrail LookupEvents in {source.split(':')[-1]}") from err
+
+
+def _paced(pages: Any, pace: float, last_call: float) -> Iterator[dict[str, Any]]:
+    """Iterate pages no faster than one per `pace` seconds (LookupEvents allows 2 per second per region)."""
+    iterator = iter(pages)
+    while True:
+        wait = last_call + pace - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        last_call = time.monotonic()
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return

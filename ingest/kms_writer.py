@@ -1,0 +1,309 @@
+"""Trail records → kms_events files: split, parse, validate, deduplicate and write, all inside DuckDB.
+
+The hot path never touches a record in Python: DuckDB gunzips and reads each trail file as one line,
+splits it into records (ingest/sql/kms_records.sql), parses and types them (ingest/sql/kms_rows.sql) on
+all cores, and writes Parquet partitioned by event date. Files it cannot split safely go to the exact
+reader in ingest/salvage.py, whose good records rejoin the same SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ingest.lake import Lake, quarantine_rows
+from ingest.salvage import salvage
+from ingest.schema import KMS_EVENTS
+
+SQL_DIR = Path(__file__).parent / "sql"
+KMS_SOURCE = "kms.amazonaws.com"
+# read_csv reads a trail file as one line; CloudTrail files stay far below this.
+MAX_LINE = 64 * 1024 * 1024
+READ_LINES = f"""
+    SELECT o.source_object, l.line
+    FROM read_csv($paths, columns={{'line': 'VARCHAR'}}, delim='\\x01', quote='', escape='', header=false,
+                  auto_detect=false, new_line='\\n', max_line_size={MAX_LINE}, buffer_size={MAX_LINE},
+                  filename=true, compression='auto') l
+    JOIN objects o ON l.filename = o.local_path
+"""
+
+
+def load_sql(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+@dataclass
+class Counts:
+    """What happened to the records of one source object."""
+
+    records: int = 0
+    kept: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"records": self.records, "kept": self.kept, "quarantined": self.quarantined}
+
+
+@dataclass
+class BatchResult:
+    """Per-object counts of one batch, and the non-KMS event sources it skipped."""
+
+    counts: dict[str, Counts] = field(default_factory=dict)
+    skipped_sources: Counter[str] = field(default_factory=Counter)
+
+
+class KmsLakeWriter:
+    """Writes batches of trail records into the lake's kms_events table, never twice the same eventID."""
+
+    def __init__(self, lake: Lake, run_id: str, memory_limit: str = "3GB", threads: int | None = None) -> None:
+        self.lake = lake
+        self.run_id = run_id
+        self.batch_no = 0
+        self.loaded_days: set[dt.date] = set()
+        self.con = duckdb.connect()
+        spill = lake.root / "_staging" / f"{run_id}-spill"
+        spill.parent.mkdir(parents=True, exist_ok=True)
+        for setting in (
+            "SET TimeZone = 'UTC'",
+            f"SET memory_limit = '{memory_limit}'",
+            f"SET temp_directory = '{spill}'",
+            "SET preserve_insertion_order = false",
+        ):
+            self.con.execute(setting)
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self.con.execute("CREATE TABLE seen (event_id VARCHAR)")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def ingest_files(self, files: list[tuple[Path, str]]) -> BatchResult:
+        """Ingest local trail files, given as (path to read, source object name)."""
+        self.con.register(
+            "objects", pa.table({"local_path": [str(p) for p, _ in files], "source_object": [s for _, s in files]})
+        )
+        exact = self._parse_fast([str(p) for p, _ in files]) | self._unread([s for _, s in files])
+        problems = self._parse_exact(sorted(exact), {s: p for p, s in files})
+        self.con.unregister("objects")
+        return self._land(problems, [s for _, s in files])
+
+    def ingest_records(self, records: pa.Table) -> BatchResult:
+        """Ingest records already cut out of their files: a table of (source_object, record_index, rec)."""
+        self.con.register("incoming", records)
+        self.con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM incoming")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {load_sql('kms_rows')}")
+        self.con.unregister("incoming")
+        return self._land([], records.column("source_object").unique().to_pylist())
+
+    def _parse_fast(self, paths: list[str]) -> set[str]:
+        """Parse the files' records into `parsed`; returns the files whose records need the exact parser."""
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE trail_lines AS {READ_LINES}", {"paths": paths})
+        except duckdb.Error:
+            # Some file DuckDB cannot read (a corrupt gzip, say): find it, parse the others fast.
+            unreadable = [p for p in paths if len(paths) == 1 or not self._readable(p)]
+            readable = [p for p in paths if p not in unreadable]
+            exact = self._parse_fast(readable) if readable else self._empty_parsed()
+            return exact | self._source_of(unreadable)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW records AS {load_sql('kms_records')}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {load_sql('kms_rows')}")
+        self.con.execute("DROP TABLE trail_lines")
+        exact = {
+            row[0]
+            for row in self.con.execute(
+                """SELECT source_object FROM parsed WHERE exact_parse
+                   UNION SELECT source_object FROM parsed WHERE record_index = 0
+                   GROUP BY source_object HAVING count(*) > 1"""
+            ).fetchall()
+        }
+        if exact:
+            self.con.execute("DELETE FROM parsed WHERE list_contains($exact, source_object)", {"exact": sorted(exact)})
+        return exact
+
+    def _readable(self, path: str) -> bool:
+        try:
+            self.con.execute(f"SELECT count(*) FROM ({READ_LINES})", {"paths": [path]}).fetchall()
+        except duckdb.Error:
+            return False
+        return True
+
+    def _empty_parsed(self) -> set[str]:
+        self.con.execute(
+            """CREATE OR REPLACE TEMP VIEW records AS SELECT NULL::VARCHAR AS source_object,
+               NULL::BIGINT AS record_index, NULL::VARCHAR AS rec, NULL::BOOLEAN AS well_formed WHERE false"""
+        )
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {load_sql('kms_rows')}")
+        return set()
+
+    def _source_of(self, paths: list[str]) -> set[str]:
+        rows = self.con.execute("SELECT source_object FROM objects WHERE list_contains($p, local_path)", {"p": paths})
+        return {r[0] for r in rows.fetchall()}
+
+    def _unread(self, objects: list[str]) -> set[str]:
+        """Objects that gave DuckDB no line at all (empty files), for the exact parser to explain."""
+        read = {r[0] for r in self.con.execute("SELECT DISTINCT source_object FROM parsed").fetchall()}
+        return set(objects) - read
+
+    def _parse_exact(self, objects: list[str], local: dict[str, Path]) -> list[tuple[str, int | None, str, str | None]]:
+        """Read files record by record with the forgiving parser; returns their quarantine entries."""
+        problems: list[tuple[str, int | None, str, str | None]] = []
+        for source_object in objects:
+            result = salvage(local[source_object].read_bytes())
+            problems += [(source_object, i, reason, raw) for i, reason, raw in result.problems]
+            good = pa.table(
+                {
+                    "source_object": [source_object] * len(result.records),
+                    "record_index": pa.array([i for i, _ in result.records], pa.int64()),
+                    "rec": pa.array([text for _, text in result.records], pa.string()),
+                }
+            )
+            self.con.register("good", good)
+            self.con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM good")
+            self.con.execute(f"INSERT INTO parsed {load_sql('kms_rows')}")
+            self.con.unregister("good")
+        return problems
+
+    def _land(self, problems: list[tuple[str, int | None, str, str | None]], objects: Iterable[str]) -> BatchResult:
+        """Quarantine the bad records of `parsed`, drop known event ids, write the rest; count per object."""
+        self._load_seen_days()
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE fresh AS
+                SELECT source_object, record_index, event_id FROM parsed
+                WHERE reason IS NULL AND event_source = '{KMS_SOURCE}'
+                  AND event_id NOT IN (SELECT event_id FROM seen)
+                QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_object, record_index) = 1"""
+        )
+        self._write_fresh()
+        bad = self.con.execute(
+            "SELECT source_object, record_index, reason, raw FROM parsed WHERE reason IS NOT NULL"
+        ).fetchall()
+        self.lake.write_quarantine(quarantine_rows("kms_events", iter(problems + bad)), self.run_id)
+        self.con.execute("INSERT INTO seen SELECT event_id FROM fresh")
+        return self._count(objects, problems)
+
+    def _load_seen_days(self) -> None:
+        """Load the event ids already in the lake for each event date this batch touches, once per run."""
+        days = self.con.execute(
+            f"SELECT DISTINCT event_time::DATE FROM parsed WHERE reason IS NULL AND event_source = '{KMS_SOURCE}'"
+        ).fetchall()
+        for (day,) in days:
+            if day in self.loaded_days:
+                continue
+            self.loaded_days.add(day)
+            files = [str(p) for p in self.lake.files("kms_events", day)]
+            if files:
+                self.con.execute("INSERT INTO seen SELECT event_id FROM read_parquet($files)", {"files": files})
+
+    def _write_fresh(self) -> None:
+        """Write `fresh` partitioned by event date: DuckDB writes into staging, then each file is renamed in."""
+        self.batch_no += 1
+        staging = self.lake.root / "_staging" / f"{self.run_id}-{self.batch_no}"
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        self.con.execute(
+            f"""COPY (SELECT {", ".join(KMS_EVENTS.names)}, event_time::DATE AS event_date
+                      FROM parsed SEMI JOIN fresh USING (source_object, record_index))
+                TO '{staging}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (event_date),
+                               ROW_GROUP_SIZE 122880, FILENAME_PATTERN 'part-{{i}}')"""
+        )
+        if staging.exists():
+            publish(staging, self.lake.table_dir("kms_events"), f"{self.run_id}-{self.batch_no}")
+
+    def _count(self, objects: Iterable[str], problems: list[tuple[str, int | None, str, str | None]]) -> BatchResult:
+        result = BatchResult(counts={s: Counts() for s in objects})
+        rows = self.con.execute(
+            f"""SELECT p.source_object,
+                       count(*),
+                       count(*) FILTER (p.reason IS NOT NULL),
+                       count(*) FILTER (p.reason IS NULL AND p.event_source <> '{KMS_SOURCE}'),
+                       count(f.event_id)
+                FROM parsed p
+                LEFT JOIN fresh f USING (source_object, record_index)
+                GROUP BY p.source_object"""
+        ).fetchall()
+        for source_object, records, quarantined, skipped, kept in rows:
+            c = result.counts.setdefault(source_object, Counts())
+            c.records, c.quarantined, c.skipped, c.kept = records, quarantined, skipped, kept
+            c.duplicates = records - quarantined - skipped - kept
+        for source_object, index, _, _ in problems:
+            c = result.counts.setdefault(source_object, Counts())
+            c.quarantined += 1
+            c.records += index is not None
+        skipped = self.con.execute(
+            f"""SELECT coalesce(event_source, '?'), count(*) FROM parsed
+                WHERE reason IS NULL AND event_source <> '{KMS_SOURCE}' GROUP BY ALL"""
+        ).fetchall()
+        result.skipped_sources.update(dict(skipped))
+        return result
+
+
+def publish(staging: Path, table_dir: Path, tag: str) -> list[Path]:
+    """Move files DuckDB wrote under `staging/event_date=…/` into the table, each by an atomic rename."""
+    moved: list[Path] = []
+    for path in sorted(staging.rglob("*.parquet")):
+        target = table_dir / path.parent.name / f"part-{tag}-{path.stem.removeprefix('part-')}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fsync(path)
+        os.replace(path, target)
+        moved.append(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return moved
+
+
+def fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def summary_counts(results: Iterable[BatchResult]) -> dict[str, Any]:
+    """Totals over batches, for the run summary."""
+    totals: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    for result in results:
+        for c in result.counts.values():
+            totals.update(
+                {
+                    "records": c.records,
+                    "kept": c.kept,
+                    "quarantined": c.quarantined,
+                    "skipped": c.skipped,
+                    "duplicates": c.duplicates,
+                }
+            )
+        sources.update(result.skipped_sources)
+    return {**totals, "skipped_sources": dict(sources)}
+
+
+def parse_records(texts: list[str], source_object: str = "<memory>") -> pa.Table:
+    """Parse CloudTrail records (JSON texts) into kms_events columns plus `event_source` and `reason`.
+
+    Pure and in memory: the same SQL the ingest runs, for tests, notebooks and debugging.
+    """
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    records = pa.table(
+        {
+            "source_object": [source_object] * len(texts),
+            "record_index": pa.array(range(len(texts)), pa.int64()),
+            "rec": pa.array(texts, pa.string()),
+            "well_formed": [True] * len(texts),
+        }
+    )
+    con.register("records", records)
+    try:
+        return con.sql(load_sql("kms_rows")).to_arrow_table()
+    finally:
+        con.close()

@@ -1,0 +1,62 @@
+"""`keytrail sql` and `keytrail usage`: ask the lake questions in SQL, or the common one ready-made."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from analytics import connect, run_query
+from analytics.output import require_tenant, write_relation
+from analytics.queries import run_sql
+from keytrail.cli import cli, lake_option, reports_errors
+
+F = TypeVar("F", bound=Callable[..., Any])
+DAY = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def output_options(func: F) -> F:
+    """--tenants, --memory-limit and the output formats, shared by the analytics commands."""
+    func = click.option(
+        "--parquet", "parquet", type=click.Path(dir_okay=False, path_type=Path), help="Write a Parquet file."
+    )(func)
+    func = click.option("--csv", "fmt", flag_value="csv", help="CSV on stdout.")(func)
+    func = click.option("--json", "fmt", flag_value="json", help="JSON lines on stdout.")(func)
+    func = click.option("--memory-limit", default="2GB", show_default=True, help="DuckDB memory limit.")(func)
+    return click.option(
+        "--tenants", type=click.Path(dir_okay=False), help="Tenants file (default $KEYTRAIL_TENANTS or ./tenants.toml)."
+    )(func)  # fmt: skip
+
+
+@cli.command(name="sql")
+@click.argument("query")
+@lake_option
+@output_options
+@reports_errors
+def sql_command(
+    query: str, lake: str, tenants: str | None, memory_limit: str, fmt: str | None, parquet: Path | None
+) -> None:
+    """Run a SQL query over the lake's views (key_operations, usage_daily, tenants, …) and print the result."""
+    con = connect(lake, tenants, memory_limit=memory_limit)
+    write_relation(run_sql(con, query), fmt, parquet)
+
+
+@cli.command(name="usage")
+@click.option("--tenant", help="Tenant id (default: every tenant, and the unattributed operations).")
+@click.option("--since", type=DAY, help="First UTC day, YYYY-MM-DD (included).")
+@click.option("--until", type=DAY, help="Last UTC day, YYYY-MM-DD (included).")
+@lake_option
+@output_options
+@reports_errors
+def usage_command(
+    tenant: str | None, since: dt.datetime | None, until: dt.datetime | None, lake: str, tenants: str | None,
+    memory_limit: str, fmt: str | None, parquet: Path | None,
+) -> None:  # fmt: skip
+    """How much a tenant used which keys: operations, failures, first and last use per key and operation."""
+    con = connect(lake, tenants, memory_limit=memory_limit)
+    require_tenant(con, tenant)
+    params = {"tenant": tenant, "since": since and since.date(), "until": until and until.date()}
+    write_relation(run_query(con, "tenant_usage", params), fmt, parquet)

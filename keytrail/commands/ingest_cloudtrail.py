@@ -1,0 +1,102 @@
+"""`keytrail ingest cloudtrail`: CloudTrail KMS events into the lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from ingest.aws import make_client
+from ingest.cloudtrail import BATCH_FILES, IngestSummary, ingest_local, ingest_lookup_events, ingest_s3
+from ingest.errors import ConfigError
+from ingest.lake import Lake
+from ingest.trail_sources import DEFAULT_LATE_DAYS, S3Trail, TrailFilter
+from keytrail.cli import aws_options, ingest, lake_option, reports_errors
+
+# Exit status when every record landed, and when some were quarantined (the rest still landed).
+EXIT_QUARANTINED = 3
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    """A date or ISO time given on the command line, as UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{value!r} is not a date or time: write it as 2026-11-01 or 2026-11-01T12:00:00Z") from None
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+@ingest.command("cloudtrail")
+@click.argument("source", required=False)
+@lake_option
+@click.option("--account", "accounts", multiple=True, help="Only this AWS account's trail files (repeatable).")
+@click.option("--region", "regions", multiple=True, help="Only this region (repeatable; LookupEvents: the region).")
+@click.option("--since", help="Earliest event date/time (UTC) to fetch, e.g. 2026-11-01.")
+@click.option("--until", help="Latest event date/time (UTC) to fetch.")
+@click.option("--late-days", default=DEFAULT_LATE_DAYS, show_default=True, help="Days a trail file may arrive late.")
+@click.option("--batch-files", default=BATCH_FILES, show_default=True, help="Most trail files parsed at once.")
+@click.option("--lookup-events", is_flag=True, help="Use the LookupEvents API (accounts without a trail bucket).")
+@aws_options
+@reports_errors
+def ingest_cloudtrail(
+    source: str | None,
+    lake: str,
+    accounts: tuple[str, ...],
+    regions: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    late_days: int,
+    batch_files: int,
+    lookup_events: bool,
+    endpoint_url: str | None,
+    profile: str | None,
+) -> None:
+    """Ingest CloudTrail KMS events from SOURCE: a folder or file of trail files, or s3://bucket/prefix."""
+    flt = TrailFilter(accounts, regions, parse_time(since), parse_time(until), late_days)
+    summary = run_ingest(Lake(lake), source, flt, lookup_events, endpoint_url, profile, batch_files)
+    click.echo(summary.paragraph())
+    if summary.quarantined:
+        sys.exit(EXIT_QUARANTINED)
+
+
+def run_ingest(
+    lake: Lake,
+    source: str | None,
+    flt: TrailFilter,
+    lookup: bool,
+    endpoint_url: str | None,
+    profile: str | None,
+    batch_files: int = BATCH_FILES,
+) -> IngestSummary:
+    """Pick the source kind and run it, with a progress bar on a terminal."""
+    if lookup:
+        if len(flt.regions) != 1 or source:
+            raise ConfigError("--lookup-events reads one region's API: give exactly one --region and no SOURCE")
+        client = make_client("cloudtrail", flt.regions[0], endpoint_url, profile)
+        return ingest_lookup_events(lake, client, flt.regions[0], flt.since, flt.until)
+    if not source:
+        raise ConfigError("give a SOURCE (a folder, a file or s3://bucket/prefix), or --lookup-events --region R")
+    if source.startswith("s3://"):
+        trail = S3Trail(make_client("s3", None, endpoint_url, profile), source)
+        return ingest_s3(lake, trail, flt, progress_bar(), batch_files)
+    return ingest_local(lake, Path(source), flt, progress_bar(), batch_files)
+
+
+def progress_bar() -> Callable[[int, int], None] | None:
+    """A progress callback drawing a bar on stderr when it is a terminal; None otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    bar = click.progressbar(length=1, label="trail files", file=sys.stderr)
+
+    def tick(done: int, total: int) -> None:
+        bar.length = max(total, 1)
+        bar.update(done)
+        if bar.pos >= total:
+            bar.render_finish()
+
+    return tick
