@@ -17,6 +17,12 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 PARAM = re.compile(r"(?<![$\w])\$([A-Za-z_]\w*)")
 
 
+class QueryError(KeytrailError):
+    """DuckDB rejected a query (syntax, unknown table or column, bad parameter)."""
+
+    exit_code = 2
+
+
 class UnknownQuery(KeytrailError):
     """No SQL file has that name."""
 
@@ -61,4 +67,15 @@ def run_query(
     missing = [p for p in wanted if p not in given]
     if missing:
         raise KeytrailError(f"query {name!r} needs parameter(s) {', '.join('$' + m for m in missing)}")
-    return con.sql(sql, params={p: given[p] for p in wanted} if wanted else None)
+    return run_sql(con, sql, {p: given[p] for p in wanted} if wanted else None, name)
+
+
+def run_sql(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None, name: str = "query"
+) -> duckdb.DuckDBPyRelation:
+    """Run SQL text; DuckDB's errors become QueryError (a clean `Error: …` on the command line)."""
+    try:
+        return con.sql(sql, params=params)
+    except duckdb.Error as err:
+        views = "kms_events, hsm_events, quarantine, tenants, key_operations, usage_hourly, usage_daily, tenant_cost"
+        raise QueryError(f"{name} failed: {err}\nViews you can query: {views}") from None

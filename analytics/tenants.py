@@ -76,10 +76,11 @@ class _Lines:
         start = self.settings if block is None else self.blocks[block] if block < len(self.blocks) else 0
         if key is not None:
             for i in range(start + 1, len(self.lines)):
-                if re.match(r"\s*\[", self.lines[i]):
-                    break
-                if re.match(rf"\s*\"?{re.escape(key)}\"?\s*[=.]", self.lines[i]):
+                line = self.lines[i]
+                if re.match(rf"\s*\"?{re.escape(key)}\"?\s*[=.]|\s*\[\s*tenant\.{re.escape(key)}\s*\]", line):
                     return i + 1
+                if re.match(r"\s*\[(?!\s*tenant\.)", line):
+                    break
         return start + 1
 
 

@@ -1,6 +1,6 @@
 -- One row per distinct key reference in kms_events (the key ARN, or the requested id/alias when CloudTrail
 -- did not resolve it) that a tenant's key rule claims: the tenant it belongs to.
--- A key rule is a key ARN (or glob), a bare key id, an alias name or alias ARN (resolved through `aliases`
+-- A key rule is a key ARN, a bare key id, an alias name or alias ARN (globs allowed; aliases resolved through `aliases`
 -- to every key it pointed at), or a custom key store id (every key whose events carry that store id).
 -- Several matching tenants: exact ARN, then key id, then alias, then store; then the tenant listed first.
 WITH seen AS (
@@ -20,13 +20,13 @@ hits AS (
     UNION ALL
     SELECT a.key_arn, r.tenant_id, 3, r.position
     FROM aliases AS a JOIN rules AS r ON r.kind = 'key' AND r.value LIKE '%alias/%'
-        AND a.alias_name = regexp_extract(r.value, 'alias/.*')
+        AND a.alias_name GLOB regexp_extract(r.value, 'alias/.*')
         -- an alias ARN names one account and region; a bare alias name matches in any of them
         AND (r.value NOT LIKE 'arn:%' OR a.key_arn LIKE regexp_extract(r.value, '^(arn:[^:]*:kms:[^:]*:[^:]*:)', 1) || '%')
     UNION ALL
     SELECT f.key_ref, r.tenant_id, 3, r.position
     FROM refs AS f JOIN rules AS r ON r.kind = 'key' AND r.value LIKE '%alias/%'
-        AND regexp_extract(f.key_ref, 'alias/.*') = regexp_extract(r.value, 'alias/.*')
+        AND regexp_extract(f.key_ref, 'alias/.*') GLOB regexp_extract(r.value, 'alias/.*')
         AND (r.value NOT LIKE 'arn:%' OR f.key_ref = r.value)
     UNION ALL
     SELECT s.key_ref, r.tenant_id, 4, r.position
