@@ -122,9 +122,8 @@ def _fields(batch: pl.DataFrame) -> pl.DataFrame:
     labels = {k: _label(k) for k in lines.get_column("key").unique().to_list() if k is not None}
     lines = lines.with_columns(pl.col("key").replace_strict(labels, default=None, return_dtype=pl.String))
     known = lines.filter(pl.col("key").is_not_null()).with_columns(pl.col("line").str.strip_chars(" \t\r"))
-    wide = known.pivot(on="key", index="_row", values="line", aggregate_function="first")
-    missing = [pl.lit(None, pl.String).alias(c) for c in set(FIELDS.values()) - set(wide.columns)]
-    wide = wide.with_columns(missing)
+    columns = sorted(set(FIELDS.values()))
+    wide = known.group_by("_row").agg(pl.col("line").filter(pl.col("key") == c).first().alias(c) for c in columns)
     return batch.with_row_index("_row").join(wide, on="_row", how="left").drop("_row")
 
 
@@ -241,7 +240,9 @@ def attribute_sessions(rows: pl.DataFrame, prior: pl.DataFrame | None = None) ->
     both = both.sort([*keys, "event_time", "sequence_no"]).with_columns(
         state_after.forward_fill().shift(1).over(keys).alias("_before")
     )
-    user = pl.when(opens).then(pl.col("user_name")).otherwise(pl.col("_before"))
+    # A logout names the user it ends: the fallback when the login is not in the lake (e.g. lost in a gap).
+    logout = pl.col("opcode").is_in(CLOSES_SESSION) & (pl.col("_before").is_null() | (pl.col("_before") == _CLOSED))
+    user = pl.when(opens | logout).then(pl.col("user_name")).otherwise(pl.col("_before"))
     both = both.with_columns(pl.when(user == _CLOSED).then(None).otherwise(user).alias("session_user_name"))
     return both.filter(~pl.col("_prior")).sort("_order").select(rows.columns)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -17,9 +18,10 @@ from ingest.aws import make_client
 from ingest.cloudhsm import attribute_sessions, link_cluster_logins, messages_frame, parse_hsm_messages
 from ingest.cloudhsm_load import run_ingest
 from ingest.cloudhsm_sequence import lake_sequence_findings, sequence_findings
-from ingest.cloudhsm_sources import CloudWatchSource, call_with_backoff, open_source, parse_when
-from ingest.errors import SourceError
+from ingest.cloudhsm_sources import CloudWatchSource, call_with_backoff, open_source, parse_when, stream_events
+from ingest.errors import LockedError, SourceError
 from ingest.lake import Lake
+from ingest.state import IngestState, RunLock
 from keytrail.cli import cli
 from tests.conftest import SHARED_DATA
 
@@ -188,6 +190,12 @@ def test_commands_are_attributed_to_the_login_of_the_same_application() -> None:
     assert rows["session_user_name"].to_list() == ["crypto_user"] * 5 + [None]
 
 
+def test_a_logout_whose_login_is_missing_names_its_own_user() -> None:
+    t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    rows = attribute_sessions(parse([entry(1, t), entry(2, t + dt.timedelta(seconds=1), "CN_LOGOUT", user="kmsuser")]))
+    assert rows["session_user_name"].to_list() == [None, "kmsuser"]
+
+
 def test_a_failed_login_opens_no_session() -> None:
     t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     failed = entry(1, t, "CN_LOGIN", "0xc008002", user="mallory", response="163:HSM Error: RET_USER_LOGIN_FAILURE")
@@ -288,6 +296,53 @@ def test_cluster_id_option_for_files_without_a_cluster_folder(lake_dir: Path, tm
     assert lake_rows(lake_dir)["cluster_id"].to_list() == ["cluster-abc"]
 
 
+def test_a_crash_between_write_and_checkpoint_is_safe_to_rerun(
+    lake_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    write_jsonl(tmp_path / CLUSTER / "a.jsonl", [("hsm-one", entry(s, t + dt.timedelta(seconds=s))) for s in range(4)])
+
+    def killed(*args: object) -> None:
+        raise KeyboardInterrupt  # stands in for kill -9 after the Parquet file was renamed into place
+
+    monkeypatch.setattr(IngestState, "record_objects", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_ingest(Lake(lake_dir), "x", open_source(str(tmp_path), []).batches)
+    monkeypatch.undo()
+    stats = run_ingest(Lake(lake_dir), "x", open_source(str(tmp_path), []).batches)
+    assert (stats.entries, stats.written, stats.duplicates) == (4, 0, 4)
+    assert lake_rows(lake_dir)["event_id"].n_unique() == lake_rows(lake_dir).height == 4
+
+
+def test_a_second_run_on_a_locked_lake_is_refused(lake_dir: Path, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / CLUSTER / "a.jsonl", [("hsm-one", entry(1, dt.datetime(2026, 3, 1, tzinfo=dt.UTC)))])
+    with RunLock(Lake(lake_dir).state_dir / "ingest.lock"):
+        result = CliRunner().invoke(cli, ["ingest", "cloudhsm", str(tmp_path), "--lake", str(lake_dir)])
+    assert result.exit_code == 1
+    assert "another keytrail run is writing to this lake" in result.stderr
+    assert LockedError.__doc__
+
+
+def test_exports_in_s3(moto_endpoint: str, lake_dir: Path) -> None:
+    t = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+    s3 = make_client("s3", endpoint_url=moto_endpoint)
+    s3.create_bucket(Bucket="audit")
+    gz = export_text([(t, entry(1, t)), (t, entry(2, t + dt.timedelta(seconds=1)))])
+    s3.put_object(Bucket="audit", Key=f"exports/{CLUSTER}/task-9/hsm-one/000000.gz", Body=gz)
+    s3.put_object(Bucket="audit", Key=f"exports/{CLUSTER}/task-9/hsm-two/000000.gz", Body=gz[:40])
+    args = ["ingest", "cloudhsm", "s3://audit/exports/", "--endpoint-url", moto_endpoint, "--lake", str(lake_dir)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "Read 2 CloudHSM entries: wrote 2, skipped 0 already in the lake, quarantined 1" in result.output
+    reasons = pl.read_parquet(lake_dir / "_quarantine" / "*.parquet")["reason"].to_list()
+    assert len(reasons) == 1 and reasons[0].startswith("unreadable gzip")
+    assert (
+        lake_rows(lake_dir)["source_object"].to_list() == [f"s3://audit/exports/{CLUSTER}/task-9/hsm-one/000000.gz"] * 2
+    )
+    again = CliRunner().invoke(cli, args)
+    assert "Read 0 CloudHSM entries" in again.output
+
+
 # --- CloudWatch Logs through a moto server --------------------------------------------------------------
 
 
@@ -370,6 +425,18 @@ def test_throttling_is_retried_with_backoff(monkeypatch: pytest.MonkeyPatch) -> 
         call_with_backoff(lambda **kw: (_ for _ in ()).throw(throttled), "stream x", attempts=2)
 
 
+def test_empty_pages_with_a_token_do_not_end_the_stream() -> None:
+    pages: Iterator[dict[str, object]] = iter(
+        [{"events": [], "nextToken": "a"}, {"events": [{"n": 1}], "nextToken": "b"}, {"events": [{"n": 2}]}]
+    )
+
+    class Logs:
+        def filter_log_events(self, **kwargs: object) -> dict[str, object]:
+            return next(pages)
+
+    assert list(stream_events(Logs(), GROUP, "hsm-one", None, None)) == [{"n": 1}, {"n": 2}]
+
+
 def test_parse_when() -> None:
     now = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)
     assert parse_when("2d", now) == int(dt.datetime(2026, 3, 8, tzinfo=dt.UTC).timestamp() * 1000)
@@ -439,5 +506,6 @@ def test_sample_logs_have_exactly_the_labelled_gap(lake_dir: Path) -> None:
     found = lake_sequence_findings(Lake(lake_dir)).to_pylist()
     labels = duckdb.execute("SELECT * FROM read_csv(?) WHERE detector = 'hsm_sequence_gap'", [str(truth)]).fetchall()
     assert len(found) == len(labels) == 1
-    assert found[0]["kind"] == "gap"
-    assert found[0]["hsm_id"] in str(labels[0])
+    gap, evidence = found[0], labels[0][-1].split(";")
+    assert gap["kind"] == "gap" and gap["missing"] == gap["before_seq"] - gap["after_seq"] - 1
+    assert evidence == [f"{gap['hsm_id']}:{gap['reboot_counter']}:{gap[k]}" for k in ("after_seq", "before_seq")]
