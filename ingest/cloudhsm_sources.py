@@ -6,7 +6,9 @@ the stream checkpoint or the source objects in the ingest state.
 - CloudWatch Logs: log group `/aws/cloudhsm/<cluster-id>`, one stream per HSM id. Per stream the checkpoint
   holds the last event timestamp and the CloudWatch event ids seen at that millisecond, so a rerun asks
   from that timestamp on and skips only those ids: nothing is fetched twice and nothing in the same
-  millisecond is lost.
+  millisecond is lost. It also holds `since`, the earliest time read (null: the whole stream), so a later
+  run with an earlier --since backfills the older window instead of silently skipping it. Events that
+  CloudWatch receives late, with a timestamp before the checkpoint, are not re-read (rerun with --since).
 - Files: gzip text as `create-export-task` writes it (`<ISO8601> <message>` lines, a multi-line message
   continuing on the following lines; the HSM id is the folder the object sits in, as in
   `<prefix>/<task-id>/<hsm-id>/000000.gz`), or JSON lines of `{timestamp, message, logStreamName}`
@@ -130,21 +132,49 @@ class CloudWatchSource:
             yield from self._stream_batches(state, group, stream)
 
     def _stream_batches(self, state: IngestState, group: str, stream: str) -> Iterator[Batch]:
-        checkpoint = state.checkpoint(group, stream) or {}
-        last_ms, seen = checkpoint.get("timestamp"), set(checkpoint.get("event_ids", []))
+        checkpoint = state.checkpoint(group, stream) or {"since": self.since_ms}
+        floor = checkpoint.get("since")
+        if "timestamp" in checkpoint and floor is not None and self.since_ms is not None and self.since_ms < floor:
+            yield from self._backfill(group, stream, checkpoint, floor)
+        last_ms = checkpoint.get("timestamp")
         start = max(filter(None, (self.since_ms, last_ms)), default=None)
+        seen = set(checkpoint.get("event_ids", []))
+        for chunk in self._chunks(group, stream, start, self.until_ms, last_ms, seen):
+            checkpoint = _next_checkpoint(checkpoint, chunk)
+            yield self._batch(group, stream, chunk, checkpoint)
+
+    def _backfill(self, group: str, stream: str, checkpoint: dict[str, Any], floor: int) -> Iterator[Batch]:
+        """Events older than the checkpoint covers, when --since now reaches further back.
+
+        Only the last batch moves the checkpoint's `since`: until then the covered time is not contiguous,
+        so a crash makes the next run fetch the whole older window again (deduplication drops the repeats).
+        """
+        end = floor - 1 if self.until_ms is None else min(floor - 1, self.until_ms)
+        done = {**checkpoint, "since": self.since_ms} if end == floor - 1 else None
+        previous: list[dict[str, Any]] = []
+        for chunk in self._chunks(group, stream, self.since_ms, end, None, set()):
+            if previous:
+                yield self._batch(group, stream, previous, None)
+            previous = chunk
+        yield self._batch(group, stream, previous, done)
+
+    def _chunks(
+        self, group: str, stream: str, start: int | None, end: int | None, skip_ms: int | None, skip_ids: set[str]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Events of one stream in lists of at most `batch_entries`, minus those already read at `skip_ms`."""
         chunk: list[dict[str, Any]] = []
-        for event in stream_events(self.client, group, stream, start, self.until_ms, self.page_size):
-            if event["timestamp"] == last_ms and event.get("eventId") in seen:
+        for event in stream_events(self.client, group, stream, start, end, self.page_size):
+            if event["timestamp"] == skip_ms and event.get("eventId") in skip_ids:
                 continue
             chunk.append(event)
             if len(chunk) >= self.batch_entries:
-                yield self._batch(group, stream, chunk, checkpoint)
-                checkpoint, chunk = _next_checkpoint(checkpoint, chunk), []
+                yield chunk
+                chunk = []
         if chunk:
-            yield self._batch(group, stream, chunk, checkpoint)
+            yield chunk
 
-    def _batch(self, group: str, stream: str, events: list[dict[str, Any]], checkpoint: dict[str, Any]) -> Batch:
+    def _batch(self, group: str, stream: str, events: list[dict[str, Any]], position: dict[str, Any] | None) -> Batch:
+        """A batch of events; once written, the stream's checkpoint moves to `position` (if any)."""
         source_object = f"cloudwatch:{group}:{stream}"
         frame = messages_frame(
             [e.get("message") for e in events],
@@ -152,7 +182,8 @@ class CloudWatchSource:
             [cluster_of_group(group)] * len(events),
             [source_object] * len(events),
         )
-        position = _next_checkpoint(checkpoint, events)
+        if position is None:
+            return Batch(frame)
         return Batch(frame, commit=lambda state, run_id, counts: state.set_checkpoint(group, stream, position))
 
 
@@ -162,7 +193,7 @@ def _next_checkpoint(previous: dict[str, Any], events: list[dict[str, Any]]) -> 
     ids = {e.get("eventId") for e in events if e["timestamp"] == last}
     if previous.get("timestamp") == last:
         ids |= set(previous.get("event_ids", []))
-    return {"timestamp": last, "event_ids": sorted(i for i in ids if i)}
+    return {**previous, "timestamp": last, "event_ids": sorted(i for i in ids if i)}
 
 
 # --- Exported files -------------------------------------------------------------------------------------

@@ -391,6 +391,19 @@ def test_cloudwatch_pages_incremental_reruns_and_login_copies(logs: object, lake
     assert nothing.entries == 0
 
 
+def test_an_earlier_since_backfills_the_older_window(logs: object, lake_dir: Path) -> None:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    old, new = now - dt.timedelta(hours=3), now - dt.timedelta(minutes=30)
+    put_events(logs, "hsm-one", [(old, entry(1, old)), (new, entry(2, new))])
+    ms = int((now - dt.timedelta(hours=1)).timestamp() * 1000)
+    first = run_ingest(Lake(lake_dir), "cw", CloudWatchSource(logs, [GROUP], since_ms=ms).batches)
+    older = CloudWatchSource(logs, [GROUP], since_ms=ms - 4 * 3600_000, page_size=1, batch_entries=1)
+    second = run_ingest(Lake(lake_dir), "cw", older.batches)
+    third = run_ingest(Lake(lake_dir), "cw", older.batches)
+    assert [(r.entries, r.written) for r in (first, second, third)] == [(1, 1), (1, 1), (0, 0)]
+    assert lake_rows(lake_dir)["sequence_no"].to_list() == [1, 2]
+
+
 def test_cloudwatch_through_the_cli(logs: object, moto_endpoint: str, lake_dir: Path) -> None:
     t = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
     put_events(logs, "hsm-one", [(t, entry(1, t)), (t, "truncated entry")])
