@@ -19,7 +19,10 @@ from analytics.vocabulary import operation_names
 from ingest.lake import DEFAULT_LAKE, Lake
 from ingest.schema import QUARANTINE, TABLES
 
-MAPS = ("aliases", "primary_copies", "principal_map", "key_map", "context_map", "account_map", "hsm_user_map")
+MAPS = (
+    "aliases", "primary_copies", "principal_map", "key_map", "context_map", "account_map", "hsm_user_map",
+    "hsm_orphan_sessions",
+)  # fmt: skip
 VIEWS = ("key_operations", "usage_hourly", "usage_daily", "tenant_cost")
 # Columns the SQL relies on even if an older schema.py or older files lack them.
 EXTRA_COLUMNS = {"hsm_events": {"cluster_event_id": "VARCHAR", "session_user_name": "VARCHAR"}}

@@ -41,7 +41,7 @@ def keytrail(*args: str) -> tuple[int, str, str]:
 
 
 def test_sql_prints_a_readable_table(lake: Path) -> None:
-    code, out, _ = keytrail("sql", "SELECT tenant_id, count(*) AS n FROM key_operations GROUP BY 1 ORDER BY 1", "--lake", str(lake), "--tenants", str(lake.parent / "tenants.toml"))  # fmt: skip
+    code, out, _ = keytrail("sql", "SELECT tenant_id, count(*) AS n FROM key_operations GROUP BY 1 ORDER BY 1", "--lake", str(lake), "--tenants", str(lake.parent / "tenants.toml"))  # fmt: skip  # noqa: E501
     assert code == 0
     assert out == "tenant_id  n\n---------  -\nacme       3\n           1\n(2 rows)\n"
 
@@ -49,7 +49,7 @@ def test_sql_prints_a_readable_table(lake: Path) -> None:
 def test_sql_json_csv_and_parquet(lake: Path, tmp_path: Path) -> None:
     query = "SELECT operation, count(*) AS n FROM key_operations GROUP BY 1 ORDER BY 1"
     code, out, _ = keytrail("sql", query, "--lake", str(lake), "--json")
-    assert (code, [json.loads(line) for line in out.splitlines()]) == (0, [{"operation": "Decrypt", "n": 3}, {"operation": "Encrypt", "n": 1}])  # fmt: skip
+    assert (code, [json.loads(line) for line in out.splitlines()]) == (0, [{"operation": "Decrypt", "n": 3}, {"operation": "Encrypt", "n": 1}])  # fmt: skip  # noqa: E501
     assert keytrail("sql", query, "--lake", str(lake), "--csv")[1] == "operation,n\nDecrypt,3\nEncrypt,1\n"
     code, _, err = keytrail("sql", query, "--lake", str(lake), "--parquet", str(tmp_path / "out.parquet"))
     assert (code, err) == (0, f"Wrote 2 rows to {tmp_path / 'out.parquet'}\n")
@@ -70,7 +70,7 @@ def test_sql_on_an_empty_lake_returns_no_rows(tmp_path: Path) -> None:
 
 def test_usage_of_one_tenant_between_days(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(lake.parent)  # tenants.toml from the current directory
-    code, out, _ = keytrail("usage", "--tenant", "acme", "--since", "2026-11-02", "--until", "2026-11-02", "--lake", str(lake), "--json")  # fmt: skip
+    code, out, _ = keytrail("usage", "--tenant", "acme", "--since", "2026-11-02", "--until", "2026-11-02", "--lake", str(lake), "--json")  # fmt: skip  # noqa: E501
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0
     assert [(r["tenant_id"], r["operation"], r["operations"], r["failures"]) for r in rows] == [
@@ -81,7 +81,7 @@ def test_usage_of_one_tenant_between_days(lake: Path, monkeypatch: pytest.Monkey
 
 
 def test_usage_of_an_unknown_tenant_lists_the_known_ones(lake: Path) -> None:
-    code, _, err = keytrail("usage", "--tenant", "initech", "--lake", str(lake), "--tenants", str(lake.parent / "tenants.toml"))  # fmt: skip
+    code, _, err = keytrail("usage", "--tenant", "initech", "--lake", str(lake), "--tenants", str(lake.parent / "tenants.toml"))  # fmt: skip  # noqa: E501
     assert code == 2
     assert err == f"Error: unknown tenant 'initech' in {lake.parent / 'tenants.toml'}; known tenants: acme, globex\n"
 

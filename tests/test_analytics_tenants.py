@@ -52,20 +52,20 @@ def test_docs_example_is_valid() -> None:
 @pytest.mark.parametrize(
     ("replace", "by", "message"),
     [
-        ('accounts = ["777788889999"]', 'accounts = ["7777-8888"]', "tenants.toml:19: tenant #2: accounts: '7777-8888' is not a 12-digit"),
-        ('accounts = ["777788889999"]', 'accounts = "777788889999"', "tenants.toml:19: tenant #2: accounts: must be a list"),
-        ('accounts = ["777788889999"]', 'acounts = ["777788889999"]', "tenants.toml:19: tenant #2: acounts: unknown field; known fields: id, name"),
+        ('accounts = ["777788889999"]', 'accounts = ["7777-8888"]', "tenants.toml:19: tenant #2: accounts: '7777-8888' is not a 12-digit"),  # noqa: E501
+        ('accounts = ["777788889999"]', 'accounts = "777788889999"', "tenants.toml:19: tenant #2: accounts: must be a list"),  # noqa: E501
+        ('accounts = ["777788889999"]', 'acounts = ["777788889999"]', "tenants.toml:19: tenant #2: acounts: unknown field; known fields: id, name"),  # noqa: E501
         ('id = "globex"', 'id = "acme"', 'tenants.toml:17: tenant #2: id: duplicate id "acme"'),
         ('id = "globex"\n', "", "tenants.toml:16: tenant #2: id: required"),
-        ('hsm_users = ["acme_cu"]', "hsm_users = [42]", "tenants.toml:11: tenant #1: hsm_users: 42 is not a CloudHSM crypto-user name"),
-        ("2026-11-20T00:00:00Z", "2026-11-20T00:00:00", "tenants.toml:14: tenant #1: revoked_at: must be a TOML date-time with a time zone"),
+        ('hsm_users = ["acme_cu"]', "hsm_users = [42]", "tenants.toml:11: tenant #1: hsm_users: 42 is not a CloudHSM crypto-user name"),  # noqa: E501
+        ("2026-11-20T00:00:00Z", "2026-11-20T00:00:00", "tenants.toml:14: tenant #1: revoked_at: must be a TOML date-time with a time zone"),  # noqa: E501
         ("2026-11-20T00:00:00Z", '"2026-11-20"', "tenants.toml:14: tenant #1: revoked_at: must be a TOML date-time"),
-        ("2026-11-20T00:00:00Z", "2026-09-01T00:00:00Z", "tenants.toml:14: tenant #1: revoked_at: 2026-09-01T00:00:00+00:00 is not after active_from"),
-        ('{ tenant_id = "acme" }', '{ tenant_id = 7 }', "tenants.toml:10: tenant #1: encryption_context: must be a table of strings"),
-        ('"alias/acme-data"', '"acme-data"', "tenants.toml:9: tenant #1: keys: 'acme-data' is not a key ARN, key id, alias"),
+        ("2026-11-20T00:00:00Z", "2026-09-01T00:00:00Z", "tenants.toml:14: tenant #1: revoked_at: 2026-09-01T00:00:00+00:00 is not after active_from"),  # noqa: E501
+        ('{ tenant_id = "acme" }', '{ tenant_id = 7 }', "tenants.toml:10: tenant #1: encryption_context: must be a table of strings"),  # noqa: E501
+        ('"alias/acme-data"', '"acme-data"', "tenants.toml:9: tenant #1: keys: 'acme-data' is not a key ARN, key id, alias"),  # noqa: E501
         ("0.05", '"cheap"', "tenants.toml:2: [settings]: kms_price_per_10k_requests: must be a number"),
         ("kms_price_per_10k", "price_per_10k", "tenants.toml:2: [settings]: price_per_10k_requests: unknown setting"),
-        ("[[tenant]]\nid = \"acme\"", "[[tenant]]\n[tenant.x]\nid = \"acme\"", "tenants.toml:5: tenant #1: x: unknown field"),
+        ("[[tenant]]\nid = \"acme\"", "[[tenant]]\n[tenant.x]\nid = \"acme\"", "tenants.toml:5: tenant #1: x: unknown field"),  # noqa: E501
         ('name = "Globex"', 'name = "Globex', "tenants.toml: not valid TOML: Illegal character '\\n' (at line 18"),
     ],
 )  # fmt: skip

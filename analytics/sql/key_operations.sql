@@ -6,7 +6,9 @@
 --   CloudTrail: context (an encryption-context pair of the tenant) > key (the tenant's key, alias or custom
 --               key store) > principal (the caller or the role behind its session) > account (caller account)
 --   CloudHSM:   hsm_user (the entry names a tenant's crypto user) > kms_service (the entry names kmsuser,
---               tenant NULL) > hsm_session (the session was opened by a tenant's crypto user) > kms_service
+--               tenant NULL) > hsm_session (the session was opened by a tenant's crypto user; if the entry's own
+--               HSM lost that login, the one user with a session open on the cluster, see hsm_orphan_sessions)
+--               > kms_service
 -- Access windows do not change attribution: a revoked tenant's later operations stay its own and
 -- `in_tenant_window` is false on them. Each rule's own verdict is kept (context_tenant_id, …) so conflicting
 -- evidence can be queried. The rule maps are small tables built at connect(); events meet them by hash join.
@@ -70,7 +72,7 @@ hsm AS (
         coalesce(o.operation_class, 'store_admin') AS operation_class,
         CASE WHEN h.key_handle IS NOT NULL THEN 'hsm:' || h.cluster_id || ':' || h.key_handle END AS key,
         NULL::VARCHAR AS key_id_requested,
-        coalesce(h.user_name, h.session_user_name) AS principal,
+        coalesce(h.user_name, h.session_user_name, os.session_user_name) AS principal,
         NULL::VARCHAR AS principal_arn,
         NULL::VARCHAR AS account,
         NULL::VARCHAR AS recipient_account_id,
@@ -93,12 +95,13 @@ hsm AS (
             WHEN uu.tenant_id IS NOT NULL THEN 'hsm_user'
             WHEN h.user_name = 'kmsuser' THEN 'kms_service'
             WHEN su.tenant_id IS NOT NULL THEN 'hsm_session'
-            WHEN h.session_user_name = 'kmsuser' THEN 'kms_service'
+            WHEN coalesce(h.session_user_name, os.session_user_name) = 'kmsuser' THEN 'kms_service'
         END AS attributed_by
     FROM hsm_events AS h
     LEFT JOIN operation_names AS o ON o.source = 'cloudhsm' AND o.name = h.opcode
+    LEFT JOIN hsm_orphan_sessions AS os ON os.event_id = h.event_id
     LEFT JOIN hsm_user_map AS uu ON uu.user_name = h.user_name
-    LEFT JOIN hsm_user_map AS su ON su.user_name = h.session_user_name
+    LEFT JOIN hsm_user_map AS su ON su.user_name = coalesce(h.session_user_name, os.session_user_name)
 ),
 attributed AS (
     SELECT
