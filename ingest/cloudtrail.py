@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from ingest.aws import explain_client_error
 from ingest.errors import SourceError
+from ingest.faults import crash_point
 from ingest.kms_writer import BatchResult, KmsLakeWriter, summary_counts
 from ingest.lake import Lake, new_run_id
 from ingest.state import IngestState, ObjectVersion, RunLock
@@ -29,6 +30,8 @@ BATCH_FILES = 2000
 LOOKUP_OVERLAP = dt.timedelta(minutes=15)
 LOOKUP_MAX_AGE = dt.timedelta(days=90)
 
+# Records cut out of their files (LookupEvents results): the input of KmsLakeWriter.ingest_records.
+RECORDS = pa.schema([("source_object", pa.string()), ("record_index", pa.int64()), ("rec", pa.string())])
 # Called after each batch with (files done in it, files to do in all).
 Progress = Callable[[int, int], None]
 
@@ -80,6 +83,7 @@ def lake_run(lake: Lake, command: str, source: str) -> Iterator[tuple[IngestStat
         state.start_run(run_id, command, source)
         try:
             yield state, run_id
+            shutil.rmtree(lake.root / "_staging", ignore_errors=True)
         except BaseException:
             state.end_run(run_id, "failed", {})
             raise
@@ -163,6 +167,7 @@ def _ingest_objects(
             for n, batch in enumerate(batches(new, batch_files)):
                 local = materialise(batch, lake.root / "_staging" / f"{run_id}-download-{n}")
                 result = writer.ingest_files(local) if local else BatchResult()
+                crash_point("before-state")
                 done = {s for _, s in local}
                 state.record_objects(
                     STATE_SOURCE, run_id, [(o, result.counts[o.key].as_dict()) for o in batch if o.key in done]
@@ -235,7 +240,8 @@ def lookup_pages(client: Any, start: dt.datetime, end: dt.datetime, pace: float,
                     "source_object": [source] * len(events),
                     "record_index": list(range(index, index + len(events))),
                     "rec": [e.get("CloudTrailEvent") or "null" for e in events],
-                }
+                },
+                schema=RECORDS,
             )
             index += len(events)
     except ClientError as err:

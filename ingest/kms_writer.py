@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ingest.faults import crash_point
 from ingest.lake import Lake, quarantine_rows
 from ingest.salvage import salvage
 from ingest.schema import KMS_EVENTS
@@ -185,6 +186,7 @@ class KmsLakeWriter:
                 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_object, record_index) = 1"""
         )
         self._write_fresh()
+        crash_point("written")
         bad = self.con.execute(
             "SELECT source_object, record_index, reason, raw FROM parsed WHERE reason IS NOT NULL"
         ).fetchall()
@@ -254,6 +256,7 @@ def publish(staging: Path, table_dir: Path, tag: str) -> list[Path]:
         target = table_dir / path.parent.name / f"part-{tag}-{path.stem.removeprefix('part-')}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         fsync(path)
+        crash_point("publish")
         os.replace(path, target)
         moved.append(target)
     shutil.rmtree(staging, ignore_errors=True)

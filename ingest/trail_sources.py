@@ -25,6 +25,8 @@ TRAIL_PATH = re.compile(
 )
 # Trail files sit beside digest and Insights files that are not KMS records.
 SKIP_PARTS = ("CloudTrail-Digest", "CloudTrail-Insight")
+# Keys per list_objects_v2 page (S3's own maximum).
+PAGE_SIZE = 1000
 # The path date is the delivery date: a file can arrive after its events' day.
 DEFAULT_LATE_DAYS = 2
 
@@ -117,7 +119,9 @@ class S3Trail:
             raise explain_client_error(err, key_uri) from err
 
     def _objects(self, prefix: str) -> Iterator[dict[str, Any]]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": PAGE_SIZE}
+        )
         for page in pages:
             yield from page.get("Contents", [])
 

@@ -1,0 +1,5 @@
+"""`python -m keytrail` runs the command line."""
+
+from keytrail.cli import cli
+
+cli()
