@@ -41,14 +41,16 @@ DEFAULTS: dict[str, Any] = {
     "evidence_limit": 20,  # event ids kept per finding
     # volume_spike (and the baselines of kms_logging_gap)
     "spike_operation_classes": ["crypto"],
-    "spike_min_volume": 50,  # operations in the hour; quieter hours never alarm
+    "spike_min_volume": 20,  # operations in the hour; quieter hours never alarm
     "spike_min_ratio": 3.0,  # observed must be at least this multiple of the baseline
     "spike_min_score": 6.0,  # (observed - baseline) / max(1.4826 * MAD, sqrt(baseline), 1)
     "spike_baseline_days": 7,  # same hour on each of the previous N days
     "spike_baseline_weeks": 4,  # same hour of the week over the previous N weeks
     "spike_min_history_days": 7,  # a series younger than this has no baseline yet
-    "drop_min_expected": 20.0,  # a tenant is busy at an hour when its baseline is at least this
+    "spike_neighbour_hours": 1,  # each past sample is the busiest hour within this many hours of the same hour
+    "drop_min_hourly": 2.0,  # a silent hour counts when the tenant's baseline for it is at least this
     "drop_min_hours": 3,  # consecutive silent busy hours that make a drop
+    "drop_min_expected": 20.0,  # operations the silent hours together should have had
     # error_burst
     "error_code_pattern": "AccessDenied|Throttling|InvalidState|Disabled|KeyUnavailable|NotFound|"
     "InvalidCiphertext|IncorrectKey|InvalidGrant|InvalidKeyUsage|LimitExceeded",
@@ -59,10 +61,15 @@ DEFAULTS: dict[str, Any] = {
     "first_seen_learning_days": 7,  # a tenant's first days: everything is new, nothing is reported
     "first_seen_ipv4_prefix": 24,
     "first_seen_evidence_hours": 24,
+    "first_seen_operation_classes": ["crypto"],
     # cross_tenant_key_use
     "context_tenant_key": "tenant_id",  # encryption-context key holding a tenant id or name
     # unattributed_operation
     "unattributed_operation_classes": ["crypto"],
+    "unattributed_sources": ["cloudtrail"],  # CloudHSM entries whose session is unknown are not reported
+    "provider_accounts": [],  # the provider's own accounts, besides those owning keys in the lake
+    # use_outside_access_window
+    "access_window_gap_minutes": 60,  # calls further apart are separate findings
     # key_destruction_or_disable
     "destructive_operations": [
         "DisableKey",
@@ -78,9 +85,8 @@ DEFAULTS: dict[str, Any] = {
     ],
     "destructive_include_failed": False,
     # kms_logging_gap
-    "gap_min_hours": 2,
-    "gap_min_hourly_events": 5.0,  # expected KMS events per hour for a silent hour to count
-    "gap_min_history_days": 3,
+    "gap_min_hours": 2,  # a trail silent for at least this long
+    "gap_min_missing_events": 5,  # cross-account calls seen in other trails but missing from this one
     # hsm_failed_logins
     "hsm_login_min_failures": 3,
     "hsm_login_window_minutes": 10,
@@ -151,6 +157,20 @@ def resolve_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any
     return merged
 
 
+def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def ensure_relations(con: duckdb.DuckDBPyConnection) -> None:
+    """Expose `hsm_sequence_gaps` (the CloudHSM integrity check, analytics/sql/hsm_sequence_gaps.sql) as a view
+    when the connection has `hsm_events` but not the check yet."""
+    present = _relations(con)
+    if "hsm_sequence_gaps" not in present and "hsm_events" in present:
+        from analytics.queries import load_sql
+
+        con.execute(f"CREATE OR REPLACE TEMP VIEW hsm_sequence_gaps AS {load_sql('hsm_sequence_gaps')}")
+
+
 def _select(name: str) -> str:
     cols = ", ".join(f"{col}::{kind} AS {col}" for col, kind in COLUMNS.items())
     return f"SELECT {cols} FROM (\n{detector_sql(name)}\n)"
@@ -188,6 +208,7 @@ def run_detectors(
     for name in names:
         if name not in known:
             raise UnknownDetector(f"no detector named {name!r}; choose from: {', '.join(sorted(known))}")
+    ensure_relations(con)
     tables, skipped = [], []
     for name in names:
         try:
@@ -247,3 +268,74 @@ def find_anomalies(
         ).to_arrow_table()
     finally:
         con.unregister("_found")
+
+
+# ---------- scoring against labelled ground truth (bench/detect.py and tests)
+
+MATCH_TOLERANCE = dt.timedelta(hours=1)
+_SESSION = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
+
+
+def _same_principal(a: str, b: str) -> bool:
+    """Equal, counting an assumed-role session ARN as its role's ARN."""
+
+    def role(arn: str) -> str:
+        m = _SESSION.match(arn)
+        return f"arn:{m[1]}:iam::{m[2]}:role/{m[3]}" if m else arn
+
+    return role(a) == role(b)
+
+
+def _same_key(a: str, b: str) -> bool:
+    """Equal, or one names the other's last part (`hsm:<cluster>:262207` and `262207`)."""
+    return a == b or a.endswith(":" + b) or b.endswith(":" + a) or a.endswith("/" + b) or b.endswith("/" + a)
+
+
+def matches_case(found: Mapping[str, Any], case: Mapping[str, Any], tolerance: dt.timedelta = MATCH_TOLERANCE) -> bool:
+    """Whether a finding detects a labelled case: same detector, windows overlapping (within `tolerance`), and
+    either a shared evidence event id or agreement on every one of tenant, key and principal that both name."""
+    if found["detector"] != case["detector"]:
+        return False
+    if found["window_start"] - tolerance > case["window_end"] or found["window_end"] + tolerance < case["window_start"]:
+        return False
+    if set(found["evidence"] or []) & set(case["event_ids"]):
+        return True
+    checks = (("tenant_id", lambda a, b: a == b), ("key", _same_key), ("principal", _same_principal))
+    return all(not found.get(f) or not case.get(f) or same(found[f], case[f]) for f, same in checks)
+
+
+def score(found: Iterable[Mapping[str, Any]], cases: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per detector: cases, findings, true positives (findings matching a case), recall and precision.
+    A finding that matches no case is a false positive; a case no finding matches is missed."""
+    found, cases = list(found), list(cases)
+    rows = []
+    for name in sorted({f["detector"] for f in found} | {c["detector"] for c in cases}):
+        mine = [f for f in found if f["detector"] == name]
+        truth = [c for c in cases if c["detector"] == name]
+        hits = [f for f in mine if any(matches_case(f, c) for c in truth)]
+        caught = [c for c in truth if any(matches_case(f, c) for f in mine)]
+        rows.append(
+            {
+                "detector": name,
+                "cases": len(truth),
+                "findings": len(mine),
+                "true_positives": len(hits),
+                "recall": len(caught) / len(truth) if truth else 1.0,
+                "precision": len(hits) / len(mine) if mine else 1.0,
+                "missed": [c["case_id"] for c in truth if c not in caught],
+            }
+        )
+    return rows
+
+
+def read_ground_truth(path: str | Path) -> list[dict[str, Any]]:
+    """The labelled cases of a ground-truth `anomalies.csv` (event ids `;`-separated, times ISO 8601 UTC)."""
+    import csv
+
+    with open(path, newline="") as fh:
+        cases = list(csv.DictReader(fh))
+    for c in cases:
+        c["event_ids"] = [e for e in c["event_ids"].split(";") if e]
+        for f in ("window_start", "window_end"):
+            c[f] = dt.datetime.fromisoformat(c[f].replace("Z", "+00:00"))
+    return cases

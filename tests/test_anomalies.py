@@ -23,7 +23,7 @@ from ingest.errors import ConfigError
 from ingest.schema import HSM_EVENTS, KMS_EVENTS
 
 CASES_DIR = Path(__file__).parent / "cases"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # The relations the detectors read, as the analytics views expose them (the contract in docs/anomalies.md).
 CONTRACT_DDL = {
@@ -225,7 +225,7 @@ def test_missing_relation_skips_the_detector() -> None:
 
 REVOKED = {
     "tenants": [
-        {"tenant_id": "acme", "revoked_at": "2026-03-10T12:00:00Z"},
+        {"tenant_id": "acme", "principals": ["p1"], "revoked_at": "2026-03-10T12:00:00Z"},
         {"tenant_id": "globex"},
     ],
     "key_operations": [

@@ -1,6 +1,7 @@
 /* Cross-tenant key use. A row is one principal that belongs to tenant A (by its principal patterns, or else its
-   accounts; for CloudHSM by its crypto-user names) using a key that belongs to tenant B, or passing tenant B's id
-   in the encryption context under `$context_tenant_key`. tenant_id is the tenant whose key or context was used. */
+   accounts; for CloudHSM by its crypto-user names) successfully using a key that belongs to tenant B, or passing
+   tenant B's id in the encryption context under `$context_tenant_key`. tenant_id is tenant A, whose principal
+   did it; the explanation names tenant B. Refused attempts are error bursts, not use. */
 WITH tenant_principals AS (
     SELECT tenant_id, unnest(principals) AS pattern FROM tenants
 ),
@@ -40,7 +41,7 @@ uses AS (
     LEFT JOIN tenant_keys k ON k.key = o.key
     LEFT JOIN tenants x
       ON x.tenant_id = o.encryption_context[$context_tenant_key] OR x.name = o.encryption_context[$context_tenant_key]
-    WHERE ct.principal_tenant_id IS NOT NULL
+    WHERE ct.principal_tenant_id IS NOT NULL AND o.success
       AND ($score_from::TIMESTAMPTZ IS NULL OR o.event_time >= $score_from::TIMESTAMPTZ)
       AND ($score_to::TIMESTAMPTZ IS NULL OR o.event_time < $score_to::TIMESTAMPTZ)
 ),
@@ -53,7 +54,7 @@ conflicts AS (
        OR (context_tenant_id IS NOT NULL AND context_tenant_id <> principal_tenant_id)
 )
 SELECT 'cross_tenant_key_use' AS detector, 'critical' AS severity,
-       victim_tenant_id AS tenant_id, key, principal,
+       principal_tenant_id AS tenant_id, key, principal,
        min(event_time) AS window_start, max(event_time) AS window_end,
        count(DISTINCT usage_id) AS observed, 0 AS expected, count(DISTINCT usage_id) AS score,
        format('{} of tenant {} used {} of tenant {} {} times between {} and {} UTC.',

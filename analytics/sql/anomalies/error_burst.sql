@@ -1,12 +1,39 @@
 /* Error bursts. A row is a run of consecutive UTC hours in which one principal (of a tenant, or of no tenant)
    got far more AccessDenied / throttling / invalid-state errors from KMS than its own hourly average over the
    previous $error_baseline_days days. A principal with no history is compared with zero, so a burst on a
-   tenant's first day still counts. */
-WITH errors AS (
-    SELECT tenant_id, principal, key, event_id, event_time, error_code, date_trunc('hour', event_time) AS hour
+   tenant's first day still counts. Invalid-state errors that an earlier reported change explains (the key was
+   disabled or scheduled for deletion, or a custom key store was disconnected) are not counted again here. */
+WITH caller_tenant AS (
+    -- a refused call is reported for the caller's own tenant (principal pattern, else account) when it has one
+    SELECT c.principal, c.account,
+           coalesce(
+               (SELECT CASE WHEN count(DISTINCT t.tenant_id) = 1 THEN min(t.tenant_id) END
+                FROM tenants t, unnest(t.principals) u(pattern)
+                WHERE u.pattern = c.principal OR (contains(u.pattern, '*') AND c.principal GLOB u.pattern)),
+               (SELECT CASE WHEN count(DISTINCT t.tenant_id) = 1 THEN min(t.tenant_id) END
+                FROM tenants t WHERE list_contains(t.accounts, c.account))
+           ) AS caller_tenant_id
+    FROM (SELECT DISTINCT principal, account FROM key_operations WHERE NOT success AND source = 'cloudtrail') c
+),
+state_changes AS (
+    SELECT operation, key, event_time
     FROM key_operations
-    WHERE is_primary AND NOT success AND source = 'cloudtrail'
-      AND regexp_matches(coalesce(error_code, ''), $error_code_pattern)
+    WHERE success AND source = 'cloudtrail'
+      AND operation IN ('DisableKey', 'ScheduleKeyDeletion', 'DeleteImportedKeyMaterial', 'DisconnectCustomKeyStore')
+),
+errors AS (
+    SELECT coalesce(c.caller_tenant_id, o.tenant_id) AS tenant_id, o.principal, o.key, o.event_id, o.event_time,
+           o.error_code, date_trunc('hour', o.event_time) AS hour
+    FROM key_operations o
+    LEFT JOIN caller_tenant c
+      ON c.principal IS NOT DISTINCT FROM o.principal AND c.account IS NOT DISTINCT FROM o.account
+    WHERE o.is_primary AND NOT o.success AND o.source = 'cloudtrail'
+      AND regexp_matches(coalesce(o.error_code, ''), $error_code_pattern)
+      AND NOT (o.error_code IN ('KMSInvalidStateException', 'DisabledException', 'KeyUnavailableException')
+               AND EXISTS (SELECT 1 FROM state_changes s
+                           WHERE s.event_time <= o.event_time
+                             AND (s.key = o.key
+                                  OR (s.operation = 'DisconnectCustomKeyStore' AND o.custom_key_store_id IS NOT NULL))))
 ),
 hourly AS (
     SELECT tenant_id, principal, hour, count(*) AS n

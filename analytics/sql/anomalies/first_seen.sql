@@ -1,9 +1,26 @@
 /* First-seen values. A row is a principal, source IP range (IPv4 /$first_seen_ipv4_prefix, IPv6 /64), region
    or user-agent family (the product token before the first '/', e.g. `boto3`, `aws-cli`) that a tenant had
    never used before. A tenant's first $first_seen_learning_days days are its learning period: everything is new
-   then, so nothing is reported. Calls made by an AWS service on a caller's behalf carry the service's address,
-   not the caller's, so their source IP is not compared. */
-WITH ops AS (
+   then, so nothing is reported. Only successful calls of the classes in $first_seen_operation_classes count
+   (refused calls are error bursts, key administration has its own detector), and not calls by another tenant's
+   principal (those are cross-tenant key use). Calls made by an AWS service on a caller's behalf carry the
+   service's address, not the caller's, so their source IP is not compared. */
+WITH callers AS (
+    SELECT DISTINCT principal, account FROM key_operations WHERE tenant_id IS NOT NULL AND source = 'cloudtrail'
+),
+caller_tenant AS (
+    -- which tenant a caller belongs to by its own identity (principal pattern, else account), if exactly one
+    SELECT c.principal, c.account,
+           coalesce(
+               (SELECT CASE WHEN count(DISTINCT t.tenant_id) = 1 THEN min(t.tenant_id) END
+                FROM tenants t, unnest(t.principals) u(pattern)
+                WHERE u.pattern = c.principal OR (contains(u.pattern, '*') AND c.principal GLOB u.pattern)),
+               (SELECT CASE WHEN count(DISTINCT t.tenant_id) = 1 THEN min(t.tenant_id) END
+                FROM tenants t WHERE list_contains(t.accounts, c.account))
+           ) AS caller_tenant_id
+    FROM callers c
+),
+ops AS (
     SELECT tenant_id, key, principal, region, event_id, event_time, user_agent,
            CASE
                WHEN invoked_by IS NOT NULL THEN NULL
@@ -15,8 +32,11 @@ WITH ops AS (
            CASE WHEN invoked_by IS NULL AND contains(source_ip, ':') AND NOT contains(source_ip, '.')
                 THEN lower(array_to_string(string_split(source_ip, ':')[1:4], ':')) || '::/64' END AS ipv6_net,
            nullif(lower(regexp_extract(coalesce(user_agent, ''), '^\[?([A-Za-z][A-Za-z0-9_.-]*)', 1)), '') AS ua_family
-    FROM key_operations
-    WHERE tenant_id IS NOT NULL AND source = 'cloudtrail'
+    FROM key_operations o
+    LEFT JOIN caller_tenant c USING (principal, account)
+    WHERE o.tenant_id IS NOT NULL AND o.source = 'cloudtrail' AND o.success
+      AND list_contains($first_seen_operation_classes, o.operation_class)
+      AND (c.caller_tenant_id IS NULL OR c.caller_tenant_id = o.tenant_id)
 ),
 combos AS (
     -- distinct combinations are few (thousands), so the per-dimension work below is cheap

@@ -1,6 +1,7 @@
 /* CloudHSM user administration. A row is one successful creation or deletion of a crypto or crypto-officer user,
    or a password change, on one cluster (opcodes in $hsm_admin_opcodes). The same command is logged on each
-   HSM of the cluster, so copies less than a minute apart are one row. principal is the user acted on. */
+   HSM of the cluster, so copies less than a minute apart are one row. principal is who did it (the
+   session's user); the explanation names the user acted on. */
 WITH admin AS (
     SELECT cluster_id, opcode, user_name, session_user_name, event_id, event_time
     FROM hsm_events
@@ -21,7 +22,8 @@ user_tenant AS (
 )
 SELECT 'hsm_user_admin' AS detector,
        CASE WHEN n.opcode IN ('CN_DELETE_USER', 'CN_CREATE_CO') THEN 'high' ELSE 'medium' END AS severity,
-       t.tenant_id, NULL AS key, n.user_name AS principal,
+       coalesce(t.tenant_id, a.tenant_id) AS tenant_id, NULL AS key,
+       coalesce(any_value(n.session_user_name), n.user_name) AS principal,
        min(n.event_time) AS window_start, max(n.event_time) AS window_end,
        1 AS observed, 0 AS expected, 1 AS score,
        format('{} {} on CloudHSM cluster {} at {} UTC{}.',
@@ -34,5 +36,7 @@ SELECT 'hsm_user_admin' AS detector,
               coalesce(n.user_name, '(unnamed)'), n.cluster_id, strftime(min(n.event_time), '%Y-%m-%d %H:%M:%S'),
               coalesce(', by ' || any_value(n.session_user_name), '')) AS explanation,
        list(n.event_id ORDER BY n.event_time)[1:$evidence_limit] AS evidence
-FROM numbered n LEFT JOIN user_tenant t ON t.principal = n.user_name
-GROUP BY n.cluster_id, n.opcode, n.user_name, n.copy_group, t.tenant_id
+FROM numbered n
+LEFT JOIN user_tenant t ON t.principal = n.user_name
+LEFT JOIN user_tenant a ON a.principal = n.session_user_name
+GROUP BY n.cluster_id, n.opcode, n.user_name, n.copy_group, t.tenant_id, a.tenant_id

@@ -3,9 +3,13 @@
    it (PutKeyPolicy; CreateGrant to a grantee that is no known tenant principal or account, nor an AWS service),
    retargets an alias (UpdateAlias) or changes a custom key store (Disconnect/Update/DeleteCustomKeyStore). */
 WITH changes AS (
-    SELECT o.*, k.grantee_principal
+    SELECT o.* EXCLUDE (key),
+           -- an alias retarget is about the alias: name it, and the key it now points to in the explanation
+           coalesce(CASE WHEN o.operation = 'UpdateAlias'
+                         THEN json_extract_string(k.raw, '$.requestParameters.aliasName') END, o.key) AS key,
+           o.key AS target_key, k.grantee_principal
     FROM key_operations o
-    LEFT JOIN kms_events k ON o.operation = 'CreateGrant' AND k.event_id = o.event_id
+    LEFT JOIN kms_events k ON o.operation IN ('CreateGrant', 'UpdateAlias') AND k.event_id = o.event_id
     WHERE o.source = 'cloudtrail' AND o.is_primary
       AND list_contains($destructive_operations, o.operation)
       AND (o.success OR $destructive_include_failed)
@@ -29,10 +33,13 @@ SELECT 'key_destruction_or_disable' AS detector,
        1 AS observed, 0 AS expected, 1 AS score,
        format('{} called {} on {} at {} UTC{}.', coalesce(principal, 'An unknown principal'), operation,
               CASE WHEN key IS NULL THEN 'a custom key store'
+                   WHEN operation = 'UpdateAlias' THEN key
                    ELSE coalesce('the key of tenant ' || tenant_id, 'key ' || key) END,
               strftime(event_time, '%Y-%m-%d %H:%M:%S'),
               CASE WHEN operation = 'CreateGrant' THEN ', granting use to ' || coalesce(grantee_principal, 'an unnamed grantee')
-                       || ', which belongs to no known tenant' ELSE '' END) AS explanation,
+                       || ', which belongs to no known tenant'
+                   WHEN operation = 'UpdateAlias' THEN ', pointing it to ' || coalesce(target_key, 'another key')
+                   ELSE '' END) AS explanation,
        [event_id] AS evidence
 FROM changes c
 WHERE operation <> 'CreateGrant'

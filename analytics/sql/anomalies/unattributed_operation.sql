@@ -1,6 +1,14 @@
 /* Unattributed operations. A row is one day's operations on one key by one principal and account that no
    tenant rule claims (tenant_id and attributed_by both empty), limited to the operation classes in
-   $unattributed_operation_classes. Cross-account copies of one call count once. */
+   $unattributed_operation_classes and the sources in $unattributed_sources. Calls from an account that owns
+   keys in the lake (the provider's own account), or listed in $provider_accounts, are the provider's own work,
+   not unclaimed use. Cross-account copies of one call count once. */
+WITH provider AS (
+    SELECT DISTINCT regexp_extract(key, '^arn:aws[a-z-]*:kms:[^:]*:(\d{12}):', 1) AS account
+    FROM key_operations WHERE key LIKE 'arn:%:kms:%'
+    UNION
+    SELECT unnest($provider_accounts::VARCHAR[])
+)
 SELECT 'unattributed_operation' AS detector,
        CASE WHEN bool_or(success) THEN 'medium' ELSE 'low' END AS severity,
        NULL AS tenant_id, key, principal,
@@ -15,6 +23,8 @@ SELECT 'unattributed_operation' AS detector,
 FROM key_operations
 WHERE tenant_id IS NULL AND attributed_by IS NULL
   AND list_contains($unattributed_operation_classes, operation_class)
+  AND list_contains($unattributed_sources, source)
+  AND coalesce(account, '') NOT IN (SELECT account FROM provider)
   AND ($score_from::TIMESTAMPTZ IS NULL OR event_time >= $score_from::TIMESTAMPTZ)
   AND ($score_to::TIMESTAMPTZ IS NULL OR event_time < $score_to::TIMESTAMPTZ)
 GROUP BY key, principal, account, event_date

@@ -1,13 +1,40 @@
 /* Use outside a tenant's access window. A row is one tenant's principal using one key at or after the tenant's
    `revoked_at`, or before its `active_from`: a call one second before revocation is legitimate, a call at the
-   revocation instant is not. Cross-account copies of one call count once but both event ids are evidence. */
-WITH outside AS (
-    SELECT o.tenant_id, o.key, o.principal, o.event_id, o.usage_id, o.event_time, o.operation,
-           o.event_time >= t.revoked_at AS after_revocation, t.revoked_at, t.active_from
+   revocation instant is not. Only calls by the tenant itself count: its principals or accounts (CloudHSM: its
+   crypto users), not the provider's administrators acting on its key. Calls more than
+   $access_window_gap_minutes minutes apart are separate rows. Cross-account copies of one call count once but
+   both event ids are evidence. */
+WITH candidates AS (
+    SELECT o.*, o.event_time >= t.revoked_at AS after_revocation, t.revoked_at, t.active_from
     FROM key_operations o
     JOIN tenants t USING (tenant_id)
     WHERE (t.revoked_at IS NOT NULL AND o.event_time >= t.revoked_at)
        OR (t.active_from IS NOT NULL AND o.event_time < t.active_from)
+),
+caller_tenant AS (
+    SELECT c.principal, c.account,
+           coalesce(
+               (SELECT CASE WHEN count(DISTINCT t.tenant_id) = 1 THEN min(t.tenant_id) END
+                FROM tenants t, unnest(t.principals) u(pattern)
+                WHERE u.pattern = c.principal OR (contains(u.pattern, '*') AND c.principal GLOB u.pattern)),
+               (SELECT CASE WHEN count(DISTINCT t.tenant_id) = 1 THEN min(t.tenant_id) END
+                FROM tenants t WHERE list_contains(t.accounts, c.account))
+           ) AS caller_tenant_id
+    FROM (SELECT DISTINCT principal, account FROM candidates) c
+),
+outside AS (
+    SELECT o.*,
+           sum(starts) OVER (PARTITION BY tenant_id, key, principal ORDER BY event_time ROWS UNBOUNDED PRECEDING)
+               AS run
+    FROM (SELECT o.*,
+                 CASE WHEN o.event_time - lag(o.event_time) OVER w <= to_minutes($access_window_gap_minutes::BIGINT)
+                      THEN 0 ELSE 1 END AS starts
+          FROM candidates o
+          LEFT JOIN caller_tenant c
+            ON c.principal IS NOT DISTINCT FROM o.principal AND c.account IS NOT DISTINCT FROM o.account
+          WHERE (o.source = 'cloudhsm' AND o.attributed_by IN ('hsm_user', 'hsm_session'))
+             OR c.caller_tenant_id = o.tenant_id
+          WINDOW w AS (PARTITION BY o.tenant_id, o.key, o.principal ORDER BY o.event_time)) o
 )
 SELECT 'use_outside_access_window' AS detector,
        CASE WHEN bool_or(after_revocation) THEN 'critical' ELSE 'high' END AS severity,
@@ -24,4 +51,4 @@ SELECT 'use_outside_access_window' AS detector,
        END AS explanation,
        list(event_id ORDER BY event_time)[1:$evidence_limit] AS evidence
 FROM outside
-GROUP BY tenant_id, key, principal
+GROUP BY tenant_id, key, principal, run

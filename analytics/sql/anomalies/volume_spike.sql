@@ -2,12 +2,15 @@
    for one operation ran far above its own baseline, or a run of hours in which a busy tenant's traffic fell to
    zero. The spike baseline is the larger of two medians (the same hour on each of the previous $spike_baseline_days
    days, and the same hour of the week over the previous $spike_baseline_weeks weeks), so daily and weekly batch
-   jobs are part of the baseline; the drop baseline is the smaller one, so quiet weekends are not drops.
-   Only primary copies count (a cross-account call is one use), and only hours after $score_from are scored. */
+   jobs are part of the baseline; the drop baseline is the smaller one, so quiet weekends are not drops. A drop
+   needs $drop_min_hours silent hours each expecting at least $drop_min_hourly operations and together at least
+   $drop_min_expected: by Poisson odds, silence that long is not chance.
+   Only successful calls count (refused ones are error bursts), only primary copies (a cross-account call is one
+   use), and only hours after $score_from are scored. */
 WITH ops AS (
     SELECT tenant_id, key, operation, date_trunc('hour', event_time) AS hour
     FROM key_operations
-    WHERE is_primary AND tenant_id IS NOT NULL AND key IS NOT NULL
+    WHERE is_primary AND success AND tenant_id IS NOT NULL AND key IS NOT NULL
       AND list_contains($spike_operation_classes, operation_class)
 ),
 hourly AS (
@@ -31,13 +34,17 @@ candidates AS (
       AND ($score_to::TIMESTAMPTZ IS NULL OR h.hour < $score_to::TIMESTAMPTZ)
 ),
 points AS (
-    SELECT c.tenant_id, c.key, c.operation, c.hour, l.kind, coalesce(h.n, 0) AS v
+    -- each past sample is the busiest hour within $spike_neighbour_hours of the same clock hour, so a batch job
+    -- that starts a few minutes late or runs over the hour boundary is part of its own baseline
+    SELECT c.tenant_id, c.key, c.operation, c.hour, l.kind, l.back, coalesce(max(h.n), 0) AS v
     FROM candidates c
     CROSS JOIN lags l
     LEFT JOIN hourly h
       ON h.tenant_id = c.tenant_id AND h.key = c.key AND h.operation = c.operation
-     AND h.hour = c.hour - to_hours(l.back)
+     AND h.hour BETWEEN c.hour - to_hours(l.back + $spike_neighbour_hours)
+                    AND c.hour - to_hours(l.back - $spike_neighbour_hours)
     WHERE c.hour - to_hours(l.back) >= c.first_hour
+    GROUP BY ALL
 ),
 baseline AS (
     SELECT tenant_id, key, operation, hour,
@@ -70,7 +77,7 @@ spike_evidence AS (
     FROM spikes s
     JOIN key_operations o
       ON o.tenant_id = s.tenant_id AND o.key = s.key AND o.operation = s.operation
-     AND o.event_time >= s.window_start AND o.event_time < s.window_end AND o.is_primary
+     AND o.event_time >= s.window_start AND o.event_time < s.window_end AND o.is_primary AND o.success
     GROUP BY ALL
 ),
 -- drops: hours with no traffic at all from a tenant that is normally busy at that hour
@@ -117,7 +124,7 @@ silent_flagged AS (
            z.hour - to_hours(row_number() OVER (PARTITION BY z.tenant_id ORDER BY z.hour)) AS island
     FROM silent_scored z
     JOIN tenants t USING (tenant_id)
-    WHERE z.expected >= $drop_min_expected
+    WHERE z.expected >= $drop_min_hourly
       AND z.day_points >= $spike_min_history_days
       -- a revoked or not yet active tenant is meant to be silent
       AND (t.revoked_at IS NULL OR z.hour + INTERVAL 1 HOUR <= t.revoked_at)
@@ -127,7 +134,7 @@ drops AS (
     SELECT tenant_id, min(hour) AS window_start, max(hour) + INTERVAL 1 HOUR AS window_end,
            0 AS observed, sum(expected) AS expected, count(*) AS hours
     FROM silent_flagged GROUP BY tenant_id, island
-    HAVING count(*) >= $drop_min_hours
+    HAVING count(*) >= $drop_min_hours AND sum(expected) >= $drop_min_expected
 )
 SELECT 'volume_spike' AS detector,
        CASE WHEN s.observed >= 10 * s.expected THEN 'high' ELSE 'medium' END AS severity,
