@@ -44,6 +44,7 @@ LOG_GROUP_PREFIX = "/aws/cloudhsm/"
 BATCH_ENTRIES = 200_000
 THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 CLUSTER_IN_PATH = re.compile(r"(cluster-[a-z0-9]+)")
+LOG_SUFFIXES = {".gz", ".json", ".jsonl", ".ndjson", ".log", ".txt", ""}
 JSON_EVENT = {"timestamp": pl.Int64, "message": pl.String, "logStreamName": pl.String}
 EXPORT_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d) "
 
@@ -217,7 +218,8 @@ def local_objects(root: Path) -> list[FileObject]:
     paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     objects = []
     for path in paths:
-        if path.name.startswith(".") or path.suffix in (".tmp", ".md", ".csv"):
+        # Only log-like files: a folder may also hold notes, ground truth or even the lake itself.
+        if path.name.startswith(".") or path.suffix.lower() not in LOG_SUFFIXES:
             continue
         st = path.stat()
         version = ObjectVersion(str(path.resolve()), None, st.st_size, st.st_mtime)
@@ -292,11 +294,13 @@ def _export_messages(url: str, text: str, cluster: str | None) -> tuple[pl.DataF
 def _json_messages(url: str, text: str, cluster: str | None) -> tuple[pl.DataFrame, pa.Table]:
     """Events from JSON lines, or from one `{"events": [...]}` document; bad lines are quarantined."""
     stripped = text.strip()
-    if stripped.startswith("{") and "\n" in stripped and stripped.endswith("}") and '"events"' in stripped[:200]:
+    if stripped.startswith("{") and '"events"' in stripped[:200]:
         try:
-            return _events_frame(url, json.loads(stripped).get("events", []), cluster), QUARANTINE.empty_table()
+            document = json.loads(stripped)
         except json.JSONDecodeError:
-            pass
+            document = None  # JSON lines whose first event has an "events" field: read line by line below
+        if isinstance(document, dict) and isinstance(document.get("events"), list):
+            return _json_events(url, document["events"], cluster)
     fast = _json_lines_fast(url, text, cluster)
     if fast is not None:
         return fast, QUARANTINE.empty_table()
@@ -314,6 +318,21 @@ def _json_messages(url: str, text: str, cluster: str | None) -> tuple[pl.DataFra
             continue
         events.append({**event, "_line": number})
     return _events_frame(url, events, cluster), quarantine_rows(TABLE, iter(bad))
+
+
+def _json_events(url: str, events: list[Any], cluster: str | None) -> tuple[pl.DataFrame, pa.Table]:
+    """The events of one `aws logs filter-log-events` document; events without a message are quarantined."""
+    good = [
+        {**e, "_line": i}
+        for i, e in enumerate(events, start=1)
+        if isinstance(e, dict) and isinstance(e.get("message"), str)
+    ]
+    bad = [
+        (url, i, f"event {i} has no string 'message' field", json.dumps(e))
+        for i, e in enumerate(events, start=1)
+        if not (isinstance(e, dict) and isinstance(e.get("message"), str))
+    ]
+    return _events_frame(url, good, cluster), quarantine_rows(TABLE, iter(bad))
 
 
 def _json_lines_fast(url: str, text: str, cluster: str | None) -> pl.DataFrame | None:

@@ -290,6 +290,21 @@ def test_export_and_jsonl_copies_of_one_entry_land_once(lake_dir: Path, tmp_path
     assert rows["raw"].to_list() == entries
 
 
+def test_filter_log_events_output_document(lake_dir: Path, tmp_path: Path) -> None:
+    t = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    events = [{"logStreamName": "hsm-one", "timestamp": 1, "message": entry(s, t), "eventId": str(s)} for s in (1, 2)]
+    document = {"events": [*events, {"logStreamName": "hsm-one"}], "searchedLogStreams": []}
+    path = tmp_path / CLUSTER / "out.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(document, indent=4))
+    result = CliRunner().invoke(cli, ["ingest", "cloudhsm", str(tmp_path), "--dry-run"])
+    assert result.output == f"Would read {path}\n"
+    stats = run_ingest(Lake(lake_dir), "x", open_source(str(tmp_path), []).batches)
+    assert (stats.written, stats.quarantined) == (2, 1)
+    reasons = pl.read_parquet(lake_dir / "_quarantine" / "*.parquet")["reason"].to_list()
+    assert reasons == ["event 3 has no string 'message' field"]
+
+
 def test_cluster_id_option_for_files_without_a_cluster_folder(lake_dir: Path, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "x.jsonl", [("hsm-one", entry(1, dt.datetime(2026, 3, 1, tzinfo=dt.UTC)))])
     run_ingest(Lake(lake_dir), "x", open_source(str(tmp_path / "x.jsonl"), [], cluster_id="cluster-abc").batches)
