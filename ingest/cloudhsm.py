@@ -13,8 +13,14 @@ One audit entry is a multi-line text message (one CloudWatch Logs event per HSM 
     Priv/Secret Key Handle : 262152
     Public Key Handle : 0
 
-The parser runs one polars regex per field over a whole batch of messages (no per-entry Python), tolerates
-spaces or tabs around the colons, and keeps the full text in `raw`, so unknown fields are never lost.
+The parser works on a whole batch at once with polars (no per-entry Python): it splits every message into
+lines, splits each line at its first colon into label and value, normalises the few distinct labels (spaces,
+tabs, case), and gathers the known ones back into one row per entry; values are then sliced, never matched
+with a regex per field (that was 4x slower). Unknown fields stay in `raw`, which keeps the entry verbatim.
+An entry without Time/usecs, Sequence No, Reboot counter or Opcode, or without an HSM id, is quarantined.
+
+A logout's session user falls back to the user it names when its login is not in the lake (lost in a gap,
+or before the first ingested entry). A failed login opens no session.
 
 Session attribution. The session handle's low byte varies between a login and the later commands of the
 same application (doc examples: login 0xc008002 → CN_GENERATE_KEY 0xc008004; login 0x2014005 → key
@@ -113,7 +119,7 @@ def _label(key: str) -> str | None:
 
 
 def _fields(batch: pl.DataFrame) -> pl.DataFrame:
-    """One row per message, one string column per known field: split lines at the first colon, then pivot."""
+    """One row per message, one string column per known field: lines split at the first colon, then gathered."""
     lines = batch.select(pl.int_range(pl.len()).alias("_row"), pl.col("message").str.split("\n").alias("line"))
     lines = lines.explode("line")
     colon = pl.col("line").str.find(":", literal=True)
