@@ -562,7 +562,7 @@ class Generator:
         if resources is None:
             resources = self.res(key) if key else []
         rec = self.record(
-            ts, name, self.admin_identity(), region, "203.0.113.77", UA_CLI, rp, resources,
+            ts, name, self.admin_identity(), region, "192.0.2.10", UA_CLI, rp, resources,
             read_only=read_only, response=response, extra=extra,
         )  # fmt: skip
         return self.emit(ts, rec, OWNER)
@@ -695,7 +695,7 @@ class Generator:
                     "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLEOPS" + acct[-4:],
                                      "arn": f"arn:aws:iam::{acct}:user/ops", "accountId": acct, "userName": "ops"},
                     "eventTime": iso(ts), "eventSource": source, "eventName": name, "awsRegion": region,
-                    "sourceIPAddress": "203.0.113.12", "userAgent": UA_CLI, "requestParameters": None,
+                    "sourceIPAddress": "192.0.2.12", "userAgent": UA_CLI, "requestParameters": None,
                     "responseElements": None, "requestID": self.uid(), "eventID": self.uid(), "readOnly": ro,
                     "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": acct,
                     "eventCategory": "Management",
@@ -854,14 +854,14 @@ class Generator:
         ws, we = at("11-18", "14:00"), at("11-18", "15:30")
         ids = self.case("VS-acme-decrypt-spike", "volume_spike", "acme", key_arn("acme-data"),
                         f"arn:aws:iam::{ACME}:role/acme-app", ws, we)  # fmt: skip
-        ids += self.burst("acme-app", "acme-data", "Decrypt", ws, 90, 16 * 10 * self.scale,
+        ids += self.burst("acme-app", "acme-data", "Decrypt", ws, 90, WORKLOADS[0].rate * 5.5 * self.scale,
                           ec={"tenant_id": "acme", "job": "query"})  # fmt: skip
 
     def hooli_spike(self) -> None:
         ws, we = at("11-10", "19:00"), at("11-10", "20:00")
         ids = self.case("VS-hooli-decrypt-spike", "volume_spike", "hooli", key_arn("hooli-data"),
                         f"arn:aws:iam::{HOOLI}:role/hooli-etl", ws, we)  # fmt: skip
-        ids += self.burst("hooli-etl", "hooli-data", "Decrypt", ws, 60, 4 * 12 * self.scale,
+        ids += self.burst("hooli-etl", "hooli-data", "Decrypt", ws, 60, WORKLOADS[3].rate * 7 * self.scale,
                           invoked_by="dynamodb.amazonaws.com")  # fmt: skip
 
     def globex_drop(self) -> None:
@@ -913,7 +913,7 @@ class Generator:
         ids = self.case("UA-unknown-account", "unattributed_operation", "", key_arn("platform-shared"), ident["arn"],
                         ws, ws + 1800)  # fmt: skip
         for ts in self.poisson_times(ws, 1800, 16):
-            ids += self.crypto(ts, "Decrypt", "platform-shared", ident, UNKNOWN, "45.77.130.12", UA_GO, {})
+            ids += self.crypto(ts, "Decrypt", "platform-shared", ident, UNKNOWN, "192.0.2.200", UA_GO, {})
 
     def disconnect_store(self) -> None:
         ts, ts2 = at("11-21", "02:10"), at("11-21", "02:40")
@@ -1381,7 +1381,7 @@ def write_bad(bad: Path) -> None:
             "userIdentity": {"type": "IAMUser", "principalId": "AIDAQRSTUVWXYZ2345KMSA", "arn": ADMIN_ARN,
                              "accountId": OWNER, "userName": "kms-admin"},
             "eventTime": f"2026-11-20T10:{i % 60:02d}:00Z", "eventSource": "kms.amazonaws.com", "eventName": "Decrypt",
-            "awsRegion": US, "sourceIPAddress": "203.0.113.77", "userAgent": UA_CLI,
+            "awsRegion": US, "sourceIPAddress": "192.0.2.10", "userAgent": UA_CLI,
             "requestParameters": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}, "responseElements": None,
             "requestID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "eventID": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "readOnly": True,
