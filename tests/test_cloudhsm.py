@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,6 +160,27 @@ def test_spacing_crlf_and_unknown_fields_are_tolerated_and_kept_in_raw() -> None
         5, "CN_GENERATE_KEY", 262152, "HSM Return: SUCCESS"
     )  # fmt: skip
     assert "Wrapping Key Handle : 99" in row["raw"]
+
+
+def vary(message: str, rng: random.Random) -> str:
+    """The same entry with other spacing, tabs, line order, CRLF and an unknown field."""
+    lines = message.splitlines()
+    pad = ["", " ", "\t", "  "]
+    spaced = [lines[0]] + [
+        rng.choice(pad) + label.strip() + rng.choice(pad) + ":" + rng.choice(pad) + value.strip()
+        for label, _, value in (line.partition(":") for line in lines[1:])
+    ]
+    body = spaced[1:] + [f"Vendor Extra Field : {rng.randint(0, 99)}"]
+    rng.shuffle(body)
+    return rng.choice(["\n", "\r\n"]).join([spaced[0], *body])
+
+
+def test_parsed_fields_do_not_depend_on_spacing_order_or_extra_fields() -> None:
+    rng = random.Random(42)
+    canonical = parse([d["message"] for d in DOC]).drop("raw")
+    for _ in range(20):
+        variants = [vary(d["message"], rng) for d in DOC]
+        assert parse(variants).drop("raw").equals(canonical)
 
 
 def test_malformed_entries_are_quarantined_with_a_reason() -> None:
