@@ -1039,8 +1039,10 @@ class Generator:
                     entries, s, t, rng.choice(["CN_UNWRAP_KEY", "CN_WRAP_KEY"]), rng.choice([524301, 524305])
                 )
             if rng.random() < 0.1:
-                entries.append([t + 1, rng.randrange(len(HSMS)), "CN_SHARE_OBJECT", s["cmd"][0], OK, "unknown", None,
-                                "wayne", "hsm_session", None])  # fmt: skip
+                i = rng.randrange(len(HSMS))
+                entries.append(
+                    [t + 1, i, "CN_SHARE_OBJECT", s["cmd"][i], OK, "unknown", None, "wayne", "hsm_session", None]
+                )
             if rng.random() < 0.2:
                 self.hsm_generate(entries, s, t + 2, 524400 + day * 2 + (base_hour == 20))
             self.hsm_logout(entries, s, t + rng.uniform(5, 60))
