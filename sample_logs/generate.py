@@ -702,6 +702,24 @@ class Generator:
                 }  # fmt: skip
                 self.day_records.append((ts, (acct, region), rec))
                 self.summary.non_kms_records += 1
+        self.admin_reads(ds)
+
+    def admin_reads(self, ds: float) -> None:
+        """The customer's kms-admin browsing keys on weekdays: read-only key management calls."""
+        if (START + timedelta(seconds=ds - T0)).weekday() >= 5:
+            return
+        for ts in self.poisson_times(ds + 13 * 3600, 5 * 3600, 0.8):
+            key = self.rng.choice(
+                sorted(set(KEYS) - {"acme-archive", "batch-tmp"})
+            )  # both exist only part of the month
+            name = self.rng.choice(["DescribeKey", "ListAliases", "GetKeyPolicy", "GetKeyRotationStatus", "ListGrants"])
+            if name == "ListAliases":
+                self.admin(ts, name, None, {"limit": 100}, read_only=True)
+            else:
+                rp = {"keyId": KEYS[key][1]}
+                if name == "GetKeyPolicy":
+                    rp["policyName"] = "default"
+                self.admin(ts, name, key, rp, read_only=True)
 
     # ---------- scripted timeline: lifecycle events and injected anomalies
     def scripted(self) -> list[tuple[float, Callable[[], object]]]:
