@@ -358,6 +358,7 @@ class Generator:
         self.delivery_rows: list[list[str]] = []
         self.cks_events: list[tuple[float, str, int]] = []  # (time, "create"|"destroy"|"connect"|..., handle)
         self.next_handle = 262170
+        self.cks_handles: dict[str, tuple[int, str]] = {}  # key name -> (HSM key handle, backingKeyId)
         self.compresslevel = 9 if scale <= 2 else 6
         # CloudTrail cuts a file every 5-15 minutes. At low scales that makes thousands of tiny files, so the
         # window is stretched (scale 1: 3-9 hours) to keep the committed sample small; scale >= 36 is exact.
@@ -1231,7 +1232,6 @@ class Generator:
         for sub in ("cloudtrail", "cloudhsm", "ground_truth", "bad"):
             shutil.rmtree(self.out / sub, ignore_errors=True)
         (self.out / "ground_truth").mkdir(parents=True)
-        self.cks_handles: dict[str, tuple[int, str]] = {}
         with open(self.out / "ground_truth" / "attribution.csv", "w", newline="") as fh:
             self.attr_writer = csv.writer(fh, lineterminator="\n")
             self.attr_writer.writerow(["source", "event_id", "tenant_id", "attributed_by"])
