@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "error_min_count": 10,  # failed calls in the hour
     "error_min_ratio": 5.0,  # times the principal's average hourly errors
     "error_baseline_days": 7,
+    "error_min_history_hours": 24,  # the lake's first hours have no baseline and are not scored
     # first_seen
     "first_seen_learning_days": 7,  # a tenant's first days: everything is new, nothing is reported
     "first_seen_ipv4_prefix": 24,

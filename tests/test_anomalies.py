@@ -3,7 +3,9 @@
 Each case file names its detector and lists cases: input rows per relation (only the columns that matter; the
 rest take defaults) and the expected findings (only the fields given are compared). A row may carry `repeat:`
 to stand for many events — `{start, end, per_hour}` spreads `per_hour` events evenly over every UTC hour in
-[start, end) — so a baseline of weeks stays a few readable lines.
+[start, end), optionally only the UTC `hours:` and `weekdays:` (0 = Monday) listed — so a baseline of weeks stays
+a few readable lines. In a repeated row, `{i}` in a text value is the event's number within the row (two rows
+with `shared_event_id: "s-{i}"` are the two copies of the same cross-account calls).
 """
 
 from __future__ import annotations
@@ -89,15 +91,22 @@ def expand_rows(table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             start, end, per_hour = _utc(repeat["start"]), _utc(repeat["end"]), int(repeat["per_hour"])
             hours = int((end - start).total_seconds() // 3600)
             step = dt.timedelta(seconds=3600 / max(per_hour, 1))
-            times = [start + dt.timedelta(hours=h) + i * step for h in range(hours) for i in range(per_hour)]
-        for when in times:
+            starts = [start + dt.timedelta(hours=h) for h in range(hours)]
+            starts = [h for h in starts if h.hour in repeat.get("hours", range(24))]
+            starts = [h for h in starts if h.weekday() in repeat.get("weekdays", range(7))]
+            times = [h + i * step for h in starts for i in range(per_hour)]
+        for i, when in enumerate(times):
             event = {**ROW_DEFAULTS.get(table, {}), **row}
+            if repeat is not None:
+                event = {k: v.format(i=i) if isinstance(v, str) and "{i}" in v else v for k, v in event.items()}
             if when is not None:
                 event["event_time"] = when
             if table in ("key_operations", "kms_events", "hsm_events"):
                 n = next(counter)
-                if repeat is not None or "event_id" not in event:
-                    event["event_id"] = f"{row.get('event_id', table[:3])}-{n}"
+                if "event_id" not in event:
+                    event["event_id"] = f"{table[:3]}-{n}"
+                elif repeat is not None and "{i}" not in row["event_id"]:
+                    event["event_id"] = f"{row['event_id']}-{i}"
                 event.setdefault("event_date", event["event_time"].date())
             if table == "key_operations":
                 event.setdefault("usage_id", event["event_id"])

@@ -1,7 +1,8 @@
 /* Error bursts. A row is a run of consecutive UTC hours in which one principal (of a tenant, or of no tenant)
    got far more AccessDenied / throttling / invalid-state errors from KMS than its own hourly average over the
-   previous $error_baseline_days days. A principal with no history is compared with zero, so a burst on a
-   tenant's first day still counts. Invalid-state errors that an earlier reported change explains (the key was
+   previous $error_baseline_days days (or the hours since the lake's first event, if fewer). A principal with no
+   history is compared with zero, so a burst on a tenant's first day still counts; only the lake's own first
+   $error_min_history_hours hours, with nothing to compare against, are not scored. Invalid-state errors that an earlier reported change explains (the key was
    disabled or scheduled for deletion, or a custom key store was disconnected) are not counted again here. */
 WITH caller_tenant AS (
     -- a refused call is reported for the caller's own tenant (principal pattern, else account) when it has one
@@ -39,17 +40,23 @@ hourly AS (
     SELECT tenant_id, principal, hour, count(*) AS n
     FROM errors GROUP BY ALL
 ),
+data_start AS (
+    SELECT date_trunc('hour', min(event_time)) AS first_hour FROM key_operations
+),
 scored AS (
     SELECT h.tenant_id, h.principal, h.hour, h.n,
-           coalesce(sum(p.n), 0) / (24.0 * $error_baseline_days) AS expected
+           coalesce(sum(p.n), 0)
+               / (epoch(h.hour - greatest(d.first_hour, h.hour - to_days($error_baseline_days))) / 3600.0) AS expected
     FROM hourly h
+    CROSS JOIN data_start d
     LEFT JOIN hourly p
       ON p.principal IS NOT DISTINCT FROM h.principal AND p.tenant_id IS NOT DISTINCT FROM h.tenant_id
      AND p.hour < h.hour AND p.hour >= h.hour - to_days($error_baseline_days)
     WHERE h.n >= $error_min_count
+      AND h.hour >= d.first_hour + to_hours($error_min_history_hours)
       AND ($score_from::TIMESTAMPTZ IS NULL OR h.hour >= date_trunc('hour', $score_from::TIMESTAMPTZ))
       AND ($score_to::TIMESTAMPTZ IS NULL OR h.hour < $score_to::TIMESTAMPTZ)
-    GROUP BY h.tenant_id, h.principal, h.hour, h.n
+    GROUP BY h.tenant_id, h.principal, h.hour, h.n, d.first_hour
 ),
 flagged AS (
     SELECT *, (n - expected) / sqrt(expected + 1) AS score,
