@@ -173,7 +173,10 @@ def ensure_relations(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _select(name: str) -> str:
-    cols = ", ".join(f"{col}::{kind} AS {col}" for col, kind in COLUMNS.items())
+    cols = ", ".join(
+        f"round({col}, 3)::{kind} AS {col}" if kind == "DOUBLE" else f"{col}::{kind} AS {col}"
+        for col, kind in COLUMNS.items()
+    )
     return f"SELECT {cols} FROM (\n{detector_sql(name)}\n)"
 
 

@@ -167,9 +167,7 @@ def _matches(found: dict[str, Any], want: dict[str, Any]) -> bool:
     return True
 
 
-@pytest.mark.parametrize(
-    ("detector", "settings", "case"), CASES, ids=[f"{d}: {c['name']}" for d, _, c in CASES]
-)
+@pytest.mark.parametrize(("detector", "settings", "case"), CASES, ids=[f"{d}: {c['name']}" for d, _, c in CASES])
 def test_detector_case(detector: str, settings: dict[str, Any], case: dict[str, Any]) -> None:
     con = fresh_connection(case.get("tables"))
     found = anomalies.run_detector(con, detector, {**settings, **case.get("settings", {})}).to_pylist()
@@ -203,8 +201,11 @@ def test_every_detector_binds_and_is_clean_on_empty_relations(detector: str) -> 
 def test_every_setting_is_used_by_some_detector() -> None:
     used = set()
     for name in anomalies.detector_names():
-        used |= set(anomalies.detector_params(anomalies.detector_sql(name), {**anomalies.DEFAULTS, "score_from": 0,
-                                                                               "score_to": 0}))
+        used |= set(
+            anomalies.detector_params(
+                anomalies.detector_sql(name), {**anomalies.DEFAULTS, "score_from": 0, "score_to": 0}
+            )
+        )
     assert set(anomalies.DEFAULTS) <= used
 
 

@@ -1,0 +1,69 @@
+"""`keytrail anomalies`: run the anomaly detectors over the lake and print what they found."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from analytics import connect
+from analytics.anomalies import SEVERITIES, detector_names, find_anomalies
+from analytics.output import require_tenant, write_relation
+from ingest.errors import ConfigError
+from keytrail.cli import cli, lake_option, reports_errors
+
+WHEN = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])
+CONFIG_ENV = "KEYTRAIL_CONFIG"
+COLUMNS = "severity, detector, tenant_id, window_start, window_end, observed, expected, explanation"
+
+
+def load_anomaly_settings(path: str | None) -> dict[str, Any]:
+    """The `[anomalies]` table of a keytrail config file (--config, $KEYTRAIL_CONFIG or ./keytrail.toml)."""
+    chosen = path or os.environ.get(CONFIG_ENV) or ("keytrail.toml" if Path("keytrail.toml").is_file() else None)
+    if chosen is None:
+        return {}
+    try:
+        doc = tomllib.loads(Path(chosen).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {chosen}: {err.strerror}. Pass --config FILE.") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{chosen}: not valid TOML: {err}") from None
+    section = doc.get("anomalies", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{chosen}: [anomalies] must be a table of settings, e.g. spike_min_volume = 20")
+    return section
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value is not None else None
+
+
+@cli.command(name="anomalies")
+@click.option("--since", type=WHEN, help="Only findings ending at or after this UTC time (YYYY-MM-DD[THH:MM]).")
+@click.option("--until", type=WHEN, help="Only findings starting before this UTC time.")
+@click.option("--tenant", help="Only this tenant's findings.")
+@click.option("--detector", "detectors", multiple=True, type=click.Choice(detector_names()), help="Repeatable.")
+@click.option("--min-severity", type=click.Choice(SEVERITIES), help="Hide findings below this severity.")
+@click.option("--all-columns", is_flag=True, help="Table with every column (key, principal, score, evidence).")
+@click.option("--config", type=click.Path(dir_okay=False), help="Config file with an [anomalies] table.")
+@click.option("--tenants", type=click.Path(dir_okay=False), help="Tenants file (default $KEYTRAIL_TENANTS).")
+@click.option("--json", "fmt", flag_value="json", help="JSON lines on stdout.")
+@click.option("--csv", "fmt", flag_value="csv", help="CSV on stdout.")
+@lake_option
+@reports_errors
+def anomalies_command(
+    since: dt.datetime | None, until: dt.datetime | None, tenant: str | None, detectors: tuple[str, ...],
+    min_severity: str | None, all_columns: bool, config: str | None, tenants: str | None, fmt: str | None, lake: str,
+) -> None:  # fmt: skip
+    """Find unusual key use: volume spikes, error bursts, use after revocation, cross-tenant use, destructive key
+    changes, logging gaps and CloudHSM events; most severe first. Exits 0 whether or not anything is found."""
+    settings = load_anomaly_settings(config)
+    con = connect(lake, tenants)
+    require_tenant(con, tenant)
+    found = find_anomalies(con, _utc(since), _utc(until), tenant, detectors or None, min_severity, settings)
+    rel = con.from_arrow(found)
+    write_relation(rel if fmt or all_columns else rel.select(COLUMNS), fmt, None)
