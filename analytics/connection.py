@@ -20,10 +20,10 @@ from ingest.lake import DEFAULT_LAKE, Lake
 from ingest.schema import QUARANTINE, TABLES
 
 MAPS = (
-    "aliases", "primary_copies", "principal_map", "key_map", "context_map", "account_map", "hsm_user_map",
-    "hsm_orphan_sessions",
+    "aliases", "primary_copies", "identity_map", "key_map", "context_map", "hsm_user_map",
+    "hsm_orphan_sessions", "operation_classes",
 )  # fmt: skip
-VIEWS = ("key_operations", "usage_hourly", "usage_daily", "tenant_cost")
+VIEWS = ("attributed_operations", "key_operations", "usage_hourly", "usage_daily", "tenant_cost")
 # Columns the SQL relies on even if an older schema.py or older files lack them.
 EXTRA_COLUMNS = {"hsm_events": {"cluster_event_id": "VARCHAR", "session_user_name": "VARCHAR"}}
 
@@ -52,10 +52,19 @@ def connect(
 
 def refresh(con: duckdb.DuckDBPyConnection) -> None:
     """Rebuild the attribution maps from the lake and tenants, then (re)create the views on them."""
+    con.execute(load_sql("macros"))
+    keys = con.sql("SELECT context_keys FROM settings").fetchall()[0][0]
+    con.execute(f"CREATE OR REPLACE MACRO context_pair(ec) AS {context_pair_sql(keys)}")
     for name in MAPS:
         con.execute(f"CREATE OR REPLACE TABLE {name} AS {load_sql(name)}")
     for name in VIEWS:
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {load_sql(name)}")
+
+
+def context_pair_sql(keys: list[str]) -> str:
+    """SQL of context_pair(ec): the first of `keys` present in the context, as "key=value" (NULL if no keys)."""
+    pairs = [f"{_literal(k + '=')} || ec[{_literal(k)}]" for k in keys]
+    return f"coalesce({', '.join(pairs)})" if pairs else "NULL::VARCHAR"
 
 
 def register_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:

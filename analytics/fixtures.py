@@ -44,6 +44,8 @@ def kms_row(event_name: str = "Decrypt", **fields: Any) -> dict[str, Any]:
         raw="{}",
     )
     row.update(fields)
+    if "caller_account_id" in fields and "principal_arn" not in fields and row["caller_account_id"]:
+        row["principal_arn"] = f"arn:aws:iam::{row['caller_account_id']}:user/ops"  # an ARN names its account
     if isinstance(row["encryption_context"], dict):
         row["encryption_context"] = list(row["encryption_context"].items())
     if "success" not in fields:

@@ -1,6 +1,7 @@
--- One row per key operation from either log source, in the one vocabulary of DESIGN.md: a CloudTrail KMS
--- call (each copy of a cross-account call is a row; `is_primary` marks the one copy that counts) or a
--- CloudHSM audit entry, attributed to at most one tenant.
+-- One row per key operation from either log source, attributed to at most one tenant: a CloudTrail KMS call
+-- (each copy of a cross-account call is a row; `is_primary` marks the one copy that counts) or a CloudHSM
+-- audit entry. This is key_operations without the columns that need a join but no attribution
+-- (operation_class, in_tenant_window): the rollups read it and add those after aggregating.
 --
 -- Precedence (the first rule that names a tenant decides, `attributed_by` says which):
 --   CloudTrail: context (an encryption-context pair of the tenant) > key (the tenant's key, alias or custom
@@ -9,8 +10,8 @@
 --               tenant NULL) > hsm_session (the session was opened by a tenant's crypto user; if the entry's own
 --               HSM lost that login, the one user with a session open on the cluster, see hsm_orphan_sessions)
 --               > kms_service
--- Access windows do not change attribution: a revoked tenant's later operations stay its own and
--- `in_tenant_window` is false on them. Each rule's own verdict is kept (context_tenant_id, …) so conflicting
+-- Access windows do not change attribution: a revoked tenant's later operations stay its own (see
+-- key_operations.in_tenant_window). Each rule's own verdict is kept (context_tenant_id, …) so conflicting
 -- evidence can be queried. The rule maps are small tables built at connect(); events meet them by hash join.
 WITH kms AS (
     SELECT
@@ -19,12 +20,8 @@ WITH kms AS (
         'cloudtrail' AS source,
         e.event_id,
         coalesce(e.shared_event_id, e.event_id) AS usage_id,
-        (e.shared_event_id IS NULL OR pc.primary_event_id = e.event_id) AS is_primary,
+        (e.shared_event_id IS NULL OR pc.primary_recipient = e.recipient_account_id) AS is_primary,
         e.event_name AS operation,
-        coalesce(
-            o.operation_class,
-            CASE WHEN regexp_matches(e.event_name, '^(Get|List|Describe)') THEN 'read' ELSE 'key_lifecycle' END
-        ) AS operation_class,
         coalesce(e.key_arn, e.key_id) AS key,
         e.key_id AS key_id_requested,
         coalesce(e.session_issuer_arn, e.principal_arn) AS principal,
@@ -43,19 +40,15 @@ WITH kms AS (
         e.event_type,
         cx.tenant_id AS context_tenant_id,
         km.tenant_id AS key_tenant_id,
-        pm.tenant_id AS principal_tenant_id,
-        am.tenant_id AS account_tenant_id
+        im.principal_tenant_id,
+        im.account_tenant_id
     FROM kms_events AS e
-    CROSS JOIN settings AS s
     LEFT JOIN primary_copies AS pc ON pc.shared_event_id = e.shared_event_id
-    LEFT JOIN operation_names AS o ON o.source = 'cloudtrail' AND o.name = e.event_name
-    -- the first configured context key present in the event's context decides which pair is looked up
-    LEFT JOIN context_map AS cx ON cx.pair = CASE WHEN len(s.context_keys) > 0 THEN list_filter(
-            list_transform(s.context_keys, lambda k: k || '=' || e.encryption_context[k]), lambda p: p IS NOT NULL
-        )[1] END
+    -- context_pair() (made at connect from the tenants' context keys): the first configured key present
+    -- in the event's encryption context, as "key=value"; NULL without context rules, so the column is not read
+    LEFT JOIN context_map AS cx ON cx.pair = context_pair(e.encryption_context)
     LEFT JOIN key_map AS km ON km.key_ref = coalesce(e.key_arn, e.key_id)
-    LEFT JOIN principal_map AS pm ON pm.principal_arn = e.principal_arn
-    LEFT JOIN account_map AS am ON am.account = e.caller_account_id
+    LEFT JOIN identity_map AS im ON im.identity = coalesce(e.principal_arn, e.caller_account_id)
 ),
 hsm AS (
     SELECT
@@ -69,7 +62,6 @@ hsm AS (
         coalesce(o.operation, array_to_string(list_transform(
             string_split(lower(regexp_replace(h.opcode, '^CN_', '')), '_'), lambda w: upper(w[1]) || w[2:]
         ), '')) AS operation,
-        coalesce(o.operation_class, 'store_admin') AS operation_class,
         CASE WHEN h.key_handle IS NOT NULL THEN 'hsm:' || h.cluster_id || ':' || h.key_handle END AS key,
         NULL::VARCHAR AS key_id_requested,
         coalesce(h.user_name, h.session_user_name, os.session_user_name) AS principal,
@@ -127,10 +119,4 @@ attributed AS (
         NULL::VARCHAR AS account_tenant_id
     FROM hsm
 )
-SELECT
-    a.*,
-    -- NULL when unattributed; false on a tenant's operations before active_from or from revoked_at on
-    CASE WHEN a.tenant_id IS NOT NULL THEN (a.event_time >= t.active_from OR t.active_from IS NULL)
-        AND (a.event_time < t.revoked_at OR t.revoked_at IS NULL) END AS in_tenant_window
-FROM attributed AS a
-LEFT JOIN tenants AS t ON t.tenant_id = a.tenant_id
+SELECT * FROM attributed

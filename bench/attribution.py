@@ -1,0 +1,220 @@
+"""Benchmark: tenant attribution + hourly rollup vs a plain hourly GROUP BY over the same Parquet.
+
+    .venv/bin/python bench/attribution.py --events 20000000 --threads 2 --memory-limit 3GB
+
+Generates a lake of N KMS events (50 tenants, 500 keys, 200 rules of every kind: account, principal glob,
+exact principal, key ARN, key id, alias, encryption context, custom key store, HSM user) with DuckDB, then runs
+each phase in a fresh process (so peak RSS is the phase's own) and prints events/s, peak memory and ratios:
+
+  plain       hourly GROUP BY (hour, key, operation, success) straight from the Parquet files
+  attribute   connect(): the lake views plus the attribution maps (distinct principals/keys/aliases)
+  rollup      usage_hourly: every event hash-joined to the maps, attributed, rolled up by hour
+  store       the alternative design: write key_operations' tenant_id/attributed_by to Parquet once...
+  stored      ...and then roll up from the stored column (what each later query would cost)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TENANTS, KEYS, DAYS = 50, 500, 30
+OWNER = "111122223333"
+KEY = "arn:aws:kms:us-east-1:" + OWNER + ":key/"
+
+
+def tenants_toml() -> str:
+    """50 tenants, 200 rules: per tenant an account and a role glob; keys, aliases, contexts, stores, CUs spread."""
+    blocks = ["[settings]\nkms_price_per_10k_requests = 0.03\n"]
+    for t in range(TENANTS):
+        fields = [f'id = "t{t:02d}"', f'name = "Tenant {t}"', f'accounts = ["{400000000000 + t:012d}"]']
+        principals = [f"arn:aws:iam::{400000000000 + t:012d}:role/app-*"]
+        if t < 10:  # exact shared-account users
+            principals.append(f"arn:aws:iam::{OWNER}:user/ops-{t}")
+        fields.append("principals = " + json.dumps(principals))
+        keys = [f"{KEY}{_key_uuid(t)}"] if t < 40 else [f"alias/t{t:02d}-data"]
+        if t < 10:
+            keys.append(_key_uuid(t + 50))  # a bare key id
+        fields.append("keys = " + json.dumps(keys))
+        if t < 40:
+            fields.append(f'encryption_context = {{ tenant_id = "t{t:02d}" }}')
+        if t < 5:
+            fields.append(f'custom_key_stores = ["cks-{t:017d}"]')
+        if t < 5:
+            fields.append(f'hsm_users = ["t{t:02d}_cu"]')
+        blocks.append("[[tenant]]\n" + "\n".join(fields) + "\n")
+    return "\n".join(blocks)
+
+
+def _key_uuid(k: int) -> str:
+    return f"{k:08x}-0000-4000-8000-000000000000"
+
+
+GENERATE = f"""
+COPY (
+    WITH base AS (
+        SELECT i, hash(i) AS h, (hash(i) % {TENANTS})::INT AS t, (hash(i * 7) % {KEYS})::INT AS k
+        FROM range($n) AS r(i)
+    )
+    SELECT
+        TIMESTAMPTZ '2026-11-01 00:00:00+00' + to_microseconds((i * ({DAYS} * 86400000000 // $n))::BIGINT)
+            AS event_time,
+        uuid()::VARCHAR AS event_id,
+        CASE WHEN h % 100 = 0 THEN md5(i::VARCHAR) END AS shared_event_id,
+        ['Decrypt', 'Encrypt', 'GenerateDataKey', 'Decrypt', 'Decrypt', 'ReEncrypt', 'Sign', 'DescribeKey'][
+            1 + (h // 7 % 8)::INT] AS event_name,
+        'AwsApiCall' AS event_type,
+        true AS read_only,
+        'us-east-1' AS aws_region,
+        '{OWNER}' AS recipient_account_id,
+        CASE WHEN h % 10 = 1 THEN '{OWNER}' ELSE lpad((400000000000 + t)::VARCHAR, 12, '0') END
+            AS caller_account_id,
+        'AssumedRole' AS identity_type,
+        CASE WHEN h % 10 = 1 THEN 'arn:aws:iam::{OWNER}:user/ops-' || (t % 12)
+             ELSE 'arn:aws:sts::' || lpad((400000000000 + t)::VARCHAR, 12, '0') || ':assumed-role/app-'
+                  || (h // 11 % 20) || '/session-' || (h // 13 % 50) END AS principal_arn,
+        CASE WHEN h % 10 <> 1 THEN 'arn:aws:iam::' || lpad((400000000000 + t)::VARCHAR, 12, '0') || ':role/app-'
+                  || (h // 11 % 20) END AS session_issuer_arn,
+        CASE WHEN h % 50 = 3 THEN NULL ELSE '{KEY}' || printf('%08x', k) || '-0000-4000-8000-000000000000' END
+            AS key_arn,
+        CASE WHEN h % 50 = 3 THEN 'alias/t' || lpad((40 + t % 10)::VARCHAR, 2, '0') || '-data'
+             WHEN h % 3 = 0 THEN printf('%08x', k) || '-0000-4000-8000-000000000000' END AS key_id,
+        CASE WHEN h % 5 < 2 THEN MAP {{'tenant_id': 't' || lpad(t::VARCHAR, 2, '0')}}
+             WHEN h % 5 = 2 THEN MAP {{'aws:s3:arn': 'arn:aws:s3:::bucket-' || t || '/obj-' || (h // 17 % 100000)}}
+        END AS encryption_context,
+        CASE WHEN k < 5 THEN 'cks-' || lpad(k::VARCHAR, 17, '0') END AS custom_key_store_id,
+        h % 97 <> 0 AS success,
+        CASE WHEN h % 97 = 0 THEN 'AccessDenied' END AS error_code,
+        'bench' AS source_object,
+        (i % 1000)::INT AS record_index,
+        '{{}}' AS raw,
+        event_time::DATE AS event_date
+    FROM base
+) TO '{{out}}' (FORMAT parquet, PARTITION_BY (event_date), COMPRESSION zstd, ROW_GROUP_SIZE 256000)
+"""
+
+PLAIN = """
+CREATE TABLE result AS
+SELECT date_trunc('hour', event_time) AS hour, coalesce(key_arn, key_id) AS key, event_name, success, count(*) AS n
+FROM read_parquet($files, hive_partitioning = true)
+GROUP BY ALL
+"""
+
+
+def generate(lake: Path, n: int, threads: int, memory_limit: str) -> None:
+    """Write n synthetic KMS events into lake/kms_events, partitioned by event date."""
+    import duckdb
+
+    shutil.rmtree(lake, ignore_errors=True)
+    (lake / "kms_events").mkdir(parents=True)
+    con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+    con.execute(GENERATE.replace("{out}", str(lake / "kms_events")), {"n": n})
+    (lake.parent / "tenants.toml").write_text(tenants_toml())
+
+
+def phase(name: str, lake: Path, threads: int, memory_limit: str) -> dict[str, float]:
+    """Run one phase in this process; returns seconds per step and peak RSS in GB."""
+    import duckdb
+
+    from analytics import connect
+
+    tenants = lake.parent / "tenants.toml"
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    if name == "plain":
+        con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+        con.execute(PLAIN, {"files": str(lake / "kms_events" / "*" / "*.parquet")})
+        times["plain"] = time.perf_counter() - start
+    elif name == "attribution":
+        con = connect(lake, tenants, memory_limit=memory_limit, threads=threads)
+        times["attribute"] = time.perf_counter() - start
+        con.execute("CREATE TABLE result AS SELECT * FROM usage_hourly")
+        times["rollup"] = time.perf_counter() - start - times["attribute"]
+        rows = con.sql("SELECT count(*), count(tenant_id), sum(operations) FROM result").fetchall()[0]
+        times["rollup_rows"], times["attributed_rows"], times["operations"] = rows
+    elif name == "store":
+        con = connect(lake, tenants, memory_limit=memory_limit, threads=threads)
+        out = lake.parent / "attributed"
+        shutil.rmtree(out, ignore_errors=True)
+        con.execute(
+            f"COPY (SELECT event_time, event_date, event_id, is_primary, key, operation, success, tenant_id, "
+            f"attributed_by FROM key_operations) TO '{out}' (FORMAT parquet, PARTITION_BY (event_date), "
+            f"COMPRESSION zstd)"
+        )
+        times["store"] = time.perf_counter() - start
+    elif name == "stored":
+        con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+        con.execute(
+            "CREATE TABLE result AS SELECT date_trunc('hour', event_time) AS hour, tenant_id, key, operation, "
+            "success, count(*) AS n FROM read_parquet($files, hive_partitioning = true) WHERE is_primary GROUP BY ALL",
+            {"files": str(lake.parent / "attributed" / "*" / "*.parquet")},
+        )
+        times["stored"] = time.perf_counter() - start
+    times["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    return times
+
+
+def run_phase(name: str, args: argparse.Namespace) -> dict[str, float]:
+    """Run a phase in a child process, so its peak memory is measured alone."""
+    cmd = [sys.executable, __file__, "--phase", name, "--dir", str(args.dir), "--threads", str(args.threads)]
+    cmd += ["--memory-limit", args.memory_limit]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def report(n: int, plain: dict, attr: dict, store: dict, stored: dict) -> None:
+    """Print the figures and the ratios the issue asks for."""
+    total = attr["attribute"] + attr["rollup"]
+    rows, attributed = int(attr["rollup_rows"]), int(attr["attributed_rows"])
+    print(f"events: {n:,}  rollup rows: {rows:,}  of which attributed: {attributed:,}")
+    line("plain hourly GROUP BY", plain["plain"], n, plain["peak_gb"])
+    line("attribution maps (connect)", attr["attribute"])
+    line("attributed hourly rollup", attr["rollup"])
+    line("attribution + rollup", total, n, attr["peak_gb"])
+    print(f"ratio to plain GROUP BY     {total / plain['plain']:6.2f}x  (target <= 1.5x, >= 4M events/s, peak < 4 GB)")
+    line("store attribution once", store["store"], n, store["peak_gb"])
+    line("rollup from stored tenant", stored["stored"], n, stored["peak_gb"])
+    print(f"ratio to plain GROUP BY     {stored['stored'] / plain['plain']:6.2f}x")
+
+
+def line(label: str, seconds: float, n: int | None = None, peak_gb: float | None = None) -> None:
+    """One aligned figure: seconds, and events/s and peak memory when given."""
+    rate = f"  {n / seconds / 1e6:6.2f} M events/s" if n else ""
+    peak = f"  peak {peak_gb:.2f} GB" if peak_gb is not None else ""
+    print(f"{label:27s} {seconds:6.2f} s{rate}{peak}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-limit", default="3GB")
+    parser.add_argument("--dir", type=Path, default=ROOT / "bench" / "out" / "attribution")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--keep", action="store_true", help="reuse the generated lake if it exists")
+    args = parser.parse_args()
+    lake = args.dir / "lake"
+    if args.phase:
+        print(json.dumps(phase(args.phase, lake, args.threads, args.memory_limit)))
+        return
+    if not (args.keep and lake.exists()):
+        start = time.perf_counter()
+        generate(lake, args.events, args.threads, args.memory_limit)
+        print(f"generated {args.events:,} events in {time.perf_counter() - start:.1f} s", flush=True)
+    plain = run_phase("plain", args)
+    attr = run_phase("attribution", args)
+    store, stored = run_phase("store", args), run_phase("stored", args)
+    report(args.events, plain, attr, store, stored)
+
+
+if __name__ == "__main__":
+    main()
