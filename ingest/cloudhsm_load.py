@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -35,7 +36,7 @@ from ingest.cloudhsm import (
     to_arrow,
 )
 from ingest.lake import Lake, new_run_id
-from ingest.schema import QUARANTINE
+from ingest.schema import HSM_EVENTS, QUARANTINE
 from ingest.state import IngestState, RunLock
 
 
@@ -67,13 +68,17 @@ class RunStats:
         self.files += other.files
 
 
-def _lake_query(files: list[str], sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+def _lake_query(lake: Lake, files: list[Path], sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
     """Run `sql` over a view `t` of the given Parquet files (no hive columns), times as UTC."""
     con = duckdb.connect()
     try:
         con.execute("SET memory_limit = '1GB'")
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({files!r}, hive_partitioning = false)")
+        if lake.remote:
+            con.register("t", lake.dataset(files, HSM_EVENTS))
+        else:
+            paths = [str(p) for p in files]
+            con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({paths!r}, hive_partitioning = false)")
         frame = pl.from_arrow(con.sql(sql, params=params or {}).to_arrow_table())
     finally:
         con.close()
@@ -83,15 +88,15 @@ def _lake_query(files: list[str], sql: str, params: dict[str, Any] | None = None
 
 def existing_keys(lake: Lake, days: Iterable[dt.date]) -> pl.DataFrame:
     """(event_id, event_time) already in the lake partitions of the given days."""
-    files = [str(p) for d in days for p in lake.files(TABLE, d)]
+    files = [p for d in days for p in lake.files(TABLE, d)]
     if not files:
         return pl.DataFrame(schema={"event_id": pl.String, "event_time": pl.Datetime("us", "UTC")})
-    return _lake_query(files, "SELECT event_id, event_time FROM t")
+    return _lake_query(lake, files, "SELECT event_id, event_time FROM t")
 
 
 def prior_sessions(lake: Lake, hsm_ids: list[str], clusters: list[str]) -> pl.DataFrame | None:
     """Login/logout rows already in the lake for these HSMs or clusters (raw text left out)."""
-    files = [str(p) for p in lake.files(TABLE)]
+    files = lake.files(TABLE)
     if not files:
         return None
     sql = (
@@ -99,7 +104,7 @@ def prior_sessions(lake: Lake, hsm_ids: list[str], clusters: list[str]) -> pl.Da
         "AND (hsm_id IN (SELECT unnest($hsms)) OR cluster_id IN (SELECT unnest($clusters)))"
     )
     params = {"ops": [*OPENS_SESSION, *CLOSES_SESSION], "hsms": hsm_ids, "clusters": clusters}
-    return _lake_query(files, sql, params)
+    return _lake_query(lake, files, sql, params)
 
 
 def drop_known(rows: pl.DataFrame, lake: Lake) -> pl.DataFrame:

@@ -25,7 +25,7 @@ from ingest.state import IngestState, ObjectVersion, RunLock
 from ingest.trail_sources import S3Trail, TrailFilter, list_local
 
 STATE_SOURCE = "cloudtrail"
-BATCH_BYTES = 48 * 1024 * 1024
+BATCH_BYTES = 16 * 1024 * 1024
 BATCH_FILES = 2000
 LOOKUP_OVERLAP = dt.timedelta(minutes=15)
 LOOKUP_MAX_AGE = dt.timedelta(days=90)
@@ -77,13 +77,13 @@ def lake_run(lake: Lake, command: str, source: str) -> Iterator[tuple[IngestStat
     """Lock the lake, clear what a killed run left, and record the run from start to end."""
     with RunLock(lake.state_dir / "ingest.lock"):
         lake.remove_orphans()
-        shutil.rmtree(lake.root / "_staging", ignore_errors=True)
+        shutil.rmtree(lake.work_dir / "_staging", ignore_errors=True)
         state = IngestState(lake.state_dir / "ingest.sqlite")
         run_id = new_run_id()
         state.start_run(run_id, command, source)
         try:
             yield state, run_id
-            shutil.rmtree(lake.root / "_staging", ignore_errors=True)
+            shutil.rmtree(lake.work_dir / "_staging", ignore_errors=True)
         except BaseException:
             state.end_run(run_id, "failed", {})
             raise
@@ -143,6 +143,7 @@ def _download(trail: S3Trail, item: tuple[int, ObjectVersion], folder: Path) -> 
         if "does not exist" in str(err) or "NoSuchKey" in str(err):
             return None
         raise
+    crash_point("download")
     path = folder / f"{n:06d}{suffix}"
     path.write_bytes(data)
     return path
@@ -165,14 +166,14 @@ def _ingest_objects(
         results: list[BatchResult] = []
         try:
             for n, batch in enumerate(batches(new, batch_files)):
-                local = materialise(batch, lake.root / "_staging" / f"{run_id}-download-{n}")
+                local = materialise(batch, lake.work_dir / "_staging" / f"{run_id}-download-{n}")
                 result = writer.ingest_files(local) if local else BatchResult()
                 crash_point("before-state")
                 done = {s for _, s in local}
                 state.record_objects(
                     STATE_SOURCE, run_id, [(o, result.counts[o.key].as_dict()) for o in batch if o.key in done]
                 )
-                shutil.rmtree(lake.root / "_staging" / f"{run_id}-download-{n}", ignore_errors=True)
+                shutil.rmtree(lake.work_dir / "_staging" / f"{run_id}-download-{n}", ignore_errors=True)
                 results.append(result)
                 summary.bytes_read += sum(o.size or 0 for o in batch)
                 if progress:
@@ -192,10 +193,15 @@ def ingest_lookup_events(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     pace_seconds: float = 0.5,
+    source: str | None = None,
 ) -> IngestSummary:
-    """Ingest KMS events through the CloudTrail LookupEvents API, resuming from the last checkpoint."""
+    """Ingest KMS events through the CloudTrail LookupEvents API, resuming from the last checkpoint.
+
+    `source` names the checkpoint (default `lookup-events:<region>`); give one per account when several
+    accounts are read in the same region.
+    """
     started = time.perf_counter()
-    source = f"lookup-events:{region}"
+    source = source or f"lookup-events:{region}"
     end = until or dt.datetime.now(dt.UTC)
     with lake_run(lake, "ingest cloudtrail --lookup-events", source) as (state, run_id):
         start = _lookup_start(state.checkpoint(source, ""), since, end)

@@ -67,13 +67,13 @@ class BatchResult:
 class KmsLakeWriter:
     """Writes batches of trail records into the lake's kms_events table, never twice the same eventID."""
 
-    def __init__(self, lake: Lake, run_id: str, memory_limit: str = "3GB", threads: int | None = None) -> None:
+    def __init__(self, lake: Lake, run_id: str, memory_limit: str = "600MB", threads: int | None = None) -> None:
         self.lake = lake
         self.run_id = run_id
         self.batch_no = 0
         self.loaded_days: set[dt.date] = set()
         self.con = duckdb.connect()
-        spill = lake.root / "_staging" / f"{run_id}-spill"
+        spill = lake.work_dir / "_staging" / f"{run_id}-spill"
         spill.parent.mkdir(parents=True, exist_ok=True)
         for setting in (
             "SET TimeZone = 'UTC'",
@@ -203,23 +203,28 @@ class KmsLakeWriter:
             if day in self.loaded_days:
                 continue
             self.loaded_days.add(day)
-            files = [str(p) for p in self.lake.files("kms_events", day)]
-            if files:
-                self.con.execute("INSERT INTO seen SELECT event_id FROM read_parquet($files)", {"files": files})
+            files = self.lake.files("kms_events", day)
+            if files and self.lake.remote:
+                self.con.register("lake_day", self.lake.dataset(files, pa.schema([KMS_EVENTS.field("event_id")])))
+                self.con.execute("INSERT INTO seen SELECT event_id FROM lake_day")
+                self.con.unregister("lake_day")
+            elif files:
+                paths = [str(p) for p in files]
+                self.con.execute("INSERT INTO seen SELECT event_id FROM read_parquet($files)", {"files": paths})
 
     def _write_fresh(self) -> None:
         """Write `fresh` partitioned by event date: DuckDB writes into staging, then each file is renamed in."""
         self.batch_no += 1
-        staging = self.lake.root / "_staging" / f"{self.run_id}-{self.batch_no}"
+        staging = self.lake.work_dir / "_staging" / f"{self.run_id}-{self.batch_no}"
         staging.parent.mkdir(parents=True, exist_ok=True)
         self.con.execute(
             f"""COPY (SELECT {", ".join(KMS_EVENTS.names)}, event_time::DATE AS event_date
                       FROM parsed SEMI JOIN fresh USING (source_object, record_index))
-                TO '{staging}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (event_date),
+                TO '{staging}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARTITION_BY (event_date),
                                ROW_GROUP_SIZE 122880, FILENAME_PATTERN 'part-{{i}}')"""
         )
         if staging.exists():
-            publish(staging, self.lake.table_dir("kms_events"), f"{self.run_id}-{self.batch_no}")
+            publish(staging, self.lake, "kms_events", f"{self.run_id}-{self.batch_no}")
 
     def _count(self, objects: Iterable[str], problems: list[tuple[str, int | None, str, str | None]]) -> BatchResult:
         result = BatchResult(counts={s: Counts() for s in objects})
@@ -249,15 +254,15 @@ class KmsLakeWriter:
         return result
 
 
-def publish(staging: Path, table_dir: Path, tag: str) -> list[Path]:
-    """Move files DuckDB wrote under `staging/event_date=…/` into the table, each by an atomic rename."""
+def publish(staging: Path, lake: Lake, table: str, tag: str) -> list[Path]:
+    """Move files DuckDB wrote under `staging/event_date=…/` into the table, each by an atomic rename (or
+    one upload per file for an S3 lake)."""
     moved: list[Path] = []
     for path in sorted(staging.rglob("*.parquet")):
-        target = table_dir / path.parent.name / f"part-{tag}-{path.stem.removeprefix('part-')}.parquet"
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = lake.table_dir(table) / path.parent.name / f"part-{tag}-{path.stem.removeprefix('part-')}.parquet"
         fsync(path)
         crash_point("publish")
-        os.replace(path, target)
+        lake.put_file(path, target)
         moved.append(target)
     shutil.rmtree(staging, ignore_errors=True)
     return moved

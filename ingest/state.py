@@ -11,6 +11,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import socket
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -120,19 +121,36 @@ class IngestState:
         )
 
 
+# Lock files held by this process with `reentrant=True` (a nightly run): nested ingests inside it pass through.
+_REENTRANT: set[Path] = set()
+
+
 class RunLock:
     """An exclusive lock on a lake for one writing run.
 
     It is an OS file lock (flock): the kernel releases it when the holder dies, even by kill -9, so a
-    stale lock from a killed run never blocks the next one.
+    stale lock from a killed run never blocks the next one. The holder writes its pid, host and start time
+    into the file and empties it on a clean exit; text still there when the lock is acquired means the
+    previous holder died holding it, which `stale` reports (the lock is then taken over).
+
+    A lock taken with `reentrant=True` lets nested runs of the same process on the same file through (the
+    nightly job holds the lock across the ingests it runs); any other process, or a plain nested lock, is
+    refused.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, reentrant: bool = False, command: str = "") -> None:
         self.path = path
+        self.reentrant = reentrant
+        self.command = command
         self.handle: IO[str] | None = None
+        self.nested = False
+        self.stale: str | None = None
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.resolve() in _REENTRANT:
+            self.nested = True
+            return self
         handle = open(self.path, "a+")  # noqa: SIM115 - held for the life of the run
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -145,14 +163,26 @@ class RunLock:
                 "Wait for it to finish, or run against another --lake."
             ) from None
         handle.seek(0)
+        self.stale = handle.read().strip() or None
+        handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()} since {utcnow()}")
+        command = f" ({self.command})" if self.command else ""
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {utcnow()}{command}")
         handle.flush()
+        os.fsync(handle.fileno())
         self.handle = handle
+        if self.reentrant:
+            _REENTRANT.add(self.path.resolve())
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.nested:
+            return
+        _REENTRANT.discard(self.path.resolve())
         if self.handle:
+            self.handle.seek(0)
+            self.handle.truncate()  # a clean exit: an empty lock file is not stale
+            self.handle.flush()
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
             self.handle = None

@@ -10,7 +10,7 @@ WITH pieces AS (
         starts_with(line, '{"Records":[') AND ends_with(line, ']}') AS framed,
         string_split(substr(line, 13, length(line) - 14), '},{"eventVersion"') AS parts
     FROM trail_lines
-    WHERE trim(line) <> ''
+    WHERE length(line) > 0
 ),
 cut AS (
     SELECT

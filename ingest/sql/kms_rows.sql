@@ -1,108 +1,102 @@
 /* One row per CloudTrail record of the relation `records(source_object, record_index, rec, well_formed)`:
    the typed kms_events columns, plus `event_source`, `reason` (why the record must be quarantined, NULL
    when it is good) and `exact_parse` (the fast split of its file was wrong: re-read the file exactly).
-   Non-KMS records come out with their event_source so the caller can count them. */
+   Non-KMS records come out with their event_source so the caller can count them.
+   Each record is parsed once: one json_extract_string call takes every path; the few nested values it
+   returns as JSON text (resources, encryption context, backingKey) are small and parsed again cheaply. */
 WITH checked AS (
     SELECT source_object, record_index, rec, well_formed AND json_valid(rec) AS ok
     FROM records
 ),
-parsed AS (
+extracted AS (
     SELECT
         source_object,
         record_index,
         rec,
         ok,
-        json_transform(CASE WHEN ok THEN rec END, '{
-            "eventVersion": "VARCHAR", "eventTime": "VARCHAR", "eventSource": "VARCHAR", "eventName": "VARCHAR",
-            "eventType": "VARCHAR", "eventID": "VARCHAR", "sharedEventID": "VARCHAR", "requestID": "VARCHAR",
-            "readOnly": "VARCHAR", "awsRegion": "VARCHAR", "recipientAccountId": "VARCHAR",
-            "sourceIPAddress": "VARCHAR", "userAgent": "VARCHAR", "errorCode": "VARCHAR", "errorMessage": "VARCHAR",
-            "userIdentity": {"type": "VARCHAR", "arn": "VARCHAR", "principalId": "VARCHAR", "accountId": "VARCHAR",
-                             "invokedBy": "VARCHAR", "sessionContext": {"sessionIssuer": {"arn": "VARCHAR"}}},
-            "requestParameters": {"keyId": "VARCHAR", "sourceKeyId": "VARCHAR", "targetKeyId": "VARCHAR",
-                                  "destinationKeyId": "VARCHAR", "customKeyStoreId": "VARCHAR",
-                                  "granteePrincipal": "VARCHAR",
-                                  "encryptionContext": "MAP(VARCHAR, VARCHAR)",
-                                  "sourceEncryptionContext": "MAP(VARCHAR, VARCHAR)",
-                                  "encryptionAlgorithm": "VARCHAR", "sourceEncryptionAlgorithm": "VARCHAR",
-                                  "signingAlgorithm": "VARCHAR", "macAlgorithm": "VARCHAR"},
-            "responseElements": {"keyId": "VARCHAR", "keyMetadata": {"arn": "VARCHAR", "customKeyStoreId": "VARCHAR"}},
-            "additionalEventData": {"customKeyStoreId": "VARCHAR", "backingKey": "VARCHAR", "backingKeys": "VARCHAR"},
-            "resources": [{"ARN": "VARCHAR"}]
-        }') AS r
+        json_extract_string(CASE WHEN ok THEN rec END, [
+            '$.eventTime', '$.eventID', '$.sharedEventID', '$.requestID', '$.eventName',            -- 1-5
+            '$.eventType', '$.eventVersion', '$.readOnly', '$.awsRegion', '$.recipientAccountId',   -- 6-10
+            '$.userIdentity.accountId', '$.userIdentity.type', '$.userIdentity.arn',                -- 11-13
+            '$.userIdentity.principalId', '$.userIdentity.sessionContext.sessionIssuer.arn',        -- 14-15
+            '$.userIdentity.invokedBy', '$.sourceIPAddress', '$.userAgent', '$.resources',          -- 16-19
+            '$.requestParameters.keyId', '$.requestParameters.sourceKeyId',                         -- 20-21
+            '$.requestParameters.targetKeyId', '$.requestParameters.destinationKeyId',              -- 22-23
+            '$.requestParameters.encryptionContext', '$.requestParameters.sourceEncryptionContext', -- 24-25
+            '$.requestParameters.encryptionAlgorithm', '$.requestParameters.sourceEncryptionAlgorithm',
+            '$.requestParameters.signingAlgorithm', '$.requestParameters.macAlgorithm',             -- 26-29
+            '$.additionalEventData.customKeyStoreId', '$.requestParameters.customKeyStoreId',       -- 30-31
+            '$.responseElements.keyMetadata.customKeyStoreId', '$.responseElements.keyMetadata.arn',-- 32-33
+            '$.responseElements.keyId', '$.additionalEventData.backingKey',                         -- 34-35
+            '$.additionalEventData.backingKeys', '$.requestParameters.granteePrincipal',            -- 36-37
+            '$.errorCode', '$.errorMessage', '$.eventSource'                                        -- 38-40
+        ]) AS v
     FROM checked
 ),
 typed AS (
     SELECT
         *,
-        try_cast(r.eventTime AS TIMESTAMPTZ) AS event_time,
-        r.userIdentity AS ui,
-        r.requestParameters AS rp,
-        list_filter(r.resources, lambda x: x.ARN LIKE 'arn:%:kms:%:key/%') AS key_resources
-    FROM parsed
+        try_cast(v[1] AS TIMESTAMPTZ) AS event_time,
+        list_filter(json_extract_string(v[19], '$[*].ARN'), lambda a: a LIKE 'arn:%:kms:%:key/%') AS key_resources
+    FROM extracted
 )
 SELECT
     event_time,
-    r.eventID AS event_id,
-    r.sharedEventID AS shared_event_id,
-    r.requestID AS request_id,
-    r.eventName AS event_name,
-    r.eventType AS event_type,
-    r.eventVersion AS event_version,
-    try_cast(r.readOnly AS BOOLEAN) AS read_only,
-    r.awsRegion AS aws_region,
-    r.recipientAccountId AS recipient_account_id,
-    ui.accountId AS caller_account_id,
-    ui.type AS identity_type,
-    ui.arn AS principal_arn,
-    ui.principalId AS principal_id,
-    ui.sessionContext.sessionIssuer.arn AS session_issuer_arn,
-    ui.invokedBy AS invoked_by,
-    r.sourceIPAddress AS source_ip,
-    r.userAgent AS user_agent,
+    v[2] AS event_id,
+    v[3] AS shared_event_id,
+    v[4] AS request_id,
+    v[5] AS event_name,
+    v[6] AS event_type,
+    v[7] AS event_version,
+    try_cast(v[8] AS BOOLEAN) AS read_only,
+    v[9] AS aws_region,
+    v[10] AS recipient_account_id,
+    v[11] AS caller_account_id,
+    v[12] AS identity_type,
+    v[13] AS principal_arn,
+    v[14] AS principal_id,
+    v[15] AS session_issuer_arn,
+    v[16] AS invoked_by,
+    v[17] AS source_ip,
+    v[18] AS user_agent,
     coalesce(
-        key_resources[1].ARN,
-        CASE WHEN rp.keyId LIKE 'arn:%:key/%' THEN rp.keyId END,
-        r.responseElements.keyMetadata.arn,
-        CASE WHEN r.responseElements.keyId LIKE 'arn:%:key/%' THEN r.responseElements.keyId END,
+        key_resources[1],
+        CASE WHEN v[20] LIKE 'arn:%:key/%' THEN v[20] END,
+        v[33],
+        CASE WHEN v[34] LIKE 'arn:%:key/%' THEN v[34] END,
         -- a bare key id names a key in the caller's own account and region
-        CASE WHEN regexp_full_match(rp.keyId, '(mrk-)?[0-9a-f-]{32,36}')
-             THEN 'arn:aws:kms:' || r.awsRegion || ':' || coalesce(ui.accountId, r.recipientAccountId) || ':key/' || rp.keyId END
+        CASE WHEN regexp_full_match(v[20], '(mrk-)?[0-9a-f-]{32,36}')
+             THEN 'arn:aws:kms:' || v[9] || ':' || coalesce(v[11], v[10]) || ':key/' || v[20] END
     ) AS key_arn,
-    coalesce(
-        key_resources[2].ARN,
-        CASE WHEN rp.destinationKeyId LIKE 'arn:%:key/%' THEN rp.destinationKeyId END
-    ) AS destination_key_arn,
-    coalesce(rp.keyId, rp.sourceKeyId, rp.targetKeyId) AS key_id,
-    coalesce(rp.encryptionContext, rp.sourceEncryptionContext) AS encryption_context,
-    coalesce(rp.encryptionAlgorithm, rp.sourceEncryptionAlgorithm, rp.signingAlgorithm, rp.macAlgorithm)
-        AS encryption_algorithm,
-    coalesce(r.additionalEventData.customKeyStoreId, rp.customKeyStoreId,
-             r.responseElements.keyMetadata.customKeyStoreId) AS custom_key_store_id,
-    coalesce(json_extract_string(r.additionalEventData.backingKey, '$.keyHandle'),
-             json_extract_string(r.additionalEventData.backingKeys, '$[0].keyHandle')) AS backing_key_handle,
-    rp.granteePrincipal AS grantee_principal,
-    r.errorCode AS error_code,
-    r.errorMessage AS error_message,
-    r.errorCode IS NULL AS success,
+    coalesce(key_resources[2], CASE WHEN v[23] LIKE 'arn:%:key/%' THEN v[23] END) AS destination_key_arn,
+    coalesce(v[20], v[21], v[22]) AS key_id,
+    json_transform(coalesce(v[24], v[25]), '"MAP(VARCHAR, VARCHAR)"') AS encryption_context,
+    coalesce(v[26], v[27], v[28], v[29]) AS encryption_algorithm,
+    coalesce(v[30], v[31], v[32]) AS custom_key_store_id,
+    coalesce(json_extract_string(v[35], '$.keyHandle'), json_extract_string(v[36], '$[0].keyHandle'))
+        AS backing_key_handle,
+    v[37] AS grantee_principal,
+    v[38] AS error_code,
+    v[39] AS error_message,
+    v[38] IS NULL AS success,
     source_object,
     record_index::INTEGER AS record_index,
     rec::VARCHAR AS raw,
-    r.eventSource AS event_source,
+    v[40] AS event_source,
     NOT ok AS exact_parse,
     CASE
         WHEN NOT ok THEN 'not valid JSON'
         WHEN NOT starts_with(ltrim(rec), '{') THEN 'record is not a JSON object'
-        WHEN r.eventSource IS NULL THEN 'missing required field eventSource'
-        WHEN r.eventSource <> 'kms.amazonaws.com' THEN NULL
-        WHEN r.eventID IS NULL THEN 'missing required field eventID'
-        WHEN r.eventName IS NULL THEN 'missing required field eventName'
-        WHEN r.eventTime IS NULL THEN 'missing required field eventTime'
-        WHEN event_time IS NULL THEN 'eventTime ' || to_json(r.eventTime) || ' is not an ISO 8601 time'
-        WHEN r.recipientAccountId IS NULL THEN 'missing required field recipientAccountId'
-        WHEN NOT regexp_full_match(r.recipientAccountId, '[0-9]{12}')
-            THEN 'recipientAccountId ' || to_json(r.recipientAccountId) || ' is not a 12-digit AWS account id'
-        WHEN ui.accountId IS NOT NULL AND NOT regexp_full_match(ui.accountId, '[0-9]{12}')
-            THEN 'userIdentity.accountId ' || to_json(ui.accountId) || ' is not a 12-digit AWS account id'
+        WHEN v[40] IS NULL THEN 'missing required field eventSource'
+        WHEN v[40] <> 'kms.amazonaws.com' THEN NULL
+        WHEN v[2] IS NULL THEN 'missing required field eventID'
+        WHEN v[5] IS NULL THEN 'missing required field eventName'
+        WHEN v[1] IS NULL THEN 'missing required field eventTime'
+        WHEN event_time IS NULL THEN 'eventTime ' || to_json(v[1]) || ' is not an ISO 8601 time'
+        WHEN v[10] IS NULL THEN 'missing required field recipientAccountId'
+        WHEN NOT regexp_full_match(v[10], '[0-9]{12}')
+            THEN 'recipientAccountId ' || to_json(v[10]) || ' is not a 12-digit AWS account id'
+        WHEN v[11] IS NOT NULL AND NOT regexp_full_match(v[11], '[0-9]{12}')
+            THEN 'userIdentity.accountId ' || to_json(v[11]) || ' is not a 12-digit AWS account id'
     END AS reason
 FROM typed
