@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
+import resource
 import time
 
 import polars as pl
 
 from ingest.cloudhsm import attribute_sessions, link_cluster_logins, parse_hsm_messages
+from ingest.cloudhsm_sources import BATCH_ENTRIES
 
 START_US = 1_764_460_800_000_000  # 2025-11-30T00:00:00Z
 
@@ -64,24 +67,29 @@ def _hex(s: pl.Series) -> pl.Series:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=1_000_000, help="entries to generate (default 1,000,000)")
+    parser.add_argument("--batch", type=int, default=BATCH_ENTRIES, help="entries per parse call, as the ingest")
     args = parser.parse_args()
     batch = generate(args.n)
     mb = int(batch["message"].str.len_bytes().sum()) / 1e6
     gc.collect()
     start = time.perf_counter()
-    parsed = parse_hsm_messages(batch)
+    parts = [parse_hsm_messages(batch.slice(i, args.batch)) for i in range(0, args.n, args.batch)]
     parse_s = time.perf_counter() - start
+    parsed = pl.concat([p.rows for p in parts])
     start = time.perf_counter()
-    rows = link_cluster_logins(attribute_sessions(parsed.rows))
+    rows = link_cluster_logins(attribute_sessions(parsed))
     attribute_s = time.perf_counter() - start
-    assert parsed.rows.height == args.n and parsed.quarantine.num_rows == 0
+    assert parsed.height == args.n and sum(p.quarantine.num_rows for p in parts) == 0
     # Only the share entries (another application) and the few key commands before each HSM's first login.
     unattributed = rows["session_user_name"].null_count() - rows.filter(pl.col("opcode") == "CN_SHARE_OBJECT").height
     assert 0 <= unattributed < 30, unattributed
-    print(f"entries            {args.n:,} ({mb:,.0f} MB of text), polars threads {pl.thread_pool_size()}")
+    print(f"entries            {args.n:,} ({mb:,.0f} MB of text) in batches of {args.batch:,}")
     print(f"parse              {parse_s:.2f} s = {args.n / parse_s:,.0f} entries/s")
     print(f"sessions + logins  {attribute_s:.2f} s = {args.n / attribute_s:,.0f} entries/s")
     print(f"parse + attribute  {args.n / (parse_s + attribute_s):,.0f} entries/s")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    load = os.getloadavg()[0]
+    print(f"peak RSS           {peak_mb:,.0f} MB; polars threads {pl.thread_pool_size()}, load average {load:.1f}")
 
 
 if __name__ == "__main__":
