@@ -84,7 +84,7 @@ def _skip_separators(text: str, pos: int) -> int:
 
 
 def _describe(err: json.JSONDecodeError, text: str, pos: int, at_end: bool) -> str:
-    if at_end and err.pos >= len(text.rstrip()) - 2:
+    if at_end and not text.rstrip().endswith("]}"):
         return "record cut off at the end of the file"
     line = text.count("\n", pos, err.pos) + 1
     return f"invalid JSON: {err.msg} at line {line} of the record (char {err.pos - pos})"

@@ -15,7 +15,7 @@ from ingest.lake import Lake
 from ingest.schema import KMS_EVENTS
 from ingest.state import RunLock
 from keytrail.cli import cli
-from tests.conftest import SHARED_DATA
+from tests.conftest import SAMPLE_LOGS, SHARED_DATA
 from tests.trailfiles import fresh_records, trail_text, write_trail
 
 
@@ -141,3 +141,22 @@ def test_missing_source_is_a_clear_error(tmp_path: Path, lake_dir: Path) -> None
 def test_bad_dates_are_named(tmp_path: Path, flag: str) -> None:
     code, out = ingest(str(tmp_path), flag, "last tuesday")
     assert code == 2 and "'last tuesday' is not a date or time" in out
+
+
+def test_every_bad_sample_file_is_explained(lake_dir: Path) -> None:
+    code, out = ingest(str(SAMPLE_LOGS / "bad"), "--lake", str(lake_dir))
+    assert code == 3
+    reasons = {(Path(q["source_object"]).name, q["record_index"]): q["reason"] for q in quarantine(lake_dir)}
+    assert reasons == {
+        ("empty.json.gz", None): "empty file: not a CloudTrail log file",
+        ("missing_fields.json", 1): "missing required field eventID",
+        ("missing_fields.json", 2): "missing required field eventTime",
+        ("odd_account.json", 1): 'recipientAccountId "12345" is not a 12-digit AWS account id',
+        ("odd_account.json", 2): 'recipientAccountId "EX_ACCOUNT_ID" is not a 12-digit AWS account id',
+        ("truncated.json.gz", 23): "record cut off at the end of the file",
+        ("truncated.json.gz", None): "truncated gzip: the file ends before the end of its compressed stream; "
+        "recovered 23 records before it",
+        ("invalid_json.json", 1): "invalid JSON: Expecting property name enclosed in double quotes "
+        "at line 1 of the record (char 932)",
+    }
+    assert "2 non-KMS records skipped (1 ec2.amazonaws.com, 1 s3.amazonaws.com)" in out

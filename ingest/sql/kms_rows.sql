@@ -5,7 +5,10 @@
    Each record is parsed once: one json_extract_string call takes every path; the few nested values it
    returns as JSON text (resources, encryption context, backingKey) are small and parsed again cheaply. */
 WITH checked AS (
-    SELECT source_object, record_index, rec, well_formed AND json_valid(rec) AS ok
+    -- DuckDB's JSON reader forgives trailing commas; other tools would choke on such a raw record, so a
+    -- record with one (or a string that merely looks like one) goes to the strict parser.
+    SELECT source_object, record_index, rec,
+           well_formed AND json_valid(rec) AND NOT regexp_matches(rec, ',\s*[}\]]') AS ok
     FROM records
 ),
 extracted AS (
