@@ -42,7 +42,8 @@ DEFAULTS: dict[str, Any] = {
     # volume_spike (and the baselines of kms_logging_gap)
     "spike_operation_classes": ["crypto"],
     "spike_min_volume": 20,  # operations in the hour; quieter hours never alarm
-    "spike_min_ratio": 3.0,  # observed must be at least this multiple of the baseline
+    "spike_min_ratio": 3.0,  # observed must be at least this multiple of the baseline and of the usual peak
+    "spike_peak_quantile": 0.9,  # the usual peak: this quantile of the same hours in the baseline
     "spike_min_score": 6.0,  # (observed - baseline) / max(1.4826 * MAD, sqrt(baseline), 1)
     "spike_baseline_days": 7,  # same hour on each of the previous N days
     "spike_baseline_weeks": 4,  # same hour of the week over the previous N weeks

@@ -2,7 +2,9 @@
    for one operation ran far above its own baseline, or a run of hours in which a busy tenant's traffic fell to
    zero. The spike baseline is the larger of two medians (the same hour on each of the previous $spike_baseline_days
    days, and the same hour of the week over the previous $spike_baseline_weeks weeks), so daily and weekly batch
-   jobs are part of the baseline; the drop baseline is the smaller one, so quiet weekends are not drops. A drop
+   jobs are part of the baseline, and must exceed $spike_min_ratio times both that baseline and the usual peak
+   (the $spike_peak_quantile quantile of the same past hours), so a batch job's busier nights do not alarm; the
+   drop baseline is the smaller one, so quiet weekends are not drops. A drop
    needs $drop_min_hours silent hours each expecting at least $drop_min_hourly operations and together at least
    $drop_min_expected: by Poisson odds, silence that long is not chance.
    Only successful calls count (refused ones are error bursts), only primary copies (a cross-account call is one
@@ -49,11 +51,12 @@ points AS (
 baseline AS (
     SELECT tenant_id, key, operation, hour,
            median(v) FILTER (kind = 'day') AS day_median, mad(v) FILTER (kind = 'day') AS day_mad,
-           median(v) FILTER (kind = 'week') AS week_median, mad(v) FILTER (kind = 'week') AS week_mad
+           median(v) FILTER (kind = 'week') AS week_median, mad(v) FILTER (kind = 'week') AS week_mad,
+           quantile_cont(v, $spike_peak_quantile) AS usual_peak
     FROM points GROUP BY ALL
 ),
 scored AS (
-    SELECT c.tenant_id, c.key, c.operation, c.hour, c.n,
+    SELECT c.tenant_id, c.key, c.operation, c.hour, c.n, b.usual_peak,
            greatest(coalesce(b.day_median, 0), coalesce(b.week_median, 0)) AS expected,
            (c.n - greatest(coalesce(b.day_median, 0), coalesce(b.week_median, 0)))
              / greatest(1.4826 * greatest(coalesce(b.day_mad, 0), coalesce(b.week_mad, 0)),
@@ -63,7 +66,8 @@ scored AS (
 flagged AS (
     SELECT *, hour - to_hours(row_number() OVER (PARTITION BY tenant_id, key, operation ORDER BY hour)) AS island
     FROM scored
-    WHERE score >= $spike_min_score AND n >= $spike_min_ratio * expected
+    -- a bursty batch job varies from night to night: a spike must also beat its usual peak by the ratio
+    WHERE score >= $spike_min_score AND n >= $spike_min_ratio * greatest(expected, usual_peak)
 ),
 spikes AS (
     SELECT tenant_id, key, operation, min(hour) AS window_start, max(hour) + INTERVAL 1 HOUR AS window_end,
