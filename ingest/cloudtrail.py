@@ -25,7 +25,7 @@ from ingest.state import IngestState, ObjectVersion, RunLock
 from ingest.trail_sources import S3Trail, TrailFilter, list_local
 
 STATE_SOURCE = "cloudtrail"
-BATCH_BYTES = 16 * 1024 * 1024
+BATCH_BYTES = 8 * 1024 * 1024
 BATCH_FILES = 2000
 LOOKUP_OVERLAP = dt.timedelta(minutes=15)
 LOOKUP_MAX_AGE = dt.timedelta(days=90)

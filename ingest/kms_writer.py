@@ -29,9 +29,10 @@ SQL_DIR = Path(__file__).parent / "sql"
 KMS_SOURCE = "kms.amazonaws.com"
 # read_csv reads a trail file as one line; CloudTrail files stay far below this.
 MAX_LINE = 64 * 1024 * 1024
+# Trail files as lines; the paths come from the variable `trail_paths` so that a view can stream them.
 READ_LINES = f"""
     SELECT o.source_object, l.line
-    FROM read_csv($paths, columns={{'line': 'VARCHAR'}}, delim='\\x01', quote='', escape='', header=false,
+    FROM read_csv(getvariable('trail_paths'), columns={{'line': 'VARCHAR'}}, delim='\\x01', quote='', escape='', header=false,
                   auto_detect=false, new_line='\\n', max_line_size={MAX_LINE}, buffer_size={MAX_LINE},
                   filename=true, compression='auto') l
     JOIN objects o ON l.filename = o.local_path
@@ -109,17 +110,18 @@ class KmsLakeWriter:
 
     def _parse_fast(self, paths: list[str]) -> set[str]:
         """Parse the files' records into `parsed`; returns the files whose records need the exact parser."""
+        self.con.execute("SET VARIABLE trail_paths = $paths", {"paths": paths})
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW trail_lines AS {READ_LINES}")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW records AS {load_sql('kms_records')}")
         try:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE trail_lines AS {READ_LINES}", {"paths": paths})
+            # One streaming pass: gunzip, split, parse; only the parsed rows are materialised.
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {load_sql('kms_rows')}")
         except duckdb.Error:
             # Some file DuckDB cannot read (a corrupt gzip, say): find it, parse the others fast.
             unreadable = [p for p in paths if len(paths) == 1 or not self._readable(p)]
             readable = [p for p in paths if p not in unreadable]
             exact = self._parse_fast(readable) if readable else self._empty_parsed()
             return exact | self._source_of(unreadable)
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW records AS {load_sql('kms_records')}")
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {load_sql('kms_rows')}")
-        self.con.execute("DROP TABLE trail_lines")
         exact = {
             row[0]
             for row in self.con.execute(
@@ -133,8 +135,9 @@ class KmsLakeWriter:
         return exact
 
     def _readable(self, path: str) -> bool:
+        self.con.execute("SET VARIABLE trail_paths = $paths", {"paths": [path]})
         try:
-            self.con.execute(f"SELECT count(*) FROM ({READ_LINES})", {"paths": [path]}).fetchall()
+            self.con.execute(f"SELECT count(*) FROM ({READ_LINES})").fetchall()
         except duckdb.Error:
             return False
         return True

@@ -1,0 +1,447 @@
+"""`keytrail nightly`: one configured run that schedulers start every night.
+
+Under the lake's lock (a stale lock from a killed run is taken over and reported), in order:
+
+1. finish or undo a compaction a killed run left half done (ingest/compact.py);
+2. ingest every configured source since its checkpoint, each on its own: one failing (access denied,
+   throttled past its retries, a deleted log group) is recorded and the others still run. Trail buckets
+   are re-listed from `overlap` before the last listing, for late CloudTrail deliveries; objects already
+   ingested are skipped by the ingest state and repeated event ids are dropped by the writer;
+3. compact every day partition with `compact_min_files` files or more;
+4. refresh the dashboard's rollups (analytics/rollups.py, when present);
+5. run the anomaly detectors over the new window (from the previous run's start minus `lookback`);
+6. send new anomalies at or above each sink's severity (ingest/alerts.py; never twice to a sink);
+7. write the run record: the `runs` row of the ingest state (command `nightly`, stats = the record as JSON)
+   and `<lake>/_runs/nightly-<run_id>.json`, which the dashboard's Data health page reads.
+
+The exit code says how it went: 0 all good, 1 a source or a step failed (the record says which), 2 bad config.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ingest.alerts import SinkReport, make_sinks, send_alerts
+from ingest.aws import make_client
+from ingest.cloudhsm_load import run_ingest as run_hsm_ingest
+from ingest.cloudhsm_sources import CloudWatchSource, FileSource, open_source
+from ingest.cloudtrail import STATE_SOURCE, ingest_local, ingest_lookup_events, ingest_s3
+from ingest.compact import compact_lake, recover
+from ingest.config import AwsAccess, Config, HsmSource, LookupSource, SinkConfig, Source, TrailSource
+from ingest.errors import KeytrailError
+from ingest.faults import crash_point
+from ingest.lake import Lake, new_run_id
+from ingest.logs import LOGGER
+from ingest.state import IngestState, RunLock, utcnow
+from ingest.trail_sources import S3Trail, TrailFilter, list_local
+
+log = logging.getLogger(LOGGER)
+COMMAND = "nightly"
+RUNS_DIR = "_runs"
+# Ingest-state checkpoint of the retention floor `keytrail prune` sets: nothing older is fetched again.
+RETENTION = ("retention", "")
+
+# Makes a boto3 client: (service, access) -> client. Tests swap it to inject faults.
+ClientFactory = Callable[[str, AwsAccess], Any]
+
+
+def default_clients(service: str, access: AwsAccess) -> Any:
+    """A boto3 client for a source or sink, through its role when it has one (ingest/aws.make_client)."""
+    return make_client(service, access.region, access.endpoint_url, access.profile, access.role_arn)
+
+
+@dataclass
+class SourceResult:
+    """What one source did in a run."""
+
+    name: str
+    kind: str
+    status: str = "ok"  # ok | failed
+    error: str | None = None
+    since: str | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class NightlyResult:
+    """The run record."""
+
+    run_id: str
+    config: str
+    lake: str
+    started_at: str
+    ended_at: str | None = None
+    status: str = "running"  # ok | failed (some source or step failed)
+    stale_lock: str | None = None
+    recovered: list[str] = field(default_factory=list)
+    sources: list[SourceResult] = field(default_factory=list)
+    compaction: list[dict[str, Any]] = field(default_factory=list)
+    rollups: dict[str, Any] | None = None
+    anomalies: dict[str, Any] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def failed_sources(self) -> list[str]:
+        return [s.name for s in self.sources if s.status != "ok"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors else 0
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_nightly(cfg: Config, clients: ClientFactory = default_clients, now: dt.datetime | None = None) -> NightlyResult:
+    """One nightly run as configured (see the module docstring); never raises for a failing source or step."""
+    lake = open_lake(cfg)
+    with RunLock(lake.state_dir / "ingest.lock", reentrant=True, command=COMMAND) as lock:
+        lake.remove_orphans()
+        shutil.rmtree(lake.work_dir / "_staging", ignore_errors=True)
+        state = IngestState(lake.state_dir / "ingest.sqlite")
+        try:
+            return _run(cfg, lake, state, lock, clients, now or dt.datetime.now(dt.UTC))
+        finally:
+            state.close()
+
+
+def open_lake(cfg: Config) -> Lake:
+    return Lake(cfg.lake, cfg.state_dir, cfg.lake_endpoint_url)
+
+
+def _run(
+    cfg: Config, lake: Lake, state: IngestState, lock: RunLock, clients: ClientFactory, now: dt.datetime
+) -> NightlyResult:
+    result = NightlyResult(new_run_id(), str(cfg.path), lake.uri, utcnow(), stale_lock=lock.stale)
+    previous = last_run_start(state)
+    state.start_run(result.run_id, COMMAND, str(cfg.path))
+    log.info("nightly run started", extra={"event": "run_started", "run_id": result.run_id, "lake": lake.uri})
+    if lock.stale:
+        log.warning("took over a stale lock", extra={"event": "stale_lock", "holder": lock.stale})
+    with _step(result, "recover"):
+        result.recovered = recover(lake, state)
+    for source in cfg.sources:
+        result.sources.append(ingest_source(cfg, lake, state, source, clients, now))
+        if result.sources[-1].error:
+            result.errors.append({"step": f"source:{source.name}", "error": result.sources[-1].error})
+    crash_point("nightly-ingested")
+    with _step(result, "compact"):
+        result.compaction = [c.as_dict() for c in compact_lake(lake, state, result.run_id, cfg.compact_min_files)]
+        log.info("compacted", extra={"event": "compacted", "partitions": len(result.compaction)})
+    with _step(result, "rollups"):
+        result.rollups = refresh_rollups(cfg, lake)
+    findings: list[dict[str, Any]] = []
+    if cfg.anomalies_enabled:
+        with _step(result, "anomalies"):
+            since = previous - cfg.anomalies_lookback if previous else None
+            findings = detect(cfg, lake, since)
+            result.anomalies = summarize(findings, since)
+            log.info("anomalies found", extra={"event": "anomalies", **result.anomalies})
+    if cfg.sinks:
+        with _step(result, "alerts"):
+            reports = send_alerts(state, make_sinks(cfg.sinks, partial(_sink_client, clients)), findings, result.run_id)
+            result.alerts = [asdict(r) for r in reports]
+            _alert_errors(result, reports)
+    crash_point("nightly-record")
+    finish(result, lake, state)
+    return result
+
+
+@contextmanager
+def _step(result: NightlyResult, step: str) -> Iterator[None]:
+    """Run one post-ingest step; a failure is logged and recorded, and the run goes on."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - one step failing must not stop the others
+        message = _describe(err)
+        result.errors.append({"step": step, "error": message})
+        log.error(f"{step} failed: {message}", extra={"event": "step_failed", "step": step, "error": message})
+
+
+def _describe(err: BaseException) -> str:
+    return str(err) if isinstance(err, KeytrailError) else f"{type(err).__name__}: {err}"
+
+
+def _alert_errors(result: NightlyResult, reports: list[SinkReport]) -> None:
+    for report in reports:
+        if report.error:
+            result.errors.append({"step": f"alerts:{report.sink}", "error": report.error})
+            log.error(f"alert sink {report.sink} failed: {report.error}", extra={"event": "sink_failed"})
+        else:
+            log.info(f"alerts sent to {report.sink}", extra={"event": "alerts_sent", **asdict(report)})
+
+
+def _sink_client(clients: ClientFactory, cfg: SinkConfig) -> Any:
+    return clients("sns", cfg.aws)
+
+
+def last_run_start(state: IngestState) -> dt.datetime | None:
+    """When the last nightly run that got to its end started (the anomaly window starts from it)."""
+    row = state.db.execute(
+        "SELECT max(started_at) FROM runs WHERE command = ? AND status IN ('ok', 'failed') AND ended_at IS NOT NULL",
+        (COMMAND,),
+    ).fetchone()
+    return dt.datetime.fromisoformat(row[0]) if row and row[0] else None
+
+
+# --- sources --------------------------------------------------------------------------------------------
+
+
+def ingest_source(
+    cfg: Config, lake: Lake, state: IngestState, source: Source, clients: ClientFactory, now: dt.datetime
+) -> SourceResult:
+    """Ingest one source; its failure is caught and described in the result, never raised."""
+    result = SourceResult(source.name, source.kind)
+    started = time.perf_counter()
+    log.info(f"source {source.name} started", extra={"event": "source_started", "source": source.name})
+    try:
+        if isinstance(source, TrailSource):
+            result.counts, result.since = _ingest_trail(cfg, lake, state, source, clients, now)
+        elif isinstance(source, LookupSource):
+            result.counts, result.since = _ingest_lookup(cfg, lake, source, clients, now)
+        else:
+            result.counts, result.since = _ingest_hsm(cfg, lake, source, clients, now)
+    except Exception as err:  # noqa: BLE001 - one source failing must not stop the others
+        result.status, result.error = "failed", _describe(err)
+    result.seconds = round(time.perf_counter() - started, 3)
+    extra = {"event": "source_done", "source": source.name, "status": result.status, **result.counts}
+    if result.error:
+        log.error(f"source {source.name} failed: {result.error}", extra={**extra, "error": result.error})
+    else:
+        log.info(f"source {source.name} done", extra=extra)
+    return result
+
+
+def first_since(cfg: Config, state: IngestState, now: dt.datetime) -> dt.datetime | None:
+    """How far back a source with no checkpoint reads: `first_run` ago, never before the retention floor."""
+    floor = retention_floor(state)
+    since = now - cfg.first_run if cfg.first_run else None
+    return max(filter(None, (since, floor)), default=None)
+
+
+def retention_floor(state: IngestState) -> dt.datetime | None:
+    floor = state.checkpoint(*RETENTION)
+    return dt.datetime.fromisoformat(floor["before"]).replace(tzinfo=dt.UTC) if floor else None
+
+
+def trail_window(cfg: Config, state: IngestState, source: TrailSource, now: dt.datetime) -> dt.datetime | None:
+    """Where the listing of a trail starts: the last listing minus the overlap (late deliveries)."""
+    checkpoint = state.checkpoint(f"nightly:{source.name}", "")
+    if not checkpoint:
+        return first_since(cfg, state, now)
+    since = dt.datetime.fromisoformat(checkpoint["listed_at"]) - cfg.overlap
+    floor = retention_floor(state)
+    return max(since, floor) if floor else since
+
+
+def _trail_filter(source: TrailSource, since: dt.datetime | None) -> TrailFilter:
+    return TrailFilter(source.accounts, source.regions, since=since)
+
+
+def _ingest_trail(
+    cfg: Config, lake: Lake, state: IngestState, source: TrailSource, clients: ClientFactory, now: dt.datetime
+) -> tuple[dict[str, Any], str | None]:
+    since = trail_window(cfg, state, source, now)
+    flt = _trail_filter(source, since)
+    if source.location.startswith("s3://"):
+        summary = ingest_s3(lake, S3Trail(clients("s3", source.aws), source.location), flt)
+    else:
+        summary = ingest_local(lake, Path(source.location), flt)
+    state.set_checkpoint(f"nightly:{source.name}", "", {"listed_at": now.isoformat()})
+    counts = {k: v for k, v in summary.totals.items() if k != "skipped_sources"}
+    counts |= {"files_seen": summary.files_seen, "files_new": summary.files_new, "vanished": summary.files_vanished}
+    return counts, since.isoformat() if since else None
+
+
+def _ingest_lookup(
+    cfg: Config, lake: Lake, source: LookupSource, clients: ClientFactory, now: dt.datetime
+) -> tuple[dict[str, Any], str | None]:
+    with _state(lake) as state:
+        since = first_since(cfg, state, now)
+    client = clients("cloudtrail", source.aws)
+    summary = ingest_lookup_events(lake, client, source.region, since, now, source=f"lookup-events:{source.name}")
+    counts = {k: v for k, v in summary.totals.items() if k != "skipped_sources"}
+    return counts, since.isoformat() if since else None
+
+
+def _ingest_hsm(
+    cfg: Config, lake: Lake, source: HsmSource, clients: ClientFactory, now: dt.datetime
+) -> tuple[dict[str, Any], str | None]:
+    with _state(lake) as state:
+        since = first_since(cfg, state, now)
+    hsm = _hsm_source(source, clients, since)
+    stats = run_hsm_ingest(lake, f"cloudhsm:{source.name}", hsm.batches)
+    counts = {"entries": stats.entries, "kept": stats.written, "duplicates": stats.duplicates}
+    counts["quarantined"] = stats.quarantined
+    return counts, since.isoformat() if since else None
+
+
+def _hsm_source(source: HsmSource, clients: ClientFactory, since: dt.datetime | None) -> CloudWatchSource | FileSource:
+    def client(service: str) -> Any:
+        return clients(service, source.aws)
+
+    if source.exports:
+        return open_source(source.exports, [], cluster_id=source.cluster_id, client=client)
+    since_ms = int(since.timestamp() * 1000) if since else None
+    return CloudWatchSource(client("logs"), list(source.log_groups), since_ms, cluster_id=source.cluster_id)
+
+
+@contextmanager
+def _state(lake: Lake) -> Iterator[IngestState]:
+    state = IngestState(lake.state_dir / "ingest.sqlite")
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+# --- after the ingest -----------------------------------------------------------------------------------
+
+
+def refresh_rollups(cfg: Config, lake: Lake) -> dict[str, Any]:
+    """Rebuild the dashboard's rollups (analytics.rollups.refresh_rollups) for a local lake."""
+    try:
+        from analytics import rollups
+    except ImportError:
+        return {"status": "skipped", "reason": "analytics/rollups.py not present"}
+    if lake.remote:
+        return {"status": "skipped", "reason": "rollups are written for local lakes only"}
+    report = rollups.refresh_rollups(lake.uri, cfg.tenants)
+    return {"status": report.status, "rows": dict(report.rows), "seconds": round(report.seconds, 3)}
+
+
+def detect(cfg: Config, lake: Lake, since: dt.datetime | None) -> list[dict[str, Any]]:
+    """Anomaly findings whose window touches [since, now) (all of them when since is None)."""
+    from analytics.anomalies import find_anomalies
+    from analytics.connection import connect
+
+    con = connect(lake, cfg.tenants)
+    try:
+        return list(find_anomalies(con, since=since, settings=cfg.anomaly_settings).to_pylist())
+    finally:
+        con.close()
+
+
+def summarize(findings: list[dict[str, Any]], since: dt.datetime | None) -> dict[str, Any]:
+    by_severity: dict[str, int] = {}
+    by_detector: dict[str, int] = {}
+    for f in findings:
+        by_severity[f["severity"]] = by_severity.get(f["severity"], 0) + 1
+        by_detector[f["detector"]] = by_detector.get(f["detector"], 0) + 1
+    return {
+        "since": since.isoformat() if since else None,
+        "found": len(findings),
+        "by_severity": by_severity,
+        "by_detector": by_detector,
+    }
+
+
+def finish(result: NightlyResult, lake: Lake, state: IngestState) -> None:
+    """Close the run record: the `runs` row, then a JSON copy in the lake for readers without the state."""
+    result.ended_at = utcnow()
+    result.status = "failed" if result.errors else "ok"
+    record = result.record()
+    state.end_run(result.run_id, result.status, record)
+    try:
+        write_run_record(lake, record)
+    except Exception as err:  # noqa: BLE001 - the state row above is the record of truth
+        log.warning(f"could not write the run record into the lake: {err}", extra={"event": "record_failed"})
+    log.info(
+        f"nightly run {result.status}",
+        extra={
+            "event": "run_done",
+            "run_id": result.run_id,
+            "status": result.status,
+            "failed_sources": result.failed_sources,
+            "errors": len(result.errors),
+        },
+    )
+
+
+def write_run_record(lake: Lake, record: dict[str, Any]) -> None:
+    tmp = lake.work_dir / "_staging" / f"nightly-{record['run_id']}.json"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(json.dumps(record, default=str, indent=2))
+    lake.put_file(tmp, lake.root / RUNS_DIR / f"nightly-{record['run_id']}.json")
+
+
+def read_runs(lake: Lake, limit: int = 30) -> list[dict[str, Any]]:
+    """The latest nightly run records, newest first (for the dashboard's Data health page)."""
+    path = lake.state_dir / "ingest.sqlite"
+    if not path.exists():
+        return []
+    with _state(lake) as state:
+        rows = state.db.execute(
+            "SELECT stats FROM runs WHERE command = ? AND stats IS NOT NULL ORDER BY started_at DESC LIMIT ?",
+            (COMMAND, limit),
+        ).fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+# --- dry run --------------------------------------------------------------------------------------------
+
+
+def plan_nightly(cfg: Config, clients: ClientFactory = default_clients, now: dt.datetime | None = None) -> list[str]:
+    """What a run would fetch, one line each, without writing anything (listing calls AWS, read-only)."""
+    now = now or dt.datetime.now(dt.UTC)
+    lake = open_lake(cfg)
+    lines = [f"Lake: {lake.uri} (state {lake.state_dir})"]
+    with _state(lake) if (lake.state_dir / "ingest.sqlite").exists() else _no_state() as state:
+        for source in cfg.sources:
+            try:
+                lines += _plan_source(cfg, state, source, clients, now)
+            except Exception as err:  # noqa: BLE001 - show every source's plan
+                lines.append(f"{source.name}: cannot list ({_describe(err)})")
+    return lines
+
+
+@contextmanager
+def _no_state() -> Iterator[None]:
+    yield None
+
+
+def _plan_source(
+    cfg: Config, state: IngestState | None, source: Source, clients: ClientFactory, now: dt.datetime
+) -> list[str]:
+    since = first_since(cfg, state, now) if state else (now - cfg.first_run if cfg.first_run else None)
+    if isinstance(source, TrailSource):
+        since = trail_window(cfg, state, source, now) if state else since
+        flt = _trail_filter(source, since)
+        if source.location.startswith("s3://"):
+            objects = list(S3Trail(clients("s3", source.aws), source.location).list_objects(flt))
+        else:
+            objects = list(list_local(Path(source.location), flt))
+        known = state.known(STATE_SOURCE) if state else {}
+        new = [o for o in objects if not state or state.is_new(known, o)]
+        size = sum(o.size or 0 for o in new) / 1e6
+        head = f"{source.name}: would fetch {len(new)} new of {len(objects)} trail files ({size:.1f} MB)"
+        return [head + f" listed from {since:%Y-%m-%d}" if since else head] + [f"  {o.key}" for o in new]
+    if isinstance(source, LookupSource):
+        checkpoint = state.checkpoint(f"lookup-events:{source.name}", "") if state else None
+        start = checkpoint["end"] if checkpoint else (since.isoformat() if since else "90 days back")
+        return [f"{source.name}: would call LookupEvents in {source.region} from {start} to {now.isoformat()}"]
+    hsm = _hsm_source(source, clients, since)
+    if isinstance(hsm, FileSource):
+        files = hsm.plan(state)
+        return [f"{source.name}: would read {len(files)} export files"] + [f"  {f.url}" for f in files]
+    lines = [f"{source.name}: would read CloudHSM log streams"]
+    for group, stream in hsm.plan():
+        checkpoint = state.checkpoint(group, stream) if state else None
+        if checkpoint and checkpoint.get("timestamp"):
+            start = dt.datetime.fromtimestamp(checkpoint["timestamp"] / 1000, dt.UTC).isoformat()
+        else:
+            start = since.isoformat() if since else "the beginning"
+        lines.append(f"  {group}/{stream} from {start}")
+    return lines
