@@ -32,8 +32,8 @@ MAX_LINE = 64 * 1024 * 1024
 # Trail files as lines; the paths come from the variable `trail_paths` so that a view can stream them.
 READ_LINES = f"""
     SELECT o.source_object, l.line
-    FROM read_csv(getvariable('trail_paths'), columns={{'line': 'VARCHAR'}}, delim='\\x01', quote='', escape='', header=false,
-                  auto_detect=false, new_line='\\n', max_line_size={MAX_LINE}, buffer_size={MAX_LINE},
+    FROM read_csv(getvariable('trail_paths'), columns={{'line': 'VARCHAR'}}, delim='\\x01', quote='', escape='',
+                  header=false, auto_detect=false, new_line='\\n', max_line_size={MAX_LINE}, buffer_size={MAX_LINE},
                   filename=true, compression='auto') l
     JOIN objects o ON l.filename = o.local_path
 """

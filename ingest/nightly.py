@@ -42,14 +42,13 @@ from ingest.errors import KeytrailError
 from ingest.faults import crash_point
 from ingest.lake import Lake, new_run_id
 from ingest.logs import LOGGER
+from ingest.prune import RETENTION  # the floor `keytrail prune` sets: nothing older is fetched again
 from ingest.state import IngestState, RunLock, utcnow
 from ingest.trail_sources import S3Trail, TrailFilter, list_local
 
 log = logging.getLogger(LOGGER)
 COMMAND = "nightly"
 RUNS_DIR = "_runs"
-# Ingest-state checkpoint of the retention floor `keytrail prune` sets: nothing older is fetched again.
-RETENTION = ("retention", "")
 
 # Makes a boto3 client: (service, access) -> client. Tests swap it to inject faults.
 ClientFactory = Callable[[str, AwsAccess], Any]
