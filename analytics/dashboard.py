@@ -1,0 +1,351 @@
+"""The questions the dashboard asks, as functions: the Streamlit pages call only these (no SQL in page files).
+
+Every function takes a DuckDB connection (the dashboard passes a fresh cursor of the one made by
+`open_dashboard`) and returns an Arrow table or plain values. Most read the `dash_*` rollup tables
+(analytics/rollups.py), so a page costs milliseconds even on a lake of ten million events; the CloudHSM
+pages, evidence lookups and data-health queries read the (small or partition-pruned) lake views directly.
+
+Time filters are whole UTC days, `start` and `end` both included. A tenant filter of None means every tenant;
+`UNATTRIBUTED` means the operations no rule attributes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from analytics.connection import connect
+from analytics.queries import QueryError, run_query
+from analytics.rollups import RollupReport, register_rollups
+from ingest.errors import KeytrailError
+
+UNATTRIBUTED = "(unattributed)"
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+
+class ReadOnlyViolation(KeytrailError):
+    """An ad hoc query tried to do more than read."""
+
+    exit_code = 2
+
+
+def open_dashboard(
+    lake: str | os.PathLike[str], tenants: str | os.PathLike[str] | None = None, memory_limit: str = "2GB"
+) -> tuple[duckdb.DuckDBPyConnection, RollupReport]:
+    """The dashboard's connection: `analytics.connect` plus the `dash_*` rollup tables (from files when fresh)."""
+    con = connect(lake, tenants, memory_limit=memory_limit)
+    return con, register_rollups(con, lake, tenants)
+
+
+def _table(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pa.Table:
+    return run_query(con, f"dashboard/{name}", params).to_arrow_table()
+
+
+def _one(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> dict[str, Any]:
+    rows = _table(con, name, **params).to_pylist()
+    return rows[0] if rows else {}
+
+
+def grain(start: dt.date, end: dt.date) -> str:
+    """Chart buckets: hours for a range of up to three days, else days."""
+    return "hour" if (end - start).days < 3 else "day"
+
+
+def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    """The same number of days just before [start, end], for deltas."""
+    days = (end - start).days + 1
+    return start - dt.timedelta(days=days), start - dt.timedelta(days=1)
+
+
+# ---------- the lake as a whole
+
+
+def lake_bounds(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """first_day, last_day (None on an empty lake), operations and events."""
+    return _one(con, "lake_bounds")
+
+
+def tenant_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Tenant ids in tenants-file order."""
+    return [row[0] for row in con.sql("SELECT tenant_id FROM tenants ORDER BY position").fetchall()]
+
+
+def tenants_file(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The tenants file the connection was made with, if any."""
+    rows = con.sql("SELECT tenants_file FROM settings").fetchall()
+    return rows[0][0] if rows else None
+
+
+# ---------- Overview
+
+
+def totals(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> dict[str, Any]:
+    """operations, failures, tenants_active, outside_window, open findings per severity — for [start, end] and
+    the period of the same length before it (keys prefixed `previous_`)."""
+    result: dict[str, Any] = {}
+    for prefix, (a, b) in (("", (start, end)), ("previous_", previous_period(start, end))):
+        counts = _one(con, "totals", start=a, end=b, tenant=tenant)
+        rows = _table(con, "anomaly_counts", start=a, end=b, tenant=tenant).to_pylist()
+        found = {r["severity"]: r["findings"] for r in rows}
+        counts.update({f"anomalies_{s}": int(found.get(s, 0)) for s in SEVERITIES})
+        result.update({prefix + k: v for k, v in counts.items()})
+    return result
+
+
+def operations_over_time(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> pa.Table:
+    """bucket, tenant, operations, failures: the stacked usage chart."""
+    return _table(con, "operations_over_time", start=start, end=end, tenant=tenant, grain=grain(start, end))
+
+
+def monthly_cost(con: duckdb.DuckDBPyConnection, end: dt.date, tenant: str | None) -> pa.Table:
+    """tenant, requests, cost_usd for the calendar month containing `end`."""
+    return _table(con, "monthly_cost", end=end, tenant=tenant)
+
+
+# ---------- Tenants
+
+
+def tenant_summary(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date) -> pa.Table:
+    """One row per tenant (and the unattributed): operations, failures, keys, last use, access window."""
+    return _table(con, "tenant_summary", start=start, end=end)
+
+
+def tenant_profile(con: duckdb.DuckDBPyConnection, tenant: str) -> dict[str, Any]:
+    """The tenant's rules, access window, first/last use and operations outside the window ({} if unknown)."""
+    return _one(con, "tenant_profile", tenant=tenant)
+
+
+def tenant_keys(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str) -> pa.Table:
+    """key, source, operations, failures, operation_names, first_hour, last_hour."""
+    return _table(con, "tenant_keys", start=start, end=end, tenant=tenant)
+
+
+def tenant_operations_over_time(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str) -> pa.Table:
+    """bucket, operation, operations."""
+    return _table(con, "tenant_operations_over_time", start=start, end=end, tenant=tenant, grain=grain(start, end))
+
+
+def tenant_principals(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str) -> pa.Table:
+    """principal, source_ip, region, account, operations, failures, keys, first_seen, last_seen."""
+    return _table(con, "tenant_principals", start=start, end=end, tenant=tenant)
+
+
+def tenant_errors(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str) -> pa.Table:
+    """error_code, operation, key, failures, first_hour, last_hour."""
+    return _table(con, "tenant_errors", start=start, end=end, tenant=tenant)
+
+
+# ---------- Keys
+
+
+def keys(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> pa.Table:
+    """key, source, operations, failures, tenants — busiest first."""
+    return _table(con, "keys", start=start, end=end, tenant=tenant)
+
+
+def key_profile(con: duckdb.DuckDBPyConnection, key: str) -> dict[str, Any]:
+    """Owner account, region, claiming tenant, custom key store, HSM key handle, aliases, first/last seen."""
+    return _one(con, "key_profile", key=key)
+
+
+def key_users(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, key: str) -> pa.Table:
+    """tenant, principal, operations, failures, source_ips, first_seen, last_seen."""
+    return _table(con, "key_users", start=start, end=end, key=key)
+
+
+def key_operations_by_type(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, key: str) -> pa.Table:
+    """day, operation, outcome, operations."""
+    return _table(con, "key_operations_by_type", start=start, end=end, key=key)
+
+
+def key_lifecycle(con: duckdb.DuckDBPyConnection, key: str) -> pa.Table:
+    """Every administration event on the key, oldest first."""
+    return _table(con, "key_lifecycle", key=key)
+
+
+# ---------- Anomalies
+
+
+def anomalies(
+    con: duckdb.DuckDBPyConnection,
+    start: dt.date,
+    end: dt.date,
+    tenant: str | None,
+    severities: Sequence[str] = (),
+    detectors: Sequence[str] = (),
+) -> pa.Table:
+    """Findings touching [start, end], most severe first; empty severities/detectors mean all."""
+    return _table(
+        con, "anomalies", start=start, end=end, tenant=tenant, severities=list(severities), detectors=list(detectors)
+    )
+
+
+def anomaly_detectors(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Detector names: every detector file, whether or not it found anything."""
+    from analytics.anomalies import detector_names
+
+    return detector_names()
+
+
+def evidence_events(
+    con: duckdb.DuckDBPyConnection, ids: Sequence[str], window_start: dt.datetime, window_end: dt.datetime
+) -> pa.Table:
+    """The evidence records (with raw) of a finding, read only from the days of its window (± 1 day)."""
+    start_day = (window_start - dt.timedelta(days=1)).date()
+    end_day = (window_end + dt.timedelta(days=1)).date()
+    return _table(con, "evidence_events", ids=list(ids), start_day=start_day, end_day=end_day)
+
+
+# ---------- CloudHSM
+
+
+def hsm_logins(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> pa.Table:
+    """day, cluster_id, user_name, user_type, tenant, logins, failed_logins, logouts."""
+    return _table(con, "hsm_logins", start=start, end=end, tenant=tenant)
+
+
+def hsm_failed_logins(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> pa.Table:
+    """One row per failed login across the cluster, newest first."""
+    return _table(con, "hsm_failed_logins", start=start, end=end, tenant=tenant)
+
+
+def hsm_admin(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> pa.Table:
+    """User and key administration commands, newest first."""
+    return _table(con, "hsm_admin", start=start, end=end, tenant=tenant)
+
+
+def hsm_integrity(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table]:
+    """(per HSM: entries, first/last entry, gaps, missing entries, complete), (every sequence break).
+
+    The check covers each HSM's whole audit trail in the lake: a gap is a gap whatever range is on screen.
+    """
+    gaps = run_query(con, "hsm_sequence_gaps").to_arrow_table()
+    streams = _table(con, "hsm_streams")
+    con.register("_gaps", gaps)
+    con.register("_streams", streams)
+    try:
+        summary = con.sql(
+            """
+            SELECT s.*, count(g.hsm_id) AS breaks, coalesce(sum(g.missing), 0)::BIGINT AS missing_entries,
+                count(g.hsm_id) = 0 AS complete
+            FROM _streams AS s LEFT JOIN _gaps AS g ON g.hsm_id = s.hsm_id
+            GROUP BY ALL ORDER BY s.hsm_id
+            """
+        ).to_arrow_table()
+    finally:
+        con.unregister("_gaps")
+        con.unregister("_streams")
+    return summary, gaps
+
+
+# ---------- Data health
+
+
+def ingest_runs(lake: str | os.PathLike[str]) -> pa.Table:
+    """The last ingest run per command and source (from `<lake>/_state/ingest.sqlite`), newest first."""
+    path = Path(lake) / "_state" / "ingest.sqlite"
+    names = ["command", "source", "started_at", "ended_at", "status", "runs", "summary"]
+    if not path.is_file():
+        return pa.table({n: pa.array([], pa.string() if n != "runs" else pa.int64()) for n in names})
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = db.execute(
+            """
+            SELECT command, source, started_at, ended_at, status, n, stats FROM (
+                SELECT *, row_number() OVER (PARTITION BY command, source ORDER BY started_at DESC) AS rn,
+                    count(*) OVER (PARTITION BY command, source) AS n
+                FROM runs)
+            WHERE rn = 1 ORDER BY started_at DESC
+            """
+        ).fetchall()
+    finally:
+        db.close()
+    records = [dict(zip(names, (*row[:6], _summarise_stats(row[6])), strict=True)) for row in rows]
+    schema = pa.schema([(n, pa.int64() if n == "runs" else pa.string()) for n in names])
+    return pa.Table.from_pylist(records, schema=schema)
+
+
+def _summarise_stats(stats: str | None) -> str:
+    """The scalar counters of a run's JSON stats, as `records=20147 kept=18978 …` (file lists left out)."""
+    try:
+        data = json.loads(stats or "{}")
+    except ValueError:
+        return stats or ""
+    if not isinstance(data, dict):
+        return str(data)
+    return " ".join(f"{k}={v}" for k, v in data.items() if isinstance(v, int | float | str) and k != "run_id")
+
+
+def freshness(con: duckdb.DuckDBPyConnection, now: dt.datetime | None = None) -> pa.Table:
+    """Per log stream: newest event, hours old at `now`, events, days with events. Stalest first."""
+    return _table(con, "freshness", now=now or dt.datetime.now(dt.UTC))
+
+
+def events_per_day(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """day, source, events — every day from the first to the last, 0 where none arrived."""
+    return _table(con, "events_per_day")
+
+
+def stream_days_missing(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Days inside a stream's span with no events at all."""
+    return _table(con, "stream_days_missing")
+
+
+def quarantine_reasons(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """table_name, reason, records, source_objects, last_quarantined."""
+    return _table(con, "quarantine_reasons")
+
+
+def quarantine_records(con: duckdb.DuckDBPyConnection, limit: int = 500) -> pa.Table:
+    """The newest quarantined records with their reason and raw text."""
+    return _table(con, "quarantine_records", limit=limit)
+
+
+# ---------- SQL
+
+
+def run_readonly_sql(
+    con: duckdb.DuckDBPyConnection, sql: str, limit: int = 10_000, timeout: float = 30.0
+) -> tuple[pa.Table, bool]:
+    """Run one SELECT (or EXPLAIN) over the views; returns up to `limit` rows and whether more were cut off.
+
+    Anything else (CREATE, COPY, ATTACH, SET, several statements) raises ReadOnlyViolation before it runs; a
+    query still running after `timeout` seconds is interrupted.
+    """
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as err:
+        raise QueryError(f"the query does not parse: {err}") from None
+    if len(statements) != 1:
+        raise ReadOnlyViolation(f"run exactly one statement (got {len(statements)})")
+    kind = statements[0].type.name
+    if kind not in READ_ONLY_STATEMENTS:
+        raise ReadOnlyViolation(f"only SELECT (or EXPLAIN) queries run here; this is a {kind} statement")
+    timer = threading.Timer(timeout, con.interrupt)
+    timer.start()
+    try:
+        reader = con.sql(sql).to_arrow_reader(batch_size=min(limit + 1, 100_000))
+        batches, rows = [], 0
+        for batch in reader:
+            batches.append(batch)
+            rows += batch.num_rows
+            if rows > limit:
+                break
+        table = pa.Table.from_batches(batches, reader.schema)
+    except duckdb.InterruptException:
+        raise QueryError(f"the query ran longer than {timeout:.0f} s and was stopped") from None
+    except duckdb.Error as err:
+        raise QueryError(str(err)) from None
+    finally:
+        timer.cancel()
+    return table.slice(0, limit), table.num_rows > limit

@@ -1,0 +1,76 @@
+"""Anomalies: every finding of the detectors, filterable by severity, detector, tenant and time, each one
+expandable to its explanation and the evidence events with their raw records."""
+
+import streamlit as st
+
+from dashboard import charts, data, filters
+
+st.title("Anomalies")
+f = filters.require_events()
+filters.caption(f)
+report = data.rollup_report()
+if report.anomaly_error:
+    st.warning(f"The anomaly detectors failed, so this list may be incomplete: {report.anomaly_error}")
+
+left, right = st.columns(2)
+severities = left.multiselect("Severity", data.SEVERITIES, key="anomalies_severity", placeholder="All severities")
+detectors = right.multiselect(
+    "Detector", data.anomaly_detectors(), key="anomalies_detector", placeholder="All detectors"
+)
+found = data.anomalies(f.start, f.end, f.tenant, tuple(severities), tuple(detectors))
+
+if found.empty:
+    st.success("No findings for these filters.", icon=":material/check_circle:")
+    st.stop()
+
+counts = found["severity"].value_counts()
+cols = st.columns(len(data.SEVERITIES))
+for col, severity in zip(cols, data.SEVERITIES, strict=True):
+    col.metric(severity.capitalize(), int(counts.get(severity, 0)))
+
+st.dataframe(
+    found.drop(columns=["evidence"]),
+    hide_index=True,
+    column_config={
+        "severity": st.column_config.TextColumn("Severity"),
+        "window_start": st.column_config.DatetimeColumn("From (UTC)", format="YYYY-MM-DD HH:mm"),
+        "window_end": st.column_config.DatetimeColumn("To (UTC)", format="YYYY-MM-DD HH:mm"),
+        "score": st.column_config.NumberColumn(format="%.1f"),
+        "explanation": st.column_config.TextColumn(width="large"),
+    },
+)
+st.caption("Click a column header to sort. Details and evidence below, in the same order as the filters give.")
+
+order = st.segmented_control(
+    "Order", ["Severity", "Newest", "Score"], default="Severity", key="anomalies_order", label_visibility="collapsed"
+)
+if order == "Newest":
+    found = found.sort_values("window_start", ascending=False)
+elif order == "Score":
+    found = found.sort_values("score", ascending=False)
+
+LIMIT = 100
+for i, finding in enumerate(found.head(LIMIT).itertuples()):
+    color = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue"}.get(finding.severity, "gray")
+    title = (
+        f":{color}-badge[{finding.severity}] **{finding.detector}** · {finding.tenant_id or 'no tenant'} · "
+        f"{finding.window_start:%Y-%m-%d %H:%M} – {finding.window_end:%H:%M} UTC"
+    )
+    with st.expander(title):
+        st.markdown(finding.explanation)
+        st.markdown(
+            f"- **Key:** `{finding.key or '—'}`\n- **Principal:** `{finding.principal or '—'}`\n"
+            f"- **Observed / expected:** {charts.number(finding.observed)} / {charts.number(finding.expected)}"
+            f" · **score** {charts.number(finding.score)}"
+        )
+        ids = tuple(finding.evidence) if finding.evidence is not None else ()
+        if not ids:
+            st.caption("No evidence events (e.g. a gap or a silence: the finding is about events that are missing).")
+        elif st.toggle(f"Show the {len(ids)} evidence events", key=f"anomalies_evidence_{i}"):
+            events = data.evidence_events(ids, finding.window_start, finding.window_end)
+            st.dataframe(events.drop(columns=["raw"]), hide_index=True)
+            for event in events.head(20).itertuples():
+                st.caption(f"{event.source} · {event.event_id}")
+                st.code(charts.pretty_raw(event.raw), language="json" if event.source == "cloudtrail" else None)
+if len(found) > LIMIT:
+    st.caption(f"Showing the first {LIMIT} of {len(found):,} findings; narrow the filters to see the rest.")

@@ -1,0 +1,60 @@
+"""Data health: is the audit trail complete? Last ingest run per source, freshness per stream, quarantined
+records with reasons, and events per day (a missing day shows as a gap)."""
+
+import streamlit as st
+
+from dashboard import charts, data, filters
+
+st.title("Data health")
+lake, _ = data.lake_settings()
+f = filters.current()
+
+st.subheader("Last ingest runs")
+runs = data.ingest_runs(lake)
+if runs.empty:
+    st.info(f"No ingest has run against `{lake}` yet: `keytrail ingest cloudtrail …` or `keytrail demo`.")
+else:
+    failed = runs[runs["status"].isin(["failed", "running"])]
+    if not failed.empty:
+        st.warning(f"{len(failed)} source(s) whose last run did not finish cleanly.", icon=":material/warning:")
+    st.dataframe(runs, hide_index=True, column_config={"summary": st.column_config.TextColumn(width="large")})
+
+if f.first_day is None:
+    filters.require_events()
+
+st.subheader("Freshness")
+fresh = data.freshness()
+st.caption("Newest event per CloudTrail account and region, and per CloudHSM cluster and HSM. Stalest first.")
+st.dataframe(
+    fresh,
+    hide_index=True,
+    column_config={
+        "newest_event": st.column_config.DatetimeColumn("Newest event (UTC)", format="YYYY-MM-DD HH:mm"),
+        "hours_old": st.column_config.NumberColumn("Hours old", format="%.1f"),
+        "events": st.column_config.NumberColumn("Events", format="localized"),
+    },
+)
+
+st.subheader("Events per day")
+per_day = data.events_per_day()
+st.altair_chart(charts.daily_bars(per_day, "day", "source", "events", "Events"))
+missing = data.stream_days_missing()
+if missing.empty:
+    st.success("Every stream has events on every day of its span.", icon=":material/check_circle:")
+else:
+    st.warning(
+        f"{len(missing)} stream-day(s) with no events at all inside the stream's span:", icon=":material/warning:"
+    )
+    st.dataframe(missing, hide_index=True)
+
+st.subheader("Quarantined records")
+reasons = data.quarantine_reasons()
+if reasons.empty:
+    st.success("No record was quarantined.", icon=":material/check_circle:")
+else:
+    st.dataframe(reasons, hide_index=True)
+    st.dataframe(
+        data.quarantine_records(),
+        hide_index=True,
+        column_config={"raw": st.column_config.TextColumn("Raw record", width="large")},
+    )

@@ -1,0 +1,88 @@
+"""Keys: pick a key → which tenants and principals used it and how much, what backs it (custom key store, HSM
+key handle), and its lifecycle (created, rotated, disabled, scheduled for deletion, policy and grants)."""
+
+import altair as alt
+import streamlit as st
+
+from dashboard import charts, data, filters
+
+st.title("Keys")
+f = filters.require_events()
+filters.caption(f)
+
+keys = data.keys(f.start, f.end, f.tenant)
+if keys.empty:
+    st.info("No key was used in this range (for this tenant). Widen the time range in the sidebar.")
+    st.stop()
+labels = {row.key: f"{charts.short_key(row.key)} — {row.operations:,} ops" for row in keys.itertuples()}
+key = st.selectbox("Key (busiest first)", list(labels), format_func=labels.__getitem__, key="keys_key")
+
+profile = data.key_profile(key)
+users = data.key_users(f.start, f.end, key)
+lifecycle = data.key_lifecycle(key)
+row = keys[keys["key"] == key].iloc[0]
+
+a, b, c, d = st.columns(4)
+a.metric("Operations", f"{int(row['operations']):,}", border=True)
+b.metric("Failures", f"{int(row['failures']):,}", border=True)
+c.metric("Tenants", users["tenant"].nunique() if not users.empty else 0, border=True)
+d.metric("Principals", users["principal"].nunique() if not users.empty else 0, border=True)
+
+st.subheader("Key")
+backing = "AWS-managed key material"
+if profile.get("custom_key_store_id"):
+    backing = f"custom key store `{profile['custom_key_store_id']}` (CloudHSM)"
+    if profile.get("backing_key_handle"):
+        backing += f", HSM key handle `{profile['backing_key_handle']}`"
+elif str(key).startswith("hsm:"):
+    backing = f"CloudHSM key handle `{profile.get('backing_key_handle')}` (used directly in the HSM)"
+facts = {
+    "Key": f"`{key}`",
+    "Owner account / region": f"{profile.get('owner_account') or '—'} / {profile.get('region') or '—'}",
+    "Claimed by tenant": profile.get("key_tenant_id") or "no tenant's key rule",
+    "Backed by": backing,
+    "Aliases": ", ".join(f"`{a}`" for a in (profile.get("aliases") or [])) or "—",
+    "First / last event": " / ".join(
+        f"{profile[k]:%Y-%m-%d %H:%M}" if profile.get(k) is not None else "—" for k in ("first_seen", "last_seen")
+    ),
+}
+st.markdown("\n".join(f"- **{k}:** {v}" for k, v in facts.items()))
+
+st.subheader("Who used it")
+if users.empty:
+    st.info("Nobody used this key in this range.")
+else:
+    left, right = st.columns([1, 2])
+    left.altair_chart(
+        alt.Chart(users)
+        .mark_bar()
+        .encode(
+            x=alt.X("sum(operations):Q", title="Operations"),
+            y=alt.Y("tenant:N", sort="-x", title=None),
+            color=alt.Color("principal:N", legend=None),
+            tooltip=["tenant", "principal", alt.Tooltip("operations:Q", format=",")],
+        )
+    )
+    right.dataframe(users, hide_index=True)
+
+st.subheader("Operations by type")
+by_type = data.key_operations_by_type(f.start, f.end, key)
+if not by_type.empty:
+    st.altair_chart(charts.daily_bars(by_type, "day", "operation", "operations", "Operations"))
+
+st.subheader("Lifecycle")
+if lifecycle.empty:
+    st.caption("No administration events for this key in the lake (created before the logs begin?).")
+else:
+    st.altair_chart(
+        alt.Chart(lifecycle)
+        .mark_point(filled=True, size=120)
+        .encode(
+            x=alt.X("time:T", title="UTC", scale=alt.Scale(type="utc")),
+            y=alt.Y("operation:N", title=None),
+            color=alt.Color("success:N", scale=alt.Scale(domain=[True, False], range=["#2e7d32", "#c62828"])),
+            tooltip=["time:T", "operation", "principal", "success", "error_code"],
+        )
+        .properties(height=max(120, 28 * lifecycle["operation"].nunique()))
+    )
+    st.dataframe(lifecycle, hide_index=True)

@@ -1,0 +1,133 @@
+"""Tenants: pick a tenant → its keys, operations by type over time, principals and source IPs, errors, access
+window and findings."""
+
+import altair as alt
+import streamlit as st
+
+from dashboard import charts, data, filters
+
+st.title("Tenants")
+f = filters.require_events()
+filters.caption(f)
+
+
+def pick_tenant() -> None:
+    """A row clicked in the summary becomes the shared tenant filter."""
+    rows = st.session_state["tenants_summary"].selection.rows
+    if rows:
+        st.session_state["tenant"] = st.session_state["tenants_summary_ids"][rows[0]]
+
+
+if f.tenant is None:
+    summary = data.tenant_summary(f.start, f.end)
+    if summary.empty:
+        st.info("No tenants file: start the dashboard with `--tenants tenants.toml` to attribute operations.")
+        st.stop()
+    st.info("Pick a tenant in the sidebar, or click a row below.", icon=":material/touch_app:")
+    st.session_state["tenants_summary_ids"] = list(summary["tenant"])
+    st.dataframe(
+        summary,
+        hide_index=True,
+        key="tenants_summary",
+        on_select=pick_tenant,
+        selection_mode="single-row",
+        column_config={
+            "operations": st.column_config.NumberColumn("Operations", format="localized"),
+            "failures": st.column_config.NumberColumn("Failures", format="localized"),
+            "last_hour": st.column_config.DatetimeColumn("Last used (UTC hour)"),
+        },
+    )
+    st.stop()
+
+tenant = f.tenant
+profile = data.tenant_profile(tenant)
+st.header(profile.get("name") or tenant)
+
+keys = data.tenant_keys(f.start, f.end, tenant)
+operations = int(keys["operations"].sum()) if not keys.empty else 0
+failures = int(keys["failures"].sum()) if not keys.empty else 0
+found = data.anomalies(f.start, f.end, tenant, (), ())
+a, b, c, d = st.columns(4)
+a.metric("Operations", f"{operations:,}", border=True)
+b.metric("Failures", f"{failures:,}", border=True)
+c.metric("Keys used", len(keys), border=True)
+d.metric("Findings", len(found), border=True)
+
+st.subheader("Access window")
+if profile:
+    window_from = profile["active_from"].strftime("%Y-%m-%d %H:%M UTC") if profile.get("active_from") else "always"
+    window_to = profile["revoked_at"].strftime("%Y-%m-%d %H:%M UTC") if profile.get("revoked_at") else "open"
+    used = (
+        f"first used {profile['first_hour']:%Y-%m-%d %H:00}, last used {profile['last_hour']:%Y-%m-%d %H:00} UTC"
+        if profile.get("first_hour") is not None
+        else "never used"
+    )
+    text = f"Access from **{window_from}** until **{window_to}**; {used}."
+    if profile.get("outside_window"):
+        st.error(
+            f"{text} **{profile['outside_window']:,} operations fell outside the window.**", icon=":material/block:"
+        )
+    else:
+        st.success(f"{text} No operation outside the window.", icon=":material/verified:")
+    with st.expander("Attribution rules from the tenants file"):
+        rules = {k: profile.get(k) for k in ("accounts", "principals", "keys", "hsm_users", "custom_key_stores")}
+        context = zip(profile.get("context_keys") or [], profile.get("context_values") or [], strict=False)
+        rules["encryption_context"] = dict(context)
+        st.json({k: (list(v) if v is not None and not isinstance(v, dict) else v) for k, v in rules.items()})
+else:
+    st.caption("The unattributed operations: no rule of the tenants file names a tenant for them.")
+
+st.subheader("Operations by type over time")
+by_type = data.tenant_operations_over_time(f.start, f.end, tenant)
+if by_type.empty:
+    st.info("No operations in this range.")
+else:
+    st.altair_chart(charts.stacked_over_time(by_type, "operation", "Operation"))
+
+st.subheader("Keys")
+st.dataframe(
+    keys,
+    hide_index=True,
+    column_config={
+        "operations": st.column_config.ProgressColumn(
+            "Operations", format="localized", min_value=0, max_value=max(operations, 1)
+        ),
+        "operation_names": st.column_config.ListColumn("Operation types"),
+        "first_hour": st.column_config.DatetimeColumn("First (UTC hour)"),
+        "last_hour": st.column_config.DatetimeColumn("Last (UTC hour)"),
+    },
+)
+
+st.subheader("Principals and source IPs")
+principals = data.tenant_principals(f.start, f.end, tenant)
+left, right = st.columns([1, 2])
+if not principals.empty:
+    per_principal = principals.groupby("principal", dropna=False, as_index=False)["operations"].sum()
+    left.altair_chart(
+        alt.Chart(per_principal)
+        .mark_bar()
+        .encode(
+            x=alt.X("operations:Q", title="Operations"),
+            y=alt.Y("principal:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
+            tooltip=["principal", alt.Tooltip("operations:Q", format=",")],
+        )
+    )
+right.dataframe(principals, hide_index=True, height=320)
+
+st.subheader("Errors")
+errors = data.tenant_errors(f.start, f.end, tenant)
+if errors.empty:
+    st.success("No failed operations in this range.", icon=":material/check_circle:")
+else:
+    st.dataframe(errors, hide_index=True)
+
+st.subheader("Findings")
+if found.empty:
+    st.success("No anomaly findings for this tenant in this range.", icon=":material/check_circle:")
+else:
+    st.dataframe(
+        found.drop(columns=["evidence"]),
+        hide_index=True,
+        column_config={"explanation": st.column_config.TextColumn(width="large")},
+    )
+    st.page_link("app_pages/anomalies.py", label="Evidence on the Anomalies page", icon=":material/arrow_forward:")

@@ -1,0 +1,82 @@
+"""Altair charts and small display helpers shared by the pages (no data access here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+SEVERITY_COLORS = {"critical": "#b71c1c", "high": "#e65100", "medium": "#f9a825", "low": "#1565c0", "info": "#78909c"}
+
+
+def delta(totals: dict[str, Any], name: str, has_previous: bool) -> str | None:
+    """The change against the previous period as `+1,234` (None when the lake has no earlier period)."""
+    if not has_previous:
+        return None
+    change = int(totals[name]) - int(totals[f"previous_{name}"])
+    return f"{change:+,}"
+
+
+def stacked_over_time(df: pd.DataFrame, color: str, title: str, value: str = "operations") -> alt.Chart:
+    """Bars of `value` per time bucket, stacked by `color`; hover shows the figures."""
+    chart: alt.Chart = (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("bucket:T", title="UTC", scale=alt.Scale(type="utc"), axis=alt.Axis(format="%b %d %H:%M")),
+            y=alt.Y(f"sum({value}):Q", title=value.capitalize()),
+            color=alt.Color(f"{color}:N", title=title),
+            tooltip=[
+                alt.Tooltip("bucket:T", title="UTC", timeUnit="utcyearmonthdatehours"),
+                alt.Tooltip(f"{color}:N", title=title),
+                alt.Tooltip(f"{value}:Q", format=","),
+            ],
+        )
+        .properties(height=320)
+    )
+    return chart
+
+
+def daily_bars(df: pd.DataFrame, x: str, color: str, value: str, title: str) -> alt.Chart:
+    """Bars of `value` per UTC day, stacked by `color` (days with 0 stay visible as gaps)."""
+    chart: alt.Chart = (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X(f"{x}:T", title="UTC day", timeUnit="utcyearmonthdate"),
+            y=alt.Y(f"sum({value}):Q", title=title),
+            color=alt.Color(f"{color}:N"),
+            tooltip=[
+                alt.Tooltip(f"{x}:T", title="UTC day", timeUnit="utcyearmonthdate"),
+                f"{color}:N",
+                alt.Tooltip(f"{value}:Q", format=","),
+            ],
+        )
+        .properties(height=260)
+    )
+    return chart
+
+
+def short_key(key: str | None) -> str:
+    """A key ARN shortened to `region:account:key/<id>` for labels."""
+    if not key:
+        return "(none)"
+    return key.removeprefix("arn:aws:kms:")
+
+
+def pretty_raw(raw: str) -> str:
+    """A raw CloudTrail record indented for reading; other text (CloudHSM entries) as it is."""
+    import json
+
+    try:
+        return json.dumps(json.loads(raw), indent=2, sort_keys=True)
+    except (TypeError, ValueError):
+        return str(raw)
+
+
+def number(value: object) -> str:
+    """A figure for text: `—` for missing (None/NaN), else compact."""
+    if value is None or pd.isna(value):  # type: ignore[call-overload]
+        return "—"
+    return f"{value:,.4g}" if isinstance(value, float) else str(value)

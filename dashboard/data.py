@@ -1,0 +1,218 @@
+"""Cached wrappers over `analytics.dashboard`: the only door from the pages to the data.
+
+One DuckDB connection per lake snapshot (`st.cache_resource`, keyed by the lake's signature so a new ingest
+opens a new snapshot), a fresh cursor of it for every query (one connection shared by two overlapping reruns
+raises in DuckDB 2.x), and each query's result cached (`st.cache_data`) as pandas frames, which Streamlit and
+Altair draw directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import streamlit as st
+
+from analytics import dashboard as q
+from analytics.rollups import RollupReport, lake_signature
+from ingest.lake import DEFAULT_LAKE
+
+UNATTRIBUTED = q.UNATTRIBUTED
+SEVERITIES = q.SEVERITIES
+TTL = dt.timedelta(minutes=10)
+
+
+def lake_settings() -> tuple[str, str | None]:
+    """The lake folder and tenants file the dashboard shows ($KEYTRAIL_LAKE, $KEYTRAIL_TENANTS)."""
+    return os.environ.get("KEYTRAIL_LAKE", DEFAULT_LAKE), os.environ.get("KEYTRAIL_TENANTS") or None
+
+
+@st.cache_data(ttl=dt.timedelta(seconds=30), show_spinner=False)
+def _signature(lake: str, tenants: str | None) -> str:
+    return lake_signature(lake, tenants)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Opening the lake …")
+def _database(lake: str, tenants: str | None, signature: str) -> tuple[duckdb.DuckDBPyConnection, RollupReport]:
+    return q.open_dashboard(lake, tenants)
+
+
+def _key() -> tuple[str, str | None, str]:
+    lake, tenants = lake_settings()
+    return lake, tenants, _signature(lake, tenants)
+
+
+def rollup_report() -> RollupReport:
+    """How the rollups were loaded for the current snapshot (fresh files, or computed in memory)."""
+    return _database(*_key())[1]
+
+
+def _frames(result: Any) -> Any:
+    """Arrow tables become pandas frames (what st.dataframe and Altair want); tuples are converted item-wise."""
+    if isinstance(result, pa.Table):
+        return result.to_pandas()
+    if isinstance(result, tuple):
+        return tuple(_frames(r) for r in result)
+    return result
+
+
+@st.cache_data(ttl=TTL, max_entries=1000, show_spinner=False)
+def _call(lake: str, tenants: str | None, signature: str, name: str, args: tuple[Any, ...]) -> Any:
+    con, _ = _database(lake, tenants, signature)
+    cursor = con.cursor()
+    try:
+        return _frames(getattr(q, name)(cursor, *args))
+    finally:
+        cursor.close()
+
+
+def _query(name: str, *args: Any) -> Any:
+    return _call(*_key(), name, args)
+
+
+def clear() -> None:
+    """Forget every cached result and connection (the Reload button)."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+# ---------- one wrapper per analytics.dashboard function the pages use
+
+
+def lake_bounds() -> dict[str, Any]:
+    return _query("lake_bounds")  # type: ignore[no-any-return]
+
+
+def tenant_ids() -> list[str]:
+    return _query("tenant_ids")  # type: ignore[no-any-return]
+
+
+def tenants_file() -> str | None:
+    return _query("tenants_file")  # type: ignore[no-any-return]
+
+
+def totals(start: dt.date, end: dt.date, tenant: str | None) -> dict[str, Any]:
+    return _query("totals", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def operations_over_time(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:
+    return _query("operations_over_time", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def monthly_cost(end: dt.date, tenant: str | None) -> pd.DataFrame:
+    return _query("monthly_cost", end, tenant)  # type: ignore[no-any-return]
+
+
+def tenant_summary(start: dt.date, end: dt.date) -> pd.DataFrame:
+    return _query("tenant_summary", start, end)  # type: ignore[no-any-return]
+
+
+def tenant_profile(tenant: str) -> dict[str, Any]:
+    return _query("tenant_profile", tenant)  # type: ignore[no-any-return]
+
+
+def tenant_keys(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame:
+    return _query("tenant_keys", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def tenant_operations_over_time(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame:
+    return _query("tenant_operations_over_time", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def tenant_principals(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame:
+    return _query("tenant_principals", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def tenant_errors(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame:
+    return _query("tenant_errors", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def keys(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:
+    return _query("keys", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def key_profile(key: str) -> dict[str, Any]:
+    return _query("key_profile", key)  # type: ignore[no-any-return]
+
+
+def key_users(start: dt.date, end: dt.date, key: str) -> pd.DataFrame:
+    return _query("key_users", start, end, key)  # type: ignore[no-any-return]
+
+
+def key_operations_by_type(start: dt.date, end: dt.date, key: str) -> pd.DataFrame:
+    return _query("key_operations_by_type", start, end, key)  # type: ignore[no-any-return]
+
+
+def key_lifecycle(key: str) -> pd.DataFrame:
+    return _query("key_lifecycle", key)  # type: ignore[no-any-return]
+
+
+def anomalies(
+    start: dt.date, end: dt.date, tenant: str | None, severities: tuple[str, ...], detectors: tuple[str, ...]
+) -> pd.DataFrame:
+    return _query("anomalies", start, end, tenant, severities, detectors)  # type: ignore[no-any-return]
+
+
+def anomaly_detectors() -> list[str]:
+    return _query("anomaly_detectors")  # type: ignore[no-any-return]
+
+
+def evidence_events(ids: tuple[str, ...], window_start: dt.datetime, window_end: dt.datetime) -> pd.DataFrame:
+    return _query("evidence_events", ids, window_start, window_end)  # type: ignore[no-any-return]
+
+
+def hsm_logins(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:
+    return _query("hsm_logins", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def hsm_failed_logins(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:
+    return _query("hsm_failed_logins", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def hsm_admin(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:
+    return _query("hsm_admin", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def hsm_integrity() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return _query("hsm_integrity")  # type: ignore[no-any-return]
+
+
+@st.cache_data(ttl=dt.timedelta(seconds=30), show_spinner=False)
+def ingest_runs(lake: str) -> pd.DataFrame:
+    return q.ingest_runs(lake).to_pandas()
+
+
+def freshness() -> pd.DataFrame:
+    # not cached by time of day: `now` is fixed per snapshot, good enough for "hours old" at a glance
+    return _query("freshness")  # type: ignore[no-any-return]
+
+
+def events_per_day() -> pd.DataFrame:
+    return _query("events_per_day")  # type: ignore[no-any-return]
+
+
+def stream_days_missing() -> pd.DataFrame:
+    return _query("stream_days_missing")  # type: ignore[no-any-return]
+
+
+def quarantine_reasons() -> pd.DataFrame:
+    return _query("quarantine_reasons")  # type: ignore[no-any-return]
+
+
+def quarantine_records(limit: int = 500) -> pd.DataFrame:
+    return _query("quarantine_records", limit)  # type: ignore[no-any-return]
+
+
+def run_sql(sql: str, limit: int = 10_000) -> tuple[pd.DataFrame, bool]:
+    """An ad hoc read-only query (not cached: people rerun a query to see new data); raises KeytrailError."""
+    con, _ = _database(*_key())
+    cursor = con.cursor()
+    try:
+        table, truncated = q.run_readonly_sql(cursor, sql, limit=limit)
+    finally:
+        cursor.close()
+    return table.to_pandas(), truncated
