@@ -11,7 +11,7 @@ matches no case is a false positive. Seed 42 is the committed sample the detecto
 were not looked at while tuning.
 
 Run time: the seed-42 lake is replicated (every KMS event copied with fresh event ids and a few seconds of
-jitter, `raw` emptied to keep the disk small) until it holds --events KMS events, then all detectors run once
+jitter, `raw` replaced by `{}` to keep the disk small) until it holds --events KMS events, then all detectors run once
 in this process with --threads and --memory-limit, as `keytrail anomalies` would.
 """
 
@@ -95,7 +95,7 @@ def replicate(lake: Path, big: Path, events: int, memory_limit: str, threads: in
                        CASE WHEN c.k = 0 THEN s.event_id ELSE s.event_id || '-' || c.k END AS event_id,
                        CASE WHEN c.k = 0 THEN s.shared_event_id ELSE s.shared_event_id || '-' || c.k END
                            AS shared_event_id,
-                       CASE WHEN c.k = 0 THEN s.raw ELSE '' END AS raw)
+                       CASE WHEN c.k = 0 THEN s.raw ELSE '{{}}' END AS raw)
             FROM src s, range({copies}) c(k)
             WHERE c.k = 0 OR s.event_name NOT IN ('CreateKey', 'DeleteKey', 'UpdateAlias', 'PutKeyPolicy',
                                                    'ScheduleKeyDeletion', 'DisableKey', 'CreateGrant')

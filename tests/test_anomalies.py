@@ -275,3 +275,9 @@ def test_register_anomalies_exposes_a_view() -> None:
     assert anomalies.register_anomalies(con) == []
     rows = con.execute("SELECT detector, evidence FROM anomalies ORDER BY detector").fetchall()
     assert rows == [("unattributed_operation", ["orphan"]), ("use_outside_access_window", ["late"])]
+
+
+def test_every_detector_and_setting_is_documented() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "anomalies.md").read_text()
+    for name in [*anomalies.detector_names(), *anomalies.DEFAULTS]:
+        assert f"`{name}`" in doc, f"docs/anomalies.md does not mention `{name}`"
