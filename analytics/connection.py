@@ -29,7 +29,7 @@ EXTRA_COLUMNS = {"hsm_events": {"cluster_event_id": "VARCHAR", "session_user_nam
 
 
 def connect(
-    lake: str | os.PathLike[str] = DEFAULT_LAKE,
+    lake: str | os.PathLike[str] | Lake = DEFAULT_LAKE,
     tenants: str | os.PathLike[str] | None = None,
     memory_limit: str = "2GB",
     threads: int | None = None,
@@ -37,14 +37,15 @@ def connect(
     """An in-memory DuckDB with the lake, tenants, attribution and usage views registered.
 
     Args:
-        lake: the lake folder.
+        lake: the lake folder, or `s3://bucket/prefix` (read through pyarrow datasets; endpoint from
+            $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL), or a `Lake`.
         tenants: the tenants file; default $KEYTRAIL_TENANTS, else ./tenants.toml if present, else none.
         memory_limit: DuckDB's memory limit (it spills to disk beyond it).
         threads: DuckDB worker threads (default: all cores).
     """
     con = duckdb.connect(config={"memory_limit": memory_limit, **({"threads": threads} if threads else {})})
     con.execute("SET TimeZone = 'UTC'")
-    register_lake(con, Lake(lake))
+    register_lake(con, lake if isinstance(lake, Lake) else Lake(lake))
     register_tenants(con, load_tenants(tenants))
     refresh(con)
     return con
@@ -62,17 +63,38 @@ def refresh(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def context_pair_sql(keys: list[str]) -> str:
-    """SQL of context_pair(ec): the first of `keys` present in the context, as "key=value" (NULL if no keys)."""
+    """SQL of context_pair(ec): the value of the one context key, else the first of `keys` present as "key=value"."""
+    if len(keys) == 1:
+        return f"ec[{_literal(keys[0])}]"
     pairs = [f"{_literal(k + '=')} || ec[{_literal(k)}]" for k in keys]
     return f"coalesce({', '.join(pairs)})" if pairs else "NULL::VARCHAR"
 
 
 def register_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     """Views `kms_events`, `hsm_events` (with `event_date`) and `quarantine`; empty but typed if no files."""
+    if lake.remote:
+        _dataset_views(con, lake)
+        return
     for table, schema in TABLES.items():
         _parquet_view(con, table, lake.files(table), schema, hive=True)
     quarantined = sorted(lake.quarantine_dir.rglob("*.parquet")) if lake.quarantine_dir.exists() else []
     _parquet_view(con, "quarantine", quarantined, QUARANTINE, hive=False)
+
+
+def _dataset_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """The same views over an S3 lake: each table a pyarrow dataset (pyarrow's S3 filesystem) that DuckDB
+    scans, with the schema's columns (missing ones read as NULL) and `event_date` from the folder names."""
+    for name, schema, hive in [*((t, s, True) for t, s in TABLES.items()), ("quarantine", QUARANTINE, False)]:
+        files = lake.list_parquet(lake.quarantine_dir) if name == "quarantine" else lake.files(name)
+        if not files:
+            _parquet_view(con, name, [], schema, hive)
+            continue
+        con.register(f"_lake_{name}", lake.dataset(files, schema, lake.table_dir(name) if hive else None))
+        types = _duck_types(con, schema) | EXTRA_COLUMNS.get(name, {})
+        present = set(schema.names) | ({"event_date"} if hive else set())
+        columns = [f'"{c}"' if c in present else f'NULL::{t} AS "{c}"' for c, t in types.items()]
+        columns += ['"event_date"'] if hive else []
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {', '.join(columns)} FROM _lake_{name}")
 
 
 def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[Path], schema: pa.Schema, hive: bool) -> None:

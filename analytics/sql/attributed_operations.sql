@@ -5,7 +5,7 @@
 --
 -- Precedence (the first rule that names a tenant decides, `attributed_by` says which):
 --   CloudTrail: context (an encryption-context pair of the tenant) > key (the tenant's key, alias or custom
---               key store) > principal (the caller or the role behind its session) > account (caller account)
+--               key store) > principal (the role behind the caller's session, else the caller's ARN) > account
 --   CloudHSM:   hsm_user (the entry names a tenant's crypto user) > kms_service (the entry names kmsuser,
 --               tenant NULL) > hsm_session (the session was opened by a tenant's crypto user; if the entry's own
 --               HSM lost that login, the one user with a session open on the cluster, see hsm_orphan_sessions)
@@ -44,11 +44,11 @@ WITH kms AS (
         im.account_tenant_id
     FROM kms_events AS e
     LEFT JOIN primary_copies AS pc ON pc.shared_event_id = e.shared_event_id
-    -- context_pair() (made at connect from the tenants' context keys): the first configured key present
-    -- in the event's encryption context, as "key=value"; NULL without context rules, so the column is not read
+    -- context_pair() (made at connect from the tenants' context keys, see context_map): NULL without context
+    -- rules, so the encryption_context column is then not even read
     LEFT JOIN context_map AS cx ON cx.pair = context_pair(e.encryption_context)
     LEFT JOIN key_map AS km ON km.key_ref = coalesce(e.key_arn, e.key_id)
-    LEFT JOIN identity_map AS im ON im.identity = coalesce(e.principal_arn, e.caller_account_id)
+    LEFT JOIN identity_map AS im ON im.identity = coalesce(e.session_issuer_arn, e.principal_arn, e.caller_account_id)
 ),
 hsm AS (
     SELECT

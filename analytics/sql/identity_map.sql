@@ -1,20 +1,17 @@
--- One row per distinct caller identity in kms_events (principal_arn, or the caller account when the call
--- carries no ARN, e.g. an AWSAccount identity): the tenant its principal rule names and the tenant its
--- account rule names. A principal pattern (exact or glob) matches the role behind an assumed-role session
--- (session_issuer_arn) or the caller's own ARN (IAM user, root, session ARN). Several matching tenants: an
--- exact pattern beats a glob, a longer pattern a shorter one, then the tenant listed first in tenants.toml.
--- Patterns are resolved against the distinct ARNs only, hash-joined on the ARN's account field when the
--- pattern spells it out (a pattern with a wildcard account is tried against every ARN).
+-- One row per distinct caller identity in kms_events — the `principal` of key_operations: the role behind an
+-- assumed-role session (session_issuer_arn), else the caller's ARN (IAM user, root), else the caller account
+-- (an AWSAccount identity carries no ARN) — with the tenant its principal rule names and the tenant its
+-- account rule names. A principal pattern is an exact ARN or a glob. Several matching tenants: an exact
+-- pattern beats a glob, a longer pattern a shorter one, then the tenant listed first in tenants.toml.
+-- Patterns are resolved against the distinct identities only, hash-joined on the ARN's account field when the
+-- pattern spells it out (a pattern with a wildcard account is tried against every identity).
 WITH seen AS (
-    SELECT DISTINCT coalesce(principal_arn, caller_account_id) AS identity, principal_arn, session_issuer_arn,
-        caller_account_id
+    -- an ARN names its account, so the caller account is a function of the identity
+    SELECT coalesce(session_issuer_arn, principal_arn, caller_account_id) AS identity,
+        any_value(caller_account_id) AS account
     FROM kms_events
-    WHERE coalesce(principal_arn, caller_account_id) IS NOT NULL
-),
-arns AS (
-    SELECT principal_arn AS arn FROM seen WHERE principal_arn IS NOT NULL
-    UNION
-    SELECT session_issuer_arn FROM seen WHERE session_issuer_arn IS NOT NULL
+    WHERE coalesce(session_issuer_arn, principal_arn, caller_account_id) IS NOT NULL
+    GROUP BY identity
 ),
 rules AS (
     SELECT tenant_id, value, position, split_part(value, ':', 5) AS account
@@ -22,26 +19,20 @@ rules AS (
     WHERE kind = 'principal'
 ),
 hits AS (
-    SELECT a.arn, r.tenant_id, r.value, r.position
-    FROM arns AS a JOIN rules AS r ON split_part(a.arn, ':', 5) = r.account AND a.arn GLOB r.value
+    SELECT s.identity, r.tenant_id, r.value, r.position
+    FROM seen AS s JOIN rules AS r ON split_part(s.identity, ':', 5) = r.account AND s.identity GLOB r.value
     UNION ALL
-    SELECT a.arn, r.tenant_id, r.value, r.position
-    FROM arns AS a JOIN rules AS r ON regexp_matches(r.account, '[*?\[]') AND a.arn GLOB r.value
-),
-ranked AS (
-    SELECT arn, tenant_id, (value <> arn, -length(value), position) AS rank FROM hits
-),
-principal_hits AS (
-    SELECT s.identity, h.tenant_id, h.rank FROM seen AS s JOIN ranked AS h ON h.arn = s.principal_arn
-    UNION ALL
-    SELECT s.identity, h.tenant_id, h.rank FROM seen AS s JOIN ranked AS h ON h.arn = s.session_issuer_arn
+    SELECT s.identity, r.tenant_id, r.value, r.position
+    FROM seen AS s JOIN rules AS r ON regexp_matches(r.account, '[*?\[]') AND s.identity GLOB r.value
 ),
 by_principal AS (
-    SELECT identity, arg_min(tenant_id, rank) AS tenant_id FROM principal_hits GROUP BY identity
+    SELECT identity, arg_min(tenant_id, (value <> identity, -length(value), position)) AS tenant_id
+    FROM hits
+    GROUP BY identity
 ),
 by_account AS (
     SELECT s.identity, arg_min(r.tenant_id, r.position) AS tenant_id
-    FROM seen AS s JOIN tenant_rules AS r ON r.kind = 'account' AND r.value = s.caller_account_id
+    FROM seen AS s JOIN tenant_rules AS r ON r.kind = 'account' AND r.value = s.account
     GROUP BY s.identity
 )
 SELECT identity, p.tenant_id AS principal_tenant_id, a.tenant_id AS account_tenant_id

@@ -4,7 +4,7 @@
 -- failed ones included); AWS-internal events (AwsServiceEvent, e.g. automatic rotation) and the CloudHSM
 -- audit entries are not KMS requests. tenant_id NULL: the calls no rule attributes.
 SELECT
-    date_trunc('month', k.event_time)::DATE AS month,
+    date_trunc('month', k.event_date)::DATE AS month,
     k.tenant_id,
     count(*) AS requests,
     count(*) FILTER (WHERE k.operation_class = 'crypto') AS crypto_requests,

@@ -3,7 +3,7 @@
 -- Counted from attributed_operations first; the operation class is looked up on the (smaller) result.
 WITH counted AS (
     SELECT
-        date_trunc('hour', event_time) AS hour,
+        utc_hour(event_time) AS hour,
         tenant_id,
         source,
         key,
