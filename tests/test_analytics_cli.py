@@ -130,3 +130,12 @@ def test_views_work_with_polars_and_pandas(lake: Path) -> None:
         [3, 1],
         [9e-6, 3e-6],
     )
+
+
+def test_anomaly_files_load_through_the_same_loader() -> None:
+    names = list_queries("anomalies")
+    assert names and all(n.startswith("anomalies/") for n in names)
+    needed = parameters(load_sql(names[0]))
+    if needed:
+        with pytest.raises(Exception, match=r"needs parameter\(s\)"):
+            run_query(duckdb.connect(), names[0])
