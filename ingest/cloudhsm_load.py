@@ -35,6 +35,7 @@ from ingest.cloudhsm import (
     parse_hsm_messages,
     to_arrow,
 )
+from ingest.faults import crash_point
 from ingest.lake import Lake, new_run_id
 from ingest.schema import HSM_EVENTS, QUARANTINE
 from ingest.state import IngestState, RunLock
@@ -171,6 +172,7 @@ def run_ingest(lake: Lake, source: str, batches: Callable[[IngestState], Iterato
         try:
             for batch in batches(state):
                 stats, counts = load_batch(lake, batch, total.run_id)
+                crash_point("hsm-before-state")
                 batch.commit(state, total.run_id, counts)
                 total.add(stats)
         except BaseException as err:

@@ -1,0 +1,247 @@
+"""`keytrail nightly` end to end over a moto server: S3 trail bucket and CloudWatch log groups, new files and
+events arriving between runs, alerts once, the lake equal to a from-scratch ingest; per-source failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from botocore.exceptions import ClientError
+from click.testing import CliRunner
+
+from ingest.aws import make_client
+from ingest.config import AwsAccess, load_config
+from ingest.lake import Lake
+from ingest.nightly import default_clients, read_runs, run_nightly
+from keytrail.cli import cli
+from tests.conftest import SAMPLE_LOGS
+from tests.test_cloudhsm import entry
+from tests.trailfiles import fresh_records, trail_key, trail_text
+
+BUCKET = "org-trail"
+CLUSTER = "cluster-nightly01"
+GROUP = f"/aws/cloudhsm/{CLUSTER}"
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+DAYS = [(NOW - dt.timedelta(days=n)).date().isoformat() for n in (2, 1)]
+
+
+def config_text(lake: Path | str, endpoint: str, alerts: Path, extra: str = "", state_dir: Path | None = None) -> str:
+    state = f'state_dir = "{state_dir}"\n' if state_dir else ""
+    return f"""
+tenants = "{SAMPLE_LOGS / "tenants.toml"}"
+
+[lake]
+path = "{lake}"
+{state}endpoint_url = "{endpoint}"
+
+[aws]
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+
+[[cloudtrail]]
+name = "org-trail"
+bucket = "s3://{BUCKET}/trails"
+
+[[cloudhsm]]
+name = "hsm-prod"
+log_groups = ["{GROUP}"]
+
+[alerts]
+min_severity = "info"
+
+[[alerts.sinks]]
+type = "jsonl"
+path = "{alerts}"
+{extra}
+"""
+
+
+def write_config(tmp: Path, name: str, endpoint: str, lake: Path | str | None = None, **kw: Any) -> Path:
+    path = tmp / f"{name}.toml"
+    path.write_text(config_text(lake or tmp / f"{name}-lake", endpoint, tmp / f"{name}-alerts.jsonl", **kw))
+    return path
+
+
+def put_trail(s3: Any, n: int, day: str, count: int = 20, repeat_from: int | None = None) -> list[str]:
+    recs = fresh_records(count, seed=1000 + n, day=day)
+    if repeat_from is not None:  # CloudTrail can deliver an event id twice
+        recs[:3] = fresh_records(3, seed=1000 + repeat_from, day=day)
+    key = "trails/" + trail_key("111122223333", "us-east-1", day, n)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(trail_text(recs).encode()))
+    return [r["eventID"] for r in recs]
+
+
+def put_hsm(logs: Any, stream: str, first_seq: int, count: int, start: dt.datetime, destroy: bool = False) -> None:
+    events = []
+    for i in range(count):
+        when = start + dt.timedelta(seconds=i)
+        opcode = "CN_DESTROY_OBJECT" if destroy and i == count - 1 else "CN_GENERATE_KEY"
+        message = (
+            entry(first_seq + i, when, "CN_LOGIN", "0xc008002", user="app1")
+            if first_seq + i == 0
+            else entry(first_seq + i, when, opcode)
+        )
+        events.append({"timestamp": int(when.timestamp() * 1000), "message": message})
+    logs.put_log_events(logGroupName=GROUP, logStreamName=stream, logEvents=events)
+
+
+@pytest.fixture
+def aws(moto_endpoint: str) -> dict[str, Any]:
+    s3 = make_client("s3", endpoint_url=moto_endpoint)
+    s3.create_bucket(Bucket=BUCKET)
+    logs = make_client("logs", endpoint_url=moto_endpoint)
+    logs.create_log_group(logGroupName=GROUP)
+    for stream in ("hsm-one", "hsm-two"):
+        logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
+    return {"s3": s3, "logs": logs, "endpoint": moto_endpoint}
+
+
+def first_night(aws: dict[str, Any]) -> None:
+    put_trail(aws["s3"], 1, DAYS[0])
+    put_trail(aws["s3"], 2, DAYS[0], repeat_from=1)
+    put_trail(aws["s3"], 3, DAYS[1])
+    put_hsm(aws["logs"], "hsm-one", 0, 6, NOW - dt.timedelta(hours=30))
+    put_hsm(aws["logs"], "hsm-two", 10, 4, NOW - dt.timedelta(hours=29))
+
+
+def second_night(aws: dict[str, Any]) -> None:
+    put_trail(aws["s3"], 4, DAYS[1], repeat_from=3)
+    put_trail(aws["s3"], 5, DAYS[0])  # delivered late: an older event day
+    put_hsm(aws["logs"], "hsm-one", 6, 5, NOW - dt.timedelta(hours=2), destroy=True)
+
+
+def nightly(config: Path, *args: str) -> Any:
+    return CliRunner().invoke(cli, ["nightly", "--config", str(config), *args])
+
+
+def table_rows(lake: str | Path, table: str, order: str = "event_id, event_time") -> list[tuple[Any, ...]]:
+    con = duckdb.connect()
+    target = Lake(lake)
+    con.register("t", target.dataset(target.files(table)))
+    rows = con.sql(f"SELECT * FROM t ORDER BY {order}").fetchall()
+    con.close()
+    return rows
+
+
+def alerts(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_two_nights_ingest_only_new_equal_a_clean_ingest_and_alert_once(aws: dict[str, Any], tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "night", aws["endpoint"])
+    first_night(aws)
+    one = nightly(cfg)
+    assert one.exit_code == 0, one.output + one.stderr
+    runs = read_runs(Lake(tmp_path / "night-lake"))
+    assert runs[0]["status"] == "ok"
+    trail, hsm = runs[0]["sources"]
+    assert (trail["counts"]["files_new"], trail["counts"]["kept"], trail["counts"]["duplicates"]) == (3, 57, 3)
+    assert hsm["counts"]["kept"] == 10
+    first_alerts = alerts(tmp_path / "night-alerts.jsonl")
+
+    second_night(aws)
+    two = nightly(cfg)
+    assert two.exit_code == 0, two.output + two.stderr
+    trail, hsm = read_runs(Lake(tmp_path / "night-lake"))[0]["sources"]
+    assert (trail["counts"]["files_new"], trail["counts"]["files_seen"]) == (2, 5)
+    assert (trail["counts"]["kept"], trail["counts"]["duplicates"]) == (37, 3)
+    assert (hsm["counts"]["entries"], hsm["counts"]["kept"]) == (5, 5)
+
+    again = nightly(cfg)  # the same night once more: nothing new, nobody alerted twice
+    assert again.exit_code == 0
+    assert read_runs(Lake(tmp_path / "night-lake"))[0]["sources"][0]["counts"]["files_new"] == 0
+
+    clean = write_config(tmp_path, "clean", aws["endpoint"])
+    assert nightly(clean).exit_code == 0
+    for table in ("kms_events", "hsm_events"):
+        assert table_rows(tmp_path / "night-lake", table) == table_rows(tmp_path / "clean-lake", table)
+        # compacted: one file per day partition
+        parts = Lake(tmp_path / "night-lake").partitions(table)
+        assert parts and all(len(files) == 1 for files in parts.values())
+
+    sent = alerts(tmp_path / "night-alerts.jsonl")
+    keys = [a["alert_key"] for a in sent]
+    assert len(keys) == len(set(keys)) and len(sent) >= len(first_alerts)
+    assert any(a["detector"] == "hsm_key_destroyed" for a in sent)
+    clean_keys = {a["alert_key"] for a in alerts(tmp_path / "clean-alerts.jsonl")}
+    assert clean_keys <= set(keys)
+
+
+def test_dry_run_lists_and_writes_nothing(aws: dict[str, Any], tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "dry", aws["endpoint"])
+    first_night(aws)
+    result = nightly(cfg, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "org-trail: would fetch 3 new of 3 trail files" in result.output
+    assert f"{GROUP}/hsm-one from" in result.output
+    assert not (tmp_path / "dry-lake").exists()
+
+
+class FlakyClients:
+    """boto3 clients from the default factory, with chosen calls failing the way AWS fails them."""
+
+    def __init__(self, failures: dict[tuple[str, str], tuple[str, int]]) -> None:
+        self.failures = dict(failures)  # (service, method) -> (error code, times; -1 = always)
+
+    def __call__(self, service: str, access: AwsAccess) -> Any:
+        client = default_clients(service, access)
+
+        def fail(params: Any, model: Any, **kwargs: Any) -> None:
+            code, times = self.failures.get((service, model.name), ("", 0))
+            if times:
+                self.failures[(service, model.name)] = (code, times - 1)
+                raise ClientError({"Error": {"Code": code, "Message": "injected"}}, model.name)
+
+        client.meta.events.register("before-call", fail)
+        return client
+
+
+def test_one_source_denied_the_others_still_land(aws: dict[str, Any], tmp_path: Path) -> None:
+    first_night(aws)
+    cfg = load_config(write_config(tmp_path, "denied", aws["endpoint"]))
+    clients = FlakyClients({("s3", "ListObjectsV2"): ("AccessDenied", -1)})
+    result = run_nightly(cfg, clients)
+    assert result.exit_code == 1 and result.failed_sources == ["org-trail"]
+    trail, hsm = result.sources
+    assert "access denied by AWS on ListObjectsV2" in str(trail.error) and "s3:ListBucket" in str(trail.error)
+    assert hsm.status == "ok" and hsm.counts["kept"] == 10
+    record = read_runs(Lake(tmp_path / "denied-lake"))[0]
+    assert record["status"] == "failed" and record["errors"][0]["step"] == "source:org-trail"
+
+
+def test_throttled_cloudwatch_is_retried_and_a_deleted_log_group_fails_alone(
+    aws: dict[str, Any], tmp_path: Path
+) -> None:
+    first_night(aws)
+    cfg = load_config(write_config(tmp_path, "throttled", aws["endpoint"]))
+    result = run_nightly(cfg, FlakyClients({("logs", "FilterLogEvents"): ("ThrottlingException", 2)}))
+    assert result.exit_code == 0, result.errors
+    assert result.sources[1].counts["kept"] == 10
+
+    aws["logs"].delete_log_group(logGroupName=GROUP)
+    second = run_nightly(cfg)
+    assert second.failed_sources == ["hsm-prod"] and "does not exist" in str(second.sources[1].error)
+    assert second.sources[0].status == "ok"
+
+
+def test_cli_exit_codes_and_json_logs(aws: dict[str, Any], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[lake]\npath = "x"\n[[cloudtrail]]\nname = "t"\nbucket = "org-trail"\n')
+    result = nightly(bad)
+    assert result.exit_code == 2
+    assert "[cloudtrail #1] key 'bucket' is 'org-trail', not an S3 URI; write it as s3://bucket/prefix" in result.stderr
+
+    first_night(aws)
+    cfg = write_config(tmp_path, "logs", aws["endpoint"])
+    ok = nightly(cfg, "--log-format", "json")
+    assert ok.exit_code == 0
+    lines = [json.loads(line) for line in ok.stderr.splitlines() if line.startswith("{")]
+    events = [line["event"] for line in lines]
+    assert events[0] == "run_started" and events[-1] == "run_done"
+    done = [line for line in lines if line["event"] == "source_done"]
+    assert {d["source"] for d in done} == {"org-trail", "hsm-prod"} and all(d["status"] == "ok" for d in done)
