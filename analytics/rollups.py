@@ -179,6 +179,8 @@ def register_rollups(
 
 def describe(report: RollupReport) -> str:
     """One line for a person: what happened to the rollups and how long it took."""
+    if report.status == "fresh" and not report.rows:
+        return f"Rollups in {report.folder} are up to date"
     total = sum(report.rows.values())
     where = f" in {report.folder}" if report.status != "computed" else ""
     note = f"; anomaly detectors failed: {report.anomaly_error}" if report.anomaly_error else ""

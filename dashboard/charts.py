@@ -20,11 +20,17 @@ def delta(totals: dict[str, Any], name: str, has_previous: bool) -> str | None:
 
 def stacked_over_time(df: pd.DataFrame, color: str, title: str, value: str = "operations") -> alt.Chart:
     """Bars of `value` per time bucket, stacked by `color`; hover shows the figures."""
+    daily = bool(len(df)) and bool((df["bucket"].dt.hour == 0).all())
     chart: alt.Chart = (
         alt.Chart(df)
         .mark_bar()
         .encode(
-            x=alt.X("bucket:T", title="UTC", scale=alt.Scale(type="utc"), axis=alt.Axis(format="%b %d %H:%M")),
+            x=alt.X(
+                "bucket:T",
+                title="UTC",
+                scale=alt.Scale(type="utc"),
+                axis=alt.Axis(format="%b %d" if daily else "%b %d %H:%M"),
+            ),
             y=alt.Y(f"sum({value}):Q", title=value.capitalize()),
             color=alt.Color(f"{color}:N", title=title),
             tooltip=[
@@ -80,3 +86,10 @@ def number(value: object) -> str:
     if value is None or pd.isna(value):  # type: ignore[call-overload]
         return "—"
     return f"{value:,.4g}" if isinstance(value, float) else str(value)
+
+
+def text(value: object, missing: str = "—") -> str:
+    """A value for text: `missing` for None/NaN."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return missing
+    return str(value)

@@ -53,13 +53,13 @@ LIMIT = 100
 for i, finding in enumerate(found.head(LIMIT).itertuples()):
     color = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue"}.get(finding.severity, "gray")
     title = (
-        f":{color}-badge[{finding.severity}] **{finding.detector}** · {finding.tenant_id or 'no tenant'} · "
+        f":{color}-badge[{finding.severity}] **{finding.detector}** · {charts.text(finding.tenant_id, 'no tenant')} · "
         f"{finding.window_start:%Y-%m-%d %H:%M} – {finding.window_end:%H:%M} UTC"
     )
     with st.expander(title):
         st.markdown(finding.explanation)
         st.markdown(
-            f"- **Key:** `{finding.key or '—'}`\n- **Principal:** `{finding.principal or '—'}`\n"
+            f"- **Key:** `{charts.text(finding.key)}`\n- **Principal:** `{charts.text(finding.principal)}`\n"
             f"- **Observed / expected:** {charts.number(finding.observed)} / {charts.number(finding.expected)}"
             f" · **score** {charts.number(finding.score)}"
         )

@@ -1,0 +1,246 @@
+"""The dashboard in AppTest: every page on the sample lake and on an empty lake, figures checked against SQL
+computed here independently (straight from key_operations / tenant_cost, not through the rollups)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+from streamlit.testing.v1 import AppTest
+
+from analytics import connect
+from analytics import dashboard as q
+from analytics.rollups import ROLLUPS, compute_rollups, refresh_rollups, rollups_fresh
+from keytrail.cli import cli
+from keytrail.commands.dashboard import dashboard_env, streamlit_command
+from tests.conftest import ROOT, SAMPLE_LOGS
+
+APP = ROOT / "dashboard" / "app.py"
+PAGES = sorted(p.name for p in (ROOT / "dashboard" / "app_pages").glob("*.py"))
+TENANTS = SAMPLE_LOGS / "tenants.toml"
+
+
+def build_sample_lake(lake: Path) -> Path:
+    """The sample logs ingested into `lake` (as `keytrail demo --no-dashboard` does) and its rollups written."""
+    result = CliRunner().invoke(cli, ["demo", "--no-dashboard", "--lake", str(lake)])
+    assert result.exit_code == 0, result.output
+    refresh_rollups(lake, TENANTS)
+    return lake
+
+
+@pytest.fixture(scope="session")
+def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_sample_lake(tmp_path_factory.mktemp("dashboard") / "lake")
+
+
+@pytest.fixture(scope="session")
+def reference(sample_lake: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An independent connection to the sample lake for expected figures."""
+    con = connect(sample_lake, TENANTS)
+    yield con
+    con.close()
+
+
+def app(monkeypatch: pytest.MonkeyPatch, lake: Path, tenants: Path | None = TENANTS) -> AppTest:
+    monkeypatch.setenv("KEYTRAIL_LAKE", str(lake))
+    if tenants:
+        monkeypatch.setenv("KEYTRAIL_TENANTS", str(tenants))
+    else:
+        monkeypatch.delenv("KEYTRAIL_TENANTS", raising=False)
+    return AppTest.from_file(APP, default_timeout=90).run()
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> object:
+    return con.execute(sql, params or {}).fetchall()[0][0]
+
+
+def lake_days(con: duckdb.DuckDBPyConnection) -> tuple[dt.date, dt.date]:
+    first, last = con.execute("SELECT min(event_date), max(event_date) FROM key_operations").fetchall()[0]
+    return first, last
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_on_the_sample_lake(monkeypatch: pytest.MonkeyPatch, sample_lake: Path, page: str) -> None:
+    at = app(monkeypatch, sample_lake).switch_page(f"app_pages/{page}").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error or page == "cloudhsm.py", [e.body for e in at.error]  # the HSM gap is shown as an error
+    assert at.title, "every page has a title"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_on_an_empty_lake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, page: str) -> None:
+    at = app(monkeypatch, tmp_path / "empty-lake").switch_page(f"app_pages/{page}").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.body for e in at.error]
+    if page not in ("sql.py",):
+        text = " ".join(i.body for i in at.info)
+        assert "keytrail" in text, f"{page} should say what to do next on an empty lake, got {text!r}"
+
+
+def test_overview_figures_match_sql(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    at = app(monkeypatch, sample_lake)
+    first, last = lake_days(reference)
+    where = "is_primary AND event_date BETWEEN $a AND $b"
+    params = {"a": first, "b": last}
+    shown = metrics(at)
+    assert shown["Operations"] == f"{scalar(reference, f'SELECT count(*) FROM key_operations WHERE {where}', params):,}"
+    failures = scalar(reference, f"SELECT count(*) FROM key_operations WHERE {where} AND NOT success", params)
+    assert shown["Failures"] == f"{failures:,}"
+    active = scalar(reference, f"SELECT count(DISTINCT tenant_id) FROM key_operations WHERE {where}", params)
+    assert shown["Tenants active"] == str(active)
+
+    # the cost table against the tenant_cost view, for the month of the range's last day
+    expected = dict(
+        reference.execute(
+            "SELECT coalesce(tenant_id, '(unattributed)'), requests FROM tenant_cost "
+            "WHERE month = date_trunc('month', $b)",
+            {"b": last},
+        ).fetchall()
+    )
+    table = next(df.value for df in at.dataframe if "cost_usd" in df.value.columns)
+    assert dict(zip(table["tenant"], table["requests"], strict=True)) == expected
+
+
+def test_overview_follows_the_time_range_with_deltas(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    at = app(monkeypatch, sample_lake)
+    start, end = dt.date(2026, 11, 16), dt.date(2026, 11, 22)
+    at.sidebar.date_input(key="range").set_value((start, end)).run()
+    assert not at.exception
+    count = "SELECT count(*) FROM key_operations WHERE is_primary AND event_date BETWEEN $a AND $b"
+    now = scalar(reference, count, {"a": start, "b": end})
+    before = scalar(reference, count, {"a": start - dt.timedelta(days=7), "b": start - dt.timedelta(days=1)})
+    operations = next(m for m in at.metric if m.label == "Operations")
+    assert operations.value == f"{now:,}"
+    assert operations.delta == f"{now - before:+,}"  # type: ignore[operator]
+
+
+def test_tenants_page_figures_match_sql(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/tenants.py").run()
+    assert at.info and "Pick a tenant" in at.info[0].body
+    at.sidebar.selectbox(key="tenant").set_value("initech").run()
+    assert not at.exception
+    first, last = lake_days(reference)
+    params = {"a": first, "b": last, "t": "initech"}
+    where = "is_primary AND tenant_id = $t AND event_date BETWEEN $a AND $b"
+
+    def count(sql: str) -> int:
+        return int(str(scalar(reference, f"SELECT {sql} FROM key_operations WHERE {where}", params)))
+
+    shown = metrics(at)
+    assert shown["Operations"] == f"{count('count(*)'):,}"
+    assert shown["Failures"] == f"{count('count(*) FILTER (WHERE NOT success)'):,}"
+    assert shown["Keys used"] == str(count("count(DISTINCT key)"))
+    principals = reference.execute(
+        f"SELECT DISTINCT principal FROM key_operations WHERE {where} AND principal IS NOT NULL", params
+    ).fetchall()
+    table = next(df.value for df in at.dataframe if "source_ip" in df.value.columns)
+    assert set(table["principal"].dropna()) == {p for (p,) in principals}
+    # initech was revoked on 2026-11-20 and used its keys afterwards: the page says so
+    outside = count("count(*) FILTER (WHERE NOT in_tenant_window)")
+    assert outside > 0
+    assert any(f"{outside:,} operations fell outside the window" in e.body for e in at.error)
+
+
+def test_a_shared_link_opens_the_filtered_view(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    monkeypatch.setenv("KEYTRAIL_LAKE", str(sample_lake))
+    monkeypatch.setenv("KEYTRAIL_TENANTS", str(TENANTS))
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params["tenant"] = "acme"
+    at.query_params["range"] = ["2026-11-10", "2026-11-12"]
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="tenant").value == "acme"
+    assert at.sidebar.date_input(key="range").value == (dt.date(2026, 11, 10), dt.date(2026, 11, 12))
+    count = (
+        "SELECT count(*) FROM key_operations WHERE is_primary AND tenant_id = 'acme' AND event_date BETWEEN $a AND $b"
+    )
+    expected = scalar(reference, count, {"a": dt.date(2026, 11, 10), "b": dt.date(2026, 11, 12)})
+    assert metrics(at)["Operations"] == f"{expected:,}"
+
+
+def test_anomalies_page_filters_and_shows_raw_evidence(monkeypatch: pytest.MonkeyPatch, sample_lake: Path) -> None:
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/anomalies.py").run()
+    at.multiselect(key="anomalies_detector").set_value(["hsm_sequence_gap"]).run()
+    assert not at.exception
+    assert len(at.expander) >= 1
+    assert all("hsm_sequence_gap" in e.label for e in at.expander)
+    at.toggle(key="anomalies_evidence_0").set_value(True).run()
+    assert not at.exception
+    assert any("cloudhsm · hsm-x7kq2mw9pzt:" in c.value for c in at.caption), "the evidence event ids are listed"
+    assert any("Sequence No: 0x" in c.value for c in at.code), "the raw HSM audit entries are shown"
+
+
+def test_sql_page_runs_read_only_queries(monkeypatch: pytest.MonkeyPatch, sample_lake: Path) -> None:
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/sql.py").run()
+    at.text_area(key="sql_text").input("SELECT tenant_id, count(*) AS n FROM key_operations GROUP BY 1")
+    at.button[0].click().run()  # the form's Run button
+    assert not at.exception and not at.error
+    assert len(at.dataframe[0].value) == 8  # 7 tenants and the unattributed
+    at.text_area(key="sql_text").input("DROP VIEW key_operations")
+    at.button[0].click().run()
+    assert "only SELECT" in at.error[0].body
+
+
+def test_a_bad_tenants_file_is_explained(monkeypatch: pytest.MonkeyPatch, sample_lake: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "tenants.toml"
+    bad.write_text('[[tenant]]\nid = "x"\naccounts = ["12"]\n')
+    at = app(monkeypatch, sample_lake, bad)
+    assert not at.exception
+    assert "cannot open the lake" in at.error[0].body and "tenants.toml" in at.error[0].body
+
+
+def test_readonly_sql_rejects_writes(reference: duckdb.DuckDBPyConnection) -> None:
+    cursor = reference.cursor()
+    for sql in ("DROP VIEW tenants", "COPY tenants TO '/tmp/x.csv'", "SELECT 1; SELECT 2", "ATTACH 'x.db'"):
+        with pytest.raises(q.ReadOnlyViolation):
+            q.run_readonly_sql(cursor, sql)
+    table, truncated = q.run_readonly_sql(cursor, "SELECT * FROM range(50)", limit=10)
+    assert table.num_rows == 10 and truncated
+
+
+def test_rollup_files_equal_the_live_computation(sample_lake: Path, reference: duckdb.DuckDBPyConnection) -> None:
+    assert rollups_fresh(sample_lake, TENANTS)
+    live, error = compute_rollups(reference.cursor())
+    assert error is None
+    for name in ROLLUPS:
+        stored = reference.sql(f"SELECT * FROM read_parquet('{sample_lake}/_rollups/{name}.parquet')").to_arrow_table()
+        assert stored.num_rows == live[name].num_rows, name
+    usage = reference.sql(f"SELECT sum(operations) FROM read_parquet('{sample_lake}/_rollups/usage_hourly.parquet')")
+    assert usage.fetchall()[0][0] == scalar(reference, "SELECT count(*) FROM key_operations WHERE is_primary")
+
+
+def test_a_new_ingest_makes_the_rollups_stale(sample_lake: Path, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    shutil.copytree(sample_lake, lake)
+    assert rollups_fresh(lake, TENANTS)
+    extra = next((lake / "kms_events").rglob("*.parquet"))
+    shutil.copy(extra, extra.with_name("part-extra.parquet"))
+    assert not rollups_fresh(lake, TENANTS)
+
+
+def test_dashboard_command_starts_streamlit_headless(tmp_path: Path) -> None:
+    command = streamlit_command(8765, "127.0.0.1")
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("dashboard/app.py")
+    options = dict(zip(command[5::2], command[6::2], strict=True))
+    assert options["--server.headless"] == "true" and options["--browser.gatherUsageStats"] == "false"
+    env = dashboard_env(str(tmp_path), str(TENANTS))
+    assert env["KEYTRAIL_LAKE"] == str(tmp_path.resolve()) and env["KEYTRAIL_TENANTS"] == str(TENANTS)
+    result = CliRunner().invoke(cli, ["dashboard", "--help"])
+    assert result.exit_code == 0 and "--tenants" in result.output and "--port" in result.output

@@ -1,0 +1,136 @@
+"""End to end: `keytrail dashboard` as a real server, driven in Debian's headless Chromium with Playwright.
+
+Changes the tenant filter and checks a figure against SQL, opens the Anomalies page, and saves a screenshot of
+every page under test-artifacts/dashboard/. Needs /usr/bin/chromium (CI installs it); never `playwright install`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from analytics import connect
+from tests.conftest import ROOT, _free_port
+from tests.test_dashboard import TENANTS, build_sample_lake
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]  # fmt: skip
+ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
+PAGES = {"": "Overview", "tenants": "Tenants", "keys": "Keys", "anomalies": "Anomalies", "cloudhsm": "CloudHSM",
+         "data_health": "Data health", "sql": "SQL"}  # fmt: skip
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)"
+    ),
+]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"keytrail dashboard exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} not healthy after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`keytrail dashboard` on a free port of 127.0.0.1 over a freshly ingested sample lake."""
+    lake = build_sample_lake(tmp_path_factory.mktemp("browser") / "lake")
+    port = _free_port()
+    log = (tmp_path_factory.getbasetemp() / "dashboard-server.log").open("wb")
+    command = [sys.executable, "-m", "keytrail", "dashboard", "--lake", str(lake), "--tenants", str(TENANTS)]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ), cwd=ROOT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url, lake
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def settle(page, title: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the page shows `title` and Streamlit has finished running the script."""
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    page.wait_for_timeout(400)  # charts draw after the script ends
+
+
+def metric_value(page, label: str) -> str:  # type: ignore[no-untyped-def]
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return str(metric.locator('[data-testid="stMetricValue"]').inner_text()).strip()
+
+
+def test_dashboard_in_chromium(server: tuple[str, Path]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, lake = server
+    con = connect(lake, TENANTS)
+    total, acme = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE tenant_id = 'acme') FROM key_operations WHERE is_primary"
+    ).fetchall()[0]
+    con.close()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.goto(url)
+        settle(page, "Overview")
+        assert metric_value(page, "Operations") == f"{total:,}"
+
+        # change the tenant filter in the sidebar: the figure follows, and the URL carries the filter
+        page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option", name="acme", exact=True).click()
+        page.wait_for_function(
+            "expected => [...document.querySelectorAll('[data-testid=stMetric]')].some("
+            "m => m.innerText.includes('Operations') && m.innerText.includes(expected))",
+            arg=f"{acme:,}",
+            timeout=60_000,
+        )
+        settle(page, "Overview")
+        assert metric_value(page, "Operations") == f"{acme:,}"
+        assert "tenant=acme" in page.url
+        page.screenshot(path=str(ARTIFACTS / "overview-acme.png"), full_page=True)
+
+        # the Anomalies page, through the navigation, keeps the filter
+        page.get_by_role("link", name="Anomalies").click()
+        settle(page, "Anomalies")
+        assert "tenant=acme" in page.url
+        assert page.locator('[data-testid="stExpander"]').count() >= 1
+        page.locator('[data-testid="stExpander"] summary').first.click()
+        page.screenshot(path=str(ARTIFACTS / "anomalies-acme.png"), full_page=True)
+
+        # every page, all tenants, by its URL: renders without an exception; a screenshot each
+        for path, title in PAGES.items():
+            page.goto(f"{url}/{path}")
+            settle(page, title)
+            assert page.locator('[data-testid="stException"]').count() == 0, f"{title} shows an exception"
+            page.screenshot(path=str(ARTIFACTS / f"{path or 'overview'}.png"), full_page=True)
+        browser.close()
+    assert all((ARTIFACTS / f"{path or 'overview'}.png").stat().st_size > 10_000 for path in PAGES)
