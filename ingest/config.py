@@ -384,8 +384,9 @@ def _sink(t: _Table, defaults: AwsAccess, min_severity: str) -> SinkConfig:
         )
         if not topic:
             raise t.error("topic_arn", "is missing", "add the ARN of the SNS topic to publish to")
+        explicit = t.data.get("region")
         aws = _aws(t, defaults)
-        region = aws.region or topic.split(":")[3]
+        region = explicit or topic.split(":")[3]  # the topic's region, unless the sink names one
         sink = SinkConfig(
             name, kind, severity, topic_arn=topic, aws=AwsAccess(region, aws.profile, aws.endpoint_url, aws.role_arn)
         )

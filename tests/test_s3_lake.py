@@ -1,0 +1,70 @@
+"""The lake on S3 (moto server): nightly writes it through pyarrow's S3 filesystem, with its state and lock
+in a local folder; `analytics.connect("s3://…")` reads it back through pyarrow datasets."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from analytics import connect
+from ingest.lake import Lake
+from ingest.prune import prune
+from keytrail.cli import cli
+from tests.test_nightly import aws, first_night, second_night, table_rows, write_config  # noqa: F401 - fixture
+
+LAKE = "s3://audit-lake/keytrail"
+
+
+def test_nightly_writes_an_s3_lake_that_analytics_reads(
+    aws: dict[str, Any],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    aws["s3"].create_bucket(Bucket="audit-lake")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws["endpoint"])
+    config = write_config(tmp_path, "s3", aws["endpoint"], lake=LAKE, state_dir=tmp_path / "state")
+    first_night(aws)
+    result = CliRunner().invoke(cli, ["nightly", "--config", str(config)])
+    assert result.exit_code == 0, result.output + result.stderr
+    second_night(aws)
+    result = CliRunner().invoke(cli, ["nightly", "--config", str(config)])
+    assert result.exit_code == 0, result.output + result.stderr
+
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="audit-lake")["Contents"]]
+    assert any(k.startswith("keytrail/kms_events/event_date=") for k in keys)
+    assert any(k.startswith("keytrail/_runs/nightly-") for k in keys)
+    assert not any(k.endswith(".tmp") for k in keys)
+    assert (tmp_path / "state" / "ingest.sqlite").exists() and (tmp_path / "state" / "ingest.lock").exists()
+    # compacted on S3 too: one file per day partition
+    assert all(len(files) == 1 for files in Lake(LAKE).partitions("kms_events").values())
+
+    clean = write_config(tmp_path, "clean", aws["endpoint"])  # the same sources into a local lake
+    assert CliRunner().invoke(cli, ["nightly", "--config", str(clean)]).exit_code == 0
+    for table in ("kms_events", "hsm_events"):
+        assert table_rows(LAKE, table) == table_rows(tmp_path / "clean-lake", table)
+
+    summary = "SELECT count(*), count(DISTINCT event_id), min(event_date) FROM kms_events"
+    remote, local = connect(LAKE), connect(tmp_path / "clean-lake")
+    assert remote.execute(summary).fetchall() == local.execute(summary).fetchall()
+    assert remote.execute(summary).fetchall()[0][0] == 94
+    ops = "SELECT operation, count(*) FROM key_operations GROUP BY ALL ORDER BY ALL"
+    assert remote.execute(ops).fetchall() == local.execute(ops).fetchall()
+    hsm = "SELECT event_date, count(*) FROM hsm_events GROUP BY ALL ORDER BY ALL"
+    assert remote.execute(hsm).fetchall() == local.execute(hsm).fetchall() != []
+
+
+def test_prune_on_an_s3_lake(aws: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    aws["s3"].create_bucket(Bucket="audit-lake")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws["endpoint"])
+    config = write_config(tmp_path, "s3", aws["endpoint"], lake=LAKE, state_dir=tmp_path / "state")
+    first_night(aws)
+    assert CliRunner().invoke(cli, ["nightly", "--config", str(config)]).exit_code == 0
+    lake = Lake(LAKE, tmp_path / "state")
+    days = lake.days("kms_events")
+    plan = prune(lake, older_than=dt.timedelta(days=1), yes=True)
+    assert plan.done and {d for t, d, _ in plan.partitions if t == "kms_events"} == {days[0]}
+    assert lake.days("kms_events") == days[1:]
