@@ -64,8 +64,6 @@ DEFAULTS: dict[str, Any] = {
     "first_seen_ipv4_prefix": 24,
     "first_seen_evidence_hours": 24,
     "first_seen_operation_classes": ["crypto"],
-    # cross_tenant_key_use
-    "context_tenant_key": "tenant_id",  # encryption-context key holding a tenant id or name
     # unattributed_operation
     "unattributed_operation_classes": ["crypto"],
     "unattributed_sources": ["cloudtrail"],  # CloudHSM entries whose session is unknown are not reported
@@ -192,6 +190,7 @@ def run_detector(
     resolved = resolve_settings(settings)
     resolved.update(score_from=since, score_to=until)
     sql = _select(name)
+    ensure_relations(con)
     try:
         return con.sql(sql, params=detector_params(sql, resolved)).to_arrow_table()
     except duckdb.CatalogException as err:
@@ -213,7 +212,6 @@ def run_detectors(
     for name in names:
         if name not in known:
             raise UnknownDetector(f"no detector named {name!r}; choose from: {', '.join(sorted(known))}")
-    ensure_relations(con)
     tables, skipped = [], []
     for name in names:
         try:

@@ -36,7 +36,8 @@ CONTRACT_DDL = {
             principal VARCHAR, principal_arn VARCHAR, account VARCHAR, recipient_account VARCHAR, region VARCHAR,
             source_ip VARCHAR, user_agent VARCHAR, invoked_by VARCHAR, encryption_context MAP(VARCHAR, VARCHAR),
             custom_key_store_id VARCHAR, hsm_id VARCHAR, success BOOLEAN, error_code VARCHAR, tenant_id VARCHAR,
-            attributed_by VARCHAR)""",
+            attributed_by VARCHAR, context_tenant_id VARCHAR, key_tenant_id VARCHAR, principal_tenant_id VARCHAR,
+            account_tenant_id VARCHAR)""",
     "tenants": """
         CREATE TABLE tenants (
             tenant_id VARCHAR, name VARCHAR, accounts VARCHAR[], principals VARCHAR[], keys VARCHAR[],
@@ -130,11 +131,28 @@ def load_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, list[dict[str,
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM batch")
 
 
+# Each attribution rule's own verdict on a CloudTrail row, as analytics computes it, unless a case gives it.
+RULE_VERDICTS = """
+    UPDATE key_operations o SET
+        principal_tenant_id = coalesce(o.principal_tenant_id, (
+            SELECT min(t.tenant_id) FROM tenants t, unnest(t.principals) u(p)
+            WHERE o.principal = u.p OR o.principal GLOB u.p)),
+        account_tenant_id = coalesce(o.account_tenant_id, (
+            SELECT min(t.tenant_id) FROM tenants t WHERE list_contains(t.accounts, o.account))),
+        key_tenant_id = coalesce(o.key_tenant_id, (
+            SELECT min(t.tenant_id) FROM tenants t WHERE list_contains(t.keys, o.key))),
+        context_tenant_id = coalesce(o.context_tenant_id, (
+            SELECT min(t.tenant_id) FROM tenants t WHERE t.tenant_id = o.encryption_context['tenant_id']))
+    WHERE o.source = 'cloudtrail'
+"""
+
+
 def fresh_connection(tables: dict[str, list[dict[str, Any]]] | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     create_relations(con)
     load_tables(con, tables or {})
+    con.execute(RULE_VERDICTS)
     return con
 
 

@@ -5,47 +5,38 @@
    (refused calls are error bursts, key administration has its own detector), and not calls by another tenant's
    principal (those are cross-tenant key use). Calls made by an AWS service on a caller's behalf carry the
    service's address, not the caller's, so their source IP is not compared. */
-WITH callers AS (
-    SELECT DISTINCT principal, account FROM key_operations WHERE tenant_id IS NOT NULL AND source = 'cloudtrail'
-),
-caller_tenant AS (
-    -- which tenant a caller belongs to by its own identity (principal pattern, else account), if exactly one
-    SELECT c.principal, c.account,
-           coalesce(
-               (SELECT CASE WHEN count(DISTINCT t.tenant_id) = 1 THEN min(t.tenant_id) END
-                FROM tenants t, unnest(t.principals) u(pattern)
-                WHERE u.pattern = c.principal OR (contains(u.pattern, '*') AND c.principal GLOB u.pattern)),
-               (SELECT CASE WHEN count(DISTINCT t.tenant_id) = 1 THEN min(t.tenant_id) END
-                FROM tenants t WHERE list_contains(t.accounts, c.account))
-           ) AS caller_tenant_id
-    FROM callers c
+WITH raw_combos AS MATERIALIZED (
+    -- one pass over the events, grouping raw values; the derived ranges and families are computed on the few
+    -- thousand distinct combinations, never per event
+    SELECT tenant_id, principal, region, CASE WHEN invoked_by IS NULL THEN source_ip END AS source_ip, user_agent,
+           min(event_time) AS first_time, arg_min(key, event_time) AS first_key,
+           arg_min(event_id, event_time, 5) AS first_ids
+    FROM key_operations
+    WHERE tenant_id IS NOT NULL AND source = 'cloudtrail' AND success
+      AND list_contains($first_seen_operation_classes, operation_class)
+      -- another tenant's principal on this tenant's key is cross-tenant use, reported there
+      AND coalesce(principal_tenant_id, account_tenant_id, tenant_id) = tenant_id
+    GROUP BY ALL
 ),
 ops AS (
-    SELECT tenant_id, key, principal, region, event_id, event_time, user_agent,
+    SELECT tenant_id, principal, region, first_time, first_key, first_ids,
            CASE
-               WHEN invoked_by IS NOT NULL THEN NULL
                WHEN regexp_full_match(source_ip, '\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}') THEN
                    (((split_part(source_ip, '.', 1)::BIGINT << 24) + (split_part(source_ip, '.', 2)::BIGINT << 16)
                      + (split_part(source_ip, '.', 3)::BIGINT << 8) + split_part(source_ip, '.', 4)::BIGINT)
                     >> (32 - $first_seen_ipv4_prefix)) << (32 - $first_seen_ipv4_prefix)
            END AS ipv4_net,
-           CASE WHEN invoked_by IS NULL AND contains(source_ip, ':') AND NOT contains(source_ip, '.')
+           CASE WHEN contains(source_ip, ':') AND NOT contains(source_ip, '.')
                 THEN lower(array_to_string(string_split(source_ip, ':')[1:4], ':')) || '::/64' END AS ipv6_net,
            nullif(lower(regexp_extract(coalesce(user_agent, ''), '^\[?([A-Za-z][A-Za-z0-9_.-]*)', 1)), '') AS ua_family
-    FROM key_operations o
-    LEFT JOIN caller_tenant c USING (principal, account)
-    WHERE o.tenant_id IS NOT NULL AND o.source = 'cloudtrail' AND o.success
-      AND list_contains($first_seen_operation_classes, o.operation_class)
-      AND (c.caller_tenant_id IS NULL OR c.caller_tenant_id = o.tenant_id)
+    FROM raw_combos
 ),
 combos AS (
-    -- distinct combinations are few (thousands), so the per-dimension work below is cheap
     SELECT tenant_id, principal, region, ua_family,
            coalesce(format('{}.{}.{}.{}/{}', ipv4_net >> 24, (ipv4_net >> 16) & 255, (ipv4_net >> 8) & 255,
                            ipv4_net & 255, $first_seen_ipv4_prefix), ipv6_net) AS ip_range,
-           min(event_time) AS first_time, arg_min(key, event_time) AS first_key,
-           arg_min(event_id, event_time, 5) AS first_ids
-    FROM ops GROUP BY ALL
+           first_time, first_key, first_ids
+    FROM ops
 ),
 tenant_start AS (
     SELECT tenant_id, min(first_time) AS start_time FROM combos GROUP BY ALL
@@ -73,7 +64,7 @@ SELECT 'first_seen' AS detector,
        CASE WHEN n.dimension IN ('principal', 'source IP range') THEN 'medium' ELSE 'low' END AS severity,
        n.tenant_id, arg_min(x.first_key, x.first_time) AS key, arg_min(x.principal, x.first_time) AS principal,
        n.first_time AS window_start, max(x.first_time) AS window_end,
-       count(*) AS observed, 0 AS expected, 1.0 AS score,
+       len(flatten(list(x.first_ids))) AS observed, 0 AS expected, 1.0 AS score,
        format('Tenant {} used {} {} for the first time at {} UTC.', n.tenant_id,
               CASE n.dimension WHEN 'user agent' THEN 'the user agent' ELSE 'the ' || n.dimension END,
               n.value, strftime(n.first_time, '%Y-%m-%d %H:%M:%S')) AS explanation,

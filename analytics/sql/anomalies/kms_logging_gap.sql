@@ -16,14 +16,14 @@ shared AS (
     WHERE shared_event_id IS NOT NULL AND success
     GROUP BY shared_event_id
 ),
-missing AS (
+missing AS MATERIALIZED (
     SELECT CASE WHEN s.have = s.caller THEN s.owner ELSE s.caller END AS account, s.region, s.event_time, s.event_id
     FROM shared s
     WHERE s.copies = 1
       AND CASE WHEN s.have = s.caller THEN s.owner ELSE s.caller END IN (SELECT account FROM trails)
       AND CASE WHEN s.have = s.caller THEN s.owner ELSE s.caller END <> s.have
 ),
-hourly AS (
+hourly AS MATERIALIZED (
     SELECT recipient_account_id AS account, aws_region AS region, date_trunc('hour', event_time) AS hour
     FROM kms_events
     WHERE recipient_account_id IN (SELECT DISTINCT account FROM missing)

@@ -4,8 +4,8 @@
    keys in the lake (the provider's own account), or listed in $provider_accounts, are the provider's own work,
    not unclaimed use. Cross-account copies of one call count once. */
 WITH provider AS (
-    SELECT DISTINCT regexp_extract(key, '^arn:aws[a-z-]*:kms:[^:]*:(\d{12}):', 1) AS account
-    FROM key_operations WHERE key LIKE 'arn:%:kms:%'
+    SELECT DISTINCT regexp_extract(key_arn, '^arn:aws[a-z-]*:kms:[^:]*:(\d{12}):', 1) AS account
+    FROM kms_events WHERE key_arn LIKE 'arn:%:kms:%'
     UNION
     SELECT unnest($provider_accounts::VARCHAR[])
 )

@@ -11,17 +11,6 @@ WITH candidates AS (
     WHERE (t.revoked_at IS NOT NULL AND o.event_time >= t.revoked_at)
        OR (t.active_from IS NOT NULL AND o.event_time < t.active_from)
 ),
-caller_tenant AS (
-    SELECT c.principal, c.account,
-           coalesce(
-               (SELECT CASE WHEN count(DISTINCT t.tenant_id) = 1 THEN min(t.tenant_id) END
-                FROM tenants t, unnest(t.principals) u(pattern)
-                WHERE u.pattern = c.principal OR (contains(u.pattern, '*') AND c.principal GLOB u.pattern)),
-               (SELECT CASE WHEN count(DISTINCT t.tenant_id) = 1 THEN min(t.tenant_id) END
-                FROM tenants t WHERE list_contains(t.accounts, c.account))
-           ) AS caller_tenant_id
-    FROM (SELECT DISTINCT principal, account FROM candidates) c
-),
 outside AS (
     SELECT o.*,
            sum(starts) OVER (PARTITION BY tenant_id, key, principal ORDER BY event_time ROWS UNBOUNDED PRECEDING)
@@ -30,10 +19,8 @@ outside AS (
                  CASE WHEN o.event_time - lag(o.event_time) OVER w <= to_minutes($access_window_gap_minutes::BIGINT)
                       THEN 0 ELSE 1 END AS starts
           FROM candidates o
-          LEFT JOIN caller_tenant c
-            ON c.principal IS NOT DISTINCT FROM o.principal AND c.account IS NOT DISTINCT FROM o.account
           WHERE (o.source = 'cloudhsm' AND o.attributed_by IN ('hsm_user', 'hsm_session'))
-             OR c.caller_tenant_id = o.tenant_id
+             OR coalesce(o.principal_tenant_id, o.account_tenant_id) = o.tenant_id
           WINDOW w AS (PARTITION BY o.tenant_id, o.key, o.principal ORDER BY o.event_time)) o
 )
 SELECT 'use_outside_access_window' AS detector,

@@ -10,13 +10,16 @@
    Only successful calls count (refused ones are error bursts), only primary copies (a cross-account call is one
    use), and only hours after $score_from are scored. */
 WITH ops AS (
-    SELECT tenant_id, key, operation, date_trunc('hour', event_time) AS hour
+    SELECT tenant_id, key, operation, principal, event_id, event_time, date_trunc('hour', event_time) AS hour
     FROM key_operations
     WHERE is_primary AND success AND tenant_id IS NOT NULL AND key IS NOT NULL
       AND list_contains($spike_operation_classes, operation_class)
 ),
-hourly AS (
-    SELECT tenant_id, key, operation, hour, count(*) AS n FROM ops GROUP BY ALL
+hourly AS MATERIALIZED (
+    -- the single pass over the events; each hour keeps its first event ids, so evidence needs no second pass
+    SELECT tenant_id, key, operation, hour, count(*) AS n, min(principal) AS min_principal,
+           max(principal) AS max_principal, arg_min(event_id, event_time, $evidence_limit) AS first_ids
+    FROM ops GROUP BY tenant_id, key, operation, hour
 ),
 series AS (
     SELECT tenant_id, key, operation, min(hour) AS first_hour FROM hourly GROUP BY ALL
@@ -64,25 +67,19 @@ scored AS (
     FROM candidates c JOIN baseline b USING (tenant_id, key, operation, hour)
 ),
 flagged AS (
-    SELECT *, hour - to_hours(row_number() OVER (PARTITION BY tenant_id, key, operation ORDER BY hour)) AS island
-    FROM scored
+    SELECT s.*, h.min_principal, h.max_principal, h.first_ids,
+           s.hour - to_hours(row_number() OVER (PARTITION BY s.tenant_id, s.key, s.operation ORDER BY s.hour))
+               AS island
+    FROM scored s JOIN hourly h USING (tenant_id, key, operation, hour)
     -- a bursty batch job varies from night to night: a spike must also beat its usual peak by the ratio
-    WHERE score >= $spike_min_score AND n >= $spike_min_ratio * greatest(expected, usual_peak)
+    WHERE s.score >= $spike_min_score AND s.n >= $spike_min_ratio * greatest(s.expected, s.usual_peak)
 ),
 spikes AS (
     SELECT tenant_id, key, operation, min(hour) AS window_start, max(hour) + INTERVAL 1 HOUR AS window_end,
-           sum(n) AS observed, sum(expected) AS expected, max(score) AS score
+           sum(n) AS observed, sum(expected) AS expected, max(score) AS score,
+           CASE WHEN min(min_principal) = max(max_principal) THEN min(min_principal) END AS principal,
+           flatten(list(first_ids ORDER BY hour))[1:$evidence_limit] AS evidence
     FROM flagged GROUP BY tenant_id, key, operation, island
-),
-spike_evidence AS (
-    SELECT s.tenant_id, s.key, s.operation, s.window_start,
-           list(o.event_id ORDER BY o.event_time)[1:$evidence_limit] AS evidence,
-           CASE WHEN count(DISTINCT o.principal) = 1 THEN any_value(o.principal) END AS principal
-    FROM spikes s
-    JOIN key_operations o
-      ON o.tenant_id = s.tenant_id AND o.key = s.key AND o.operation = s.operation
-     AND o.event_time >= s.window_start AND o.event_time < s.window_end AND o.is_primary AND o.success
-    GROUP BY ALL
 ),
 -- drops: hours with no traffic at all from a tenant that is normally busy at that hour
 tenant_hourly AS (
@@ -90,7 +87,7 @@ tenant_hourly AS (
 ),
 data_end AS (
     -- the last, possibly partial, hour is never scored as a drop
-    SELECT date_trunc('hour', max(event_time)) AS end_hour FROM key_operations
+    SELECT max(hour) AS end_hour FROM hourly
 ),
 silences AS (
     SELECT tenant_id, hour + INTERVAL 1 HOUR AS silence_start,
@@ -142,13 +139,13 @@ drops AS (
 )
 SELECT 'volume_spike' AS detector,
        CASE WHEN s.observed >= 10 * s.expected THEN 'high' ELSE 'medium' END AS severity,
-       s.tenant_id, s.key, e.principal, s.window_start, s.window_end,
+       s.tenant_id, s.key, s.principal, s.window_start, s.window_end,
        s.observed, s.expected, s.score,
        format('Tenant {} made {} {} calls with this key between {} and {} UTC, where about {} were expected.',
               s.tenant_id, s.observed, s.operation, strftime(s.window_start, '%Y-%m-%d %H:%M'),
               strftime(s.window_end, '%H:%M'), round(s.expected)::BIGINT) AS explanation,
-       e.evidence
-FROM spikes s JOIN spike_evidence e USING (tenant_id, key, operation, window_start)
+       s.evidence
+FROM spikes s
 UNION ALL
 SELECT 'volume_spike', 'high', tenant_id, NULL, NULL, window_start, window_end,
        observed, expected, expected AS score,
