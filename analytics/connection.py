@@ -2,7 +2,7 @@
 
 Order matters: the lake views first, then the tenants file as small tables, then the attribution maps
 (resolved once against the *distinct* principals, keys and aliases of the lake), then the views on top.
-The maps are a snapshot taken at connect(); reconnect (or call `refresh`) after an ingest.
+The maps are a snapshot taken at connect(); reconnect (or call `refresh(con, lake)`) after an ingest.
 """
 
 from __future__ import annotations
@@ -51,8 +51,10 @@ def connect(
     return con
 
 
-def refresh(con: duckdb.DuckDBPyConnection) -> None:
-    """Rebuild the attribution maps from the lake and tenants, then (re)create the views on them."""
+def refresh(con: duckdb.DuckDBPyConnection, lake: str | os.PathLike[str] | Lake | None = None) -> None:
+    """Rebuild the attribution maps and (re)create the views; with `lake`, re-list its files first (after an ingest)."""
+    if lake is not None:
+        register_lake(con, lake if isinstance(lake, Lake) else Lake(lake))
     con.execute(load_sql("macros"))
     keys = con.sql("SELECT context_keys FROM settings").fetchall()[0][0]
     con.execute(f"CREATE OR REPLACE MACRO context_pair(ec) AS {context_pair_sql(keys)}")

@@ -216,3 +216,15 @@ def test_cluster_wide_login_counted_once(tmp_path: Path) -> None:
     con = connect(tmp_path / "lake")
     rows = con.sql("SELECT event_id, usage_id, is_primary FROM key_operations ORDER BY event_id").fetchall()
     assert rows == [("hsm-1:1:5", "hsm-1:1:5", True), ("hsm-2:1:9", "hsm-1:1:5", False)]
+
+
+def test_refresh_sees_files_ingested_after_connect(tmp_path: Path) -> None:
+    from analytics import refresh
+
+    write_events(tmp_path / "lake", kms=[kms_row(event_id="first")])
+    (tmp_path / "t.toml").write_text(TENANTS)
+    con = connect(tmp_path / "lake", tmp_path / "t.toml")
+    write_events(tmp_path / "lake", kms=[kms_row(event_id="later", key_arn=ACME_KEY)])
+    refresh(con, tmp_path / "lake")
+    rows = con.sql("SELECT event_id, tenant_id FROM key_operations ORDER BY event_id").fetchall()
+    assert rows == [("first", None), ("later", "acme")]
