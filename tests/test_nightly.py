@@ -9,15 +9,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import duckdb
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from click.testing import CliRunner
 
+import ingest.nightly as nightly_module
 from ingest.aws import make_client
 from ingest.config import AwsAccess, load_config
 from ingest.lake import Lake
 from ingest.nightly import default_clients, read_runs, run_nightly
+from ingest.state import RunLock
 from keytrail.cli import cli
 from tests.conftest import SAMPLE_LOGS
 from tests.test_cloudhsm import entry
@@ -245,3 +249,58 @@ def test_cli_exit_codes_and_json_logs(aws: dict[str, Any], tmp_path: Path) -> No
     assert events[0] == "run_started" and events[-1] == "run_done"
     done = [line for line in lines if line["event"] == "source_done"]
     assert {d["source"] for d in done} == {"org-trail", "hsm-prod"} and all(d["status"] == "ok" for d in done)
+
+
+def test_lookup_events_source_and_its_own_checkpoint(tmp_path: Path) -> None:
+    recs = fresh_records(4, seed=77, day=DAYS[1])
+    stubs: list[Stubber] = []
+
+    def clients(service: str, access: AwsAccess) -> Any:
+        client = boto3.client(service, region_name=access.region)
+        stub = Stubber(client)
+        events = [
+            {"EventId": r["eventID"], "EventName": r["eventName"], "CloudTrailEvent": json.dumps(r)} for r in recs
+        ]
+        stub.add_response("lookup_events", {"Events": events})
+        stub.activate()
+        stubs.append(stub)
+        return client
+
+    config = tmp_path / "k.toml"
+    config.write_text(
+        '[lake]\npath = "lake"\n[anomalies]\nenabled = false\n'
+        '[[lookup_events]]\nname = "legacy"\nregion = "eu-west-1"\n'
+    )
+    result = run_nightly(load_config(config), clients)
+    assert result.exit_code == 0, result.errors
+    assert result.sources[0].counts["kept"] == 4 and stubs[0].client.meta.region_name == "eu-west-1"
+    rows = table_rows(tmp_path / "lake", "kms_events")
+    assert {r[-3] for r in rows} == {"lookup-events:legacy"}  # source_object
+
+
+def test_each_source_reads_through_its_own_role(
+    aws: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first_night(aws)
+    role = "arn:aws:iam::444455556666:role/keytrail-reader"
+    config = write_config(tmp_path, "role", aws["endpoint"])
+    config.write_text(config.read_text().replace('bucket = "s3://', f'role_arn = "{role}"\nbucket = "s3://'))
+    seen: list[tuple[str, str | None]] = []
+    real = nightly_module.make_client
+
+    def recording(service: str, *args: Any) -> Any:
+        seen.append((service, args[-1]))
+        return real(service, *args)  # assumes the role through the moto server's STS
+
+    monkeypatch.setattr(nightly_module, "make_client", recording)
+    result = run_nightly(load_config(config))
+    assert result.exit_code == 0, result.errors
+    assert seen == [("s3", role), ("logs", None)]
+
+
+def test_a_run_while_another_holds_the_lock_exits_1(aws: dict[str, Any], tmp_path: Path) -> None:
+    config = write_config(tmp_path, "locked", aws["endpoint"])
+    with RunLock(tmp_path / "locked-lake" / "_state" / "ingest.lock", command="nightly"):
+        result = nightly(config)
+    assert result.exit_code == 1
+    assert "another keytrail run is writing to this lake (pid " in result.stderr and "(nightly)" in result.stderr
