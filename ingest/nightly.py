@@ -100,7 +100,18 @@ class NightlyResult:
         return 1 if self.errors else 0
 
     def record(self) -> dict[str, Any]:
-        return asdict(self)
+        """The run as JSON-ready data: scalar totals first (what a one-line summary shows), then the details."""
+        totals = {
+            "sources_ok": sum(s.status == "ok" for s in self.sources),
+            "sources_failed": len(self.failed_sources),
+            "failed_sources": ", ".join(self.failed_sources),
+            "events_kept": sum(int(s.counts.get("kept", 0)) for s in self.sources),
+            "partitions_compacted": len(self.compaction),
+            "anomalies_found": int(self.anomalies.get("found", 0)),
+            "alerts_sent": sum(int(a.get("sent", 0)) for a in self.alerts),
+            "error_count": len(self.errors),
+        }
+        return {**totals, **asdict(self)}
 
 
 def run_nightly(cfg: Config, clients: ClientFactory = default_clients, now: dt.datetime | None = None) -> NightlyResult:

@@ -216,6 +216,8 @@ def test_one_source_denied_the_others_still_land(aws: dict[str, Any], tmp_path: 
     assert hsm.status == "ok" and hsm.counts["kept"] == 10
     record = read_runs(Lake(tmp_path / "denied-lake"))[0]
     assert record["status"] == "failed" and record["errors"][0]["step"] == "source:org-trail"
+    assert (record["sources_ok"], record["sources_failed"], record["failed_sources"]) == (1, 1, "org-trail")
+    assert record["events_kept"] == 10 and record["error_count"] == 1
 
 
 def test_throttled_cloudwatch_is_retried_and_a_deleted_log_group_fails_alone(
