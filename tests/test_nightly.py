@@ -136,8 +136,32 @@ def alerts(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def sns_inbox(aws: dict[str, Any]) -> tuple[str, Any]:
+    """An SNS topic with an SQS queue subscribed (to read what was published); returns (topic, reader)."""
+    sns, sqs = make_client("sns", endpoint_url=aws["endpoint"]), make_client("sqs", endpoint_url=aws["endpoint"])
+    topic = sns.create_topic(Name="keytrail-alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+
+    def read() -> list[dict[str, Any]]:
+        got = []
+        while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+            got += [json.loads(json.loads(m["Body"])["Message"]) for m in batch]
+            sqs.delete_message_batch(
+                QueueUrl=queue,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+            )
+        return got
+
+    return topic, read
+
+
 def test_two_nights_ingest_only_new_equal_a_clean_ingest_and_alert_once(aws: dict[str, Any], tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, "night", aws["endpoint"])
+    topic, sns_messages = sns_inbox(aws)
+    cfg = write_config(
+        tmp_path, "night", aws["endpoint"], extra=f'[[alerts.sinks]]\ntype = "sns"\ntopic_arn = "{topic}"\n'
+    )
     first_night(aws)
     one = nightly(cfg)
     assert one.exit_code == 0, one.output + one.stderr
@@ -174,6 +198,8 @@ def test_two_nights_ingest_only_new_equal_a_clean_ingest_and_alert_once(aws: dic
     assert any(a["detector"] == "hsm_key_destroyed" for a in sent)
     clean_keys = {a["alert_key"] for a in alerts(tmp_path / "clean-alerts.jsonl")}
     assert clean_keys <= set(keys)
+    published = sns_messages()
+    assert sorted(a["alert_key"] for a in published) == sorted(keys)  # SNS: the same alerts, once each
 
 
 def test_dry_run_lists_and_writes_nothing(aws: dict[str, Any], tmp_path: Path) -> None:
@@ -221,13 +247,21 @@ def test_one_source_denied_the_others_still_land(aws: dict[str, Any], tmp_path: 
 
 
 def test_throttled_cloudwatch_is_retried_and_a_deleted_log_group_fails_alone(
-    aws: dict[str, Any], tmp_path: Path
+    aws: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first_night(aws)
     cfg = load_config(write_config(tmp_path, "throttled", aws["endpoint"]))
     result = run_nightly(cfg, FlakyClients({("logs", "FilterLogEvents"): ("ThrottlingException", 2)}))
     assert result.exit_code == 0, result.errors
     assert result.sources[1].counts["kept"] == 10
+
+    with monkeypatch.context() as patch:  # throttled past every retry: that source fails, the other lands
+        patch.setattr("ingest.cloudhsm_sources.time.sleep", lambda seconds: None)
+        put_hsm(aws["logs"], "hsm-two", 14, 2, NOW - dt.timedelta(hours=3))
+        put_trail(aws["s3"], 9, DAYS[1])
+        stuck = run_nightly(cfg, FlakyClients({("logs", "FilterLogEvents"): ("ThrottlingException", -1)}))
+    assert stuck.failed_sources == ["hsm-prod"] and "still throttled after 6 attempts" in str(stuck.sources[1].error)
+    assert stuck.sources[0].counts["kept"] == 20
 
     aws["logs"].delete_log_group(logGroupName=GROUP)
     second = run_nightly(cfg)
