@@ -292,7 +292,8 @@ def test_lookup_events_source_and_its_own_checkpoint(tmp_path: Path) -> None:
     stubs: list[Stubber] = []
 
     def clients(service: str, access: AwsAccess) -> Any:
-        client = boto3.client(service, region_name=access.region)
+        make: Any = boto3.client
+        client = make(service, region_name=access.region)
         stub = Stubber(client)
         events = [
             {"EventId": r["eventID"], "EventName": r["eventName"], "CloudTrailEvent": json.dumps(r)} for r in recs

@@ -19,7 +19,8 @@ from tests.trailfiles import fresh_records, write_trail
 
 def ids(lake: Lake) -> list[str]:
     files = [str(f) for f in lake.files("kms_events")]
-    return sorted(r[0] for r in duckdb.sql("SELECT event_id FROM read_parquet($f)", params={"f": files}).fetchall())
+    rows = duckdb.connect().execute("SELECT event_id FROM read_parquet($f)", {"f": files}).fetchall()
+    return sorted(r[0] for r in rows)
 
 
 def three_files(tmp_path: Path) -> tuple[Lake, IngestState, list[str]]:
