@@ -4,6 +4,7 @@ in a local folder; `analytics.connect("s3://…")` reads it back through pyarrow
 from __future__ import annotations
 
 import datetime as dt
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from ingest.lake import Lake
 from ingest.prune import prune
 from keytrail.cli import cli
 from tests.test_nightly import aws, first_night, second_night, table_rows, write_config  # noqa: F401 - fixture
+from tests.test_nightly_faults import run
 
 LAKE = "s3://audit-lake/keytrail"
 
@@ -68,3 +70,25 @@ def test_prune_on_an_s3_lake(aws: dict[str, Any], tmp_path: Path, monkeypatch: p
     plan = prune(lake, older_than=dt.timedelta(days=1), yes=True)
     assert plan.done and {d for t, d, _ in plan.partitions if t == "kms_events"} == {days[0]}
     assert lake.days("kms_events") == days[1:]
+
+
+@pytest.mark.parametrize("point", ["publish:1", "compact-delete:1"])
+def test_killed_while_writing_the_s3_lake_then_rerun(
+    aws: dict[str, Any],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    point: str,
+) -> None:
+    aws["s3"].create_bucket(Bucket="audit-lake")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws["endpoint"])
+    config = write_config(tmp_path, "s3", aws["endpoint"], lake=LAKE, state_dir=tmp_path / "state")
+    first_night(aws)
+    assert run(config).returncode == 0
+    second_night(aws)
+    assert run(config, kill_at=point).returncode == -signal.SIGKILL
+    rerun = run(config)
+    assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
+    clean = write_config(tmp_path, "clean", aws["endpoint"])
+    assert run(clean).returncode == 0
+    for table in ("kms_events", "hsm_events"):
+        assert table_rows(LAKE, table) == table_rows(tmp_path / "clean-lake", table)
