@@ -14,6 +14,7 @@ import pyarrow as pa
 from ingest.cloudhsm import TABLE
 from ingest.errors import ConfigError
 from ingest.lake import Lake
+from ingest.schema import HSM_EVENTS
 
 SQL_FILE = Path(__file__).resolve().parent.parent / "analytics" / "sql" / "hsm_sequence_gaps.sql"
 COLUMNS = ["hsm_id", "reboot_counter", "kind", "missing", "after_seq", "before_seq", "after_time", "before_time"]
@@ -32,15 +33,20 @@ def sequence_findings(hsm_events: pa.Table) -> pa.Table:
 
 def lake_sequence_findings(lake: Lake) -> pa.Table:
     """Sequence findings over every hsm_events file of a lake."""
-    files = [str(p) for p in lake.files(TABLE)]
+    paths = lake.files(TABLE)
+    files = [str(p) for p in paths]
     if not files:
-        raise ConfigError(f"no CloudHSM events in lake {lake.root}: run `keytrail ingest cloudhsm` first")
+        raise ConfigError(f"no CloudHSM events in lake {lake.uri}: run `keytrail ingest cloudhsm` first")
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET memory_limit = '1GB'")
         columns = "hsm_id, reboot_counter, sequence_no, event_time"
-        con.execute(f"CREATE VIEW hsm_events AS SELECT {columns} FROM read_parquet({files!r})")
+        if lake.remote:  # an S3 lake: read through pyarrow's S3 filesystem
+            con.register("lake_hsm", lake.dataset(paths, HSM_EVENTS))
+            con.execute(f"CREATE VIEW hsm_events AS SELECT {columns} FROM lake_hsm")
+        else:
+            con.execute(f"CREATE VIEW hsm_events AS SELECT {columns} FROM read_parquet({files!r})")
         return con.sql(SQL_FILE.read_text()).to_arrow_table()
     finally:
         con.close()

@@ -92,3 +92,18 @@ def test_killed_while_writing_the_s3_lake_then_rerun(
     assert run(clean).returncode == 0
     for table in ("kms_events", "hsm_events"):
         assert table_rows(LAKE, table) == table_rows(tmp_path / "clean-lake", table)
+
+
+def test_verify_hsm_sequence_reads_an_s3_lake(
+    aws: dict[str, Any],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    aws["s3"].create_bucket(Bucket="audit-lake")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws["endpoint"])
+    config = write_config(tmp_path, "s3", aws["endpoint"], lake=LAKE, state_dir=tmp_path / "state")
+    first_night(aws)
+    assert CliRunner().invoke(cli, ["nightly", "--config", str(config)]).exit_code == 0
+    result = CliRunner().invoke(cli, ["verify", "hsm-sequence", "--lake", LAKE])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "CloudHSM audit trail complete" in result.output
