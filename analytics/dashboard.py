@@ -296,6 +296,11 @@ def events_per_day(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return _table(con, "events_per_day")
 
 
+def stream_days(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """source, stream, day, events — every stream on every day of the lake, 0 where none arrived."""
+    return _table(con, "stream_days")
+
+
 def stream_days_missing(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """Days inside a stream's span with no events at all."""
     return _table(con, "stream_days_missing")

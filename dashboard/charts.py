@@ -64,6 +64,29 @@ def daily_bars(df: pd.DataFrame, x: str, color: str, value: str, title: str) -> 
     return chart
 
 
+def stream_heatmap(df: pd.DataFrame) -> alt.Chart:
+    """One row per log stream, one cell per UTC day, shaded by events; a day without events is red."""
+    base = alt.Chart(df).encode(
+        x=alt.X("day:O", title="UTC day", timeUnit="utcyearmonthdate", axis=alt.Axis(format="%b %d", labelAngle=-45)),
+        y=alt.Y("stream:N", title=None, axis=alt.Axis(labelLimit=300, labelOverlap=False)),
+        tooltip=[
+            "source",
+            "stream",
+            alt.Tooltip("day:T", timeUnit="utcyearmonthdate"),
+            alt.Tooltip("events:Q", format=","),
+        ],
+    )
+    cells = base.mark_rect().encode(
+        color=alt.condition(
+            "datum.events == 0",
+            alt.value("#d32f2f"),
+            alt.Color("events:Q", scale=alt.Scale(type="log", scheme="blues"), title="Events"),
+        )
+    )
+    chart: alt.Chart = cells.properties(height=max(120, 26 * df["stream"].nunique()))
+    return chart
+
+
 def short_key(key: str | None) -> str:
     """A key ARN shortened to `region:account:key/<id>` for labels."""
     if not key:

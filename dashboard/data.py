@@ -195,6 +195,10 @@ def events_per_day() -> pd.DataFrame:
     return _query("events_per_day")  # type: ignore[no-any-return]
 
 
+def stream_days() -> pd.DataFrame:
+    return _query("stream_days")  # type: ignore[no-any-return]
+
+
 def stream_days_missing() -> pd.DataFrame:
     return _query("stream_days_missing")  # type: ignore[no-any-return]
 

@@ -244,3 +244,13 @@ def test_dashboard_command_starts_streamlit_headless(tmp_path: Path) -> None:
     assert env["KEYTRAIL_LAKE"] == str(tmp_path.resolve()) and env["KEYTRAIL_TENANTS"] == str(TENANTS)
     result = CliRunner().invoke(cli, ["dashboard", "--help"])
     assert result.exit_code == 0 and "--tenants" in result.output and "--port" in result.output
+
+
+def test_anomalies_page_pages_through_many_findings(monkeypatch: pytest.MonkeyPatch, sample_lake: Path) -> None:
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/anomalies.py").run()
+    total = len(at.dataframe[0].value)
+    assert total > 20 and len(at.expander) == 20
+    at.number_input(key="anomalies_page_number").set_value(2).run()
+    assert len(at.expander) == total - 20
+    at.multiselect(key="anomalies_severity").set_value(["critical"]).run()  # fewer findings: back to page 1
+    assert not at.exception and len(at.expander) == len(at.dataframe[0].value)

@@ -78,7 +78,7 @@ def settle(page, title: str) -> None:  # type: ignore[no-untyped-def]
     """Wait until the page shows `title` and Streamlit has finished running the script."""
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
-    page.wait_for_timeout(400)  # charts draw after the script ends
+    page.wait_for_timeout(1500)  # charts and tables paint after the script ends
 
 
 def metric_value(page, label: str) -> str:  # type: ignore[no-untyped-def]
@@ -99,7 +99,7 @@ def test_dashboard_in_chromium(server: tuple[str, Path]) -> None:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page = browser.new_page(viewport={"width": 1440, "height": 2400})
         page.goto(url)
         settle(page, "Overview")
         assert metric_value(page, "Operations") == f"{total:,}"

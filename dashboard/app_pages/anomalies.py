@@ -49,8 +49,15 @@ if order == "Newest":
 elif order == "Score":
     found = found.sort_values("score", ascending=False)
 
-LIMIT = 100
-for i, finding in enumerate(found.head(LIMIT).itertuples()):
+PER_PAGE = 20  # expanders are heavy for the browser: a page of them at a time
+pages = (len(found) - 1) // PER_PAGE + 1
+number = 1
+if st.session_state.get("anomalies_page_number", 1) > pages:  # the filters left fewer pages
+    st.session_state["anomalies_page_number"] = 1
+if pages > 1:
+    number = int(st.number_input(f"Page of {PER_PAGE} (of {pages})", 1, pages, 1, key="anomalies_page_number"))
+first = (number - 1) * PER_PAGE
+for i, finding in enumerate(found.iloc[first : first + PER_PAGE].itertuples(), start=first):
     color = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue"}.get(finding.severity, "gray")
     title = (
         f":{color}-badge[{finding.severity}] **{finding.detector}** · {charts.text(finding.tenant_id, 'no tenant')} · "
@@ -72,5 +79,4 @@ for i, finding in enumerate(found.head(LIMIT).itertuples()):
             for event in events.head(20).itertuples():
                 st.caption(f"{event.source} · {event.event_id}")
                 st.code(charts.pretty_raw(event.raw), language="json" if event.source == "cloudtrail" else None)
-if len(found) > LIMIT:
-    st.caption(f"Showing the first {LIMIT} of {len(found):,} findings; narrow the filters to see the rest.")
+st.caption(f"Findings {first + 1}–{min(first + PER_PAGE, len(found))} of {len(found):,}.")

@@ -38,6 +38,8 @@ st.dataframe(
 st.subheader("Events per day")
 per_day = data.events_per_day()
 st.altair_chart(charts.daily_bars(per_day, "day", "source", "events", "Events"))
+st.caption("Per stream and day (red: no events that day):")
+st.altair_chart(charts.stream_heatmap(data.stream_days()))
 missing = data.stream_days_missing()
 if missing.empty:
     st.success("Every stream has events on every day of its span.", icon=":material/check_circle:")

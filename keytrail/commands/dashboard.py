@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -49,12 +48,9 @@ def dashboard(lake: str, tenants: str | None, port: int, host: str, no_refresh: 
     if not no_refresh and has_events(lake):
         click.echo(describe(refresh_rollups(lake, tenants)), err=True)
     click.echo(f"keytrail dashboard on http://{host}:{port} (Ctrl+C stops it)", err=True)
-    with subprocess.Popen(streamlit_command(port, host), env=dashboard_env(lake, tenants)) as proc:
-        try:
-            sys.exit(proc.wait())
-        except KeyboardInterrupt:
-            proc.terminate()
-            sys.exit(proc.wait())
+    # become the streamlit server: signals (Ctrl+C, a supervisor's SIGTERM) reach it directly, no orphan is left
+    command = streamlit_command(port, host)
+    os.execve(command[0], command, dashboard_env(lake, tenants))
 
 
 @cli.command(name="rollups")
