@@ -6,9 +6,13 @@
    principal (those are cross-tenant key use). Calls made by an AWS service on a caller's behalf carry the
    service's address, not the caller's, so their source IP is not compared. */
 WITH raw_combos AS MATERIALIZED (
-    -- one pass over the events, grouping raw values; the derived ranges and families are computed on the few
-    -- thousand distinct combinations, never per event
-    SELECT tenant_id, principal, region, CASE WHEN invoked_by IS NULL THEN source_ip END AS source_ip, user_agent,
+    -- one pass over the events, grouping the raw values under one 64-bit hash (cheaper than comparing five
+    -- strings per event; a clash among a few thousand combinations is practically impossible); the derived
+    -- ranges and families are computed on the distinct combinations, never per event
+    SELECT hash(tenant_id, principal, region, CASE WHEN invoked_by IS NULL THEN source_ip END, user_agent) AS combo,
+           any_value(tenant_id) AS tenant_id, any_value(principal) AS principal, any_value(region) AS region,
+           any_value(CASE WHEN invoked_by IS NULL THEN source_ip END) AS source_ip,
+           any_value(user_agent) AS user_agent,
            min(event_time) AS first_time, arg_min(key, event_time) AS first_key,
            arg_min(event_id, event_time, 5) AS first_ids
     FROM key_operations
@@ -16,7 +20,7 @@ WITH raw_combos AS MATERIALIZED (
       AND list_contains($first_seen_operation_classes, operation_class)
       -- another tenant's principal on this tenant's key is cross-tenant use, reported there
       AND coalesce(principal_tenant_id, account_tenant_id, tenant_id) = tenant_id
-    GROUP BY ALL
+    GROUP BY combo
 ),
 ops AS (
     SELECT tenant_id, principal, region, first_time, first_key, first_ids,

@@ -8,18 +8,19 @@ WITH trails AS (
     SELECT DISTINCT recipient_account_id AS account FROM kms_events WHERE recipient_account_id IS NOT NULL
 ),
 shared AS (
-    SELECT shared_event_id, count(DISTINCT recipient_account_id) AS copies,
-           any_value(recipient_account_id) AS have, any_value(caller_account_id) AS caller,
-           any_value(regexp_extract(key_arn, '^arn:aws[a-z-]*:kms:[^:]*:(\d{12}):', 1)) AS owner,
-           any_value(aws_region) AS region, min(event_time) AS event_time, min(event_id) AS event_id
+    -- one pass; grouped by a 64-bit hash of the sharedEventID and carrying only short values, because this is
+    -- every cross-account call in the lake (a clash of two hashes could only hide a lost copy, never invent one)
+    SELECT hash(shared_event_id) AS h, min(recipient_account_id) AS have, max(recipient_account_id) AS have_too,
+           min(caller_account_id) AS caller, min(split_part(key_arn, ':', 5)) AS owner, min(aws_region) AS region,
+           min(event_time) AS event_time
     FROM kms_events
     WHERE shared_event_id IS NOT NULL AND success
-    GROUP BY shared_event_id
+    GROUP BY h
 ),
 missing AS MATERIALIZED (
-    SELECT CASE WHEN s.have = s.caller THEN s.owner ELSE s.caller END AS account, s.region, s.event_time, s.event_id
+    SELECT s.h, CASE WHEN s.have = s.caller THEN s.owner ELSE s.caller END AS account, s.region, s.event_time
     FROM shared s
-    WHERE s.copies = 1
+    WHERE s.have = s.have_too
       AND CASE WHEN s.have = s.caller THEN s.owner ELSE s.caller END IN (SELECT account FROM trails)
       AND CASE WHEN s.have = s.caller THEN s.owner ELSE s.caller END <> s.have
 ),
@@ -44,7 +45,7 @@ silences AS (
 ),
 gaps AS (
     SELECT s.account, s.region, s.silence_start, s.silence_end, count(*) AS lost,
-           list(m.event_id ORDER BY m.event_time)[1:$evidence_limit] AS evidence
+           list(m.h ORDER BY m.event_time)[1:$evidence_limit] AS evidence_hashes
     FROM silences s
     JOIN missing m
       ON m.account = s.account AND m.region = s.region
@@ -54,6 +55,13 @@ gaps AS (
       AND ($score_to::TIMESTAMPTZ IS NULL OR s.silence_start < $score_to::TIMESTAMPTZ)
     GROUP BY ALL
     HAVING count(*) >= $gap_min_missing_events
+),
+evidence AS (
+    -- the copies that were delivered, for the few lost calls shown as evidence
+    SELECT g.account, g.region, g.silence_start, list(k.event_id ORDER BY k.event_time) AS evidence
+    FROM gaps g, unnest(g.evidence_hashes) u(h)
+    JOIN kms_events k ON hash(k.shared_event_id) = u.h AND k.shared_event_id IS NOT NULL
+    GROUP BY ALL
 ),
 account_tenant AS (
     SELECT account, CASE WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id) END AS tenant_id
@@ -66,5 +74,7 @@ SELECT 'kms_logging_gap' AS detector, 'high' AS severity, t.tenant_id, NULL AS k
               || 'must log were seen in other accounts'' trails; check that it still logs KMS events and delivers them.',
               g.account, g.region, (epoch(g.silence_end - g.silence_start) / 3600)::BIGINT,
               strftime(g.silence_start, '%Y-%m-%d %H:%M'), g.lost) AS explanation,
-       g.evidence
-FROM gaps g LEFT JOIN account_tenant t USING (account)
+       coalesce(e.evidence, []) AS evidence
+FROM gaps g
+LEFT JOIN evidence e USING (account, region, silence_start)
+LEFT JOIN account_tenant t USING (account)

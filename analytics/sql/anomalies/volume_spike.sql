@@ -17,9 +17,11 @@ WITH ops AS (
 ),
 hourly AS MATERIALIZED (
     -- the single pass over the events; each hour keeps its first event ids, so evidence needs no second pass
-    SELECT tenant_id, key, operation, hour, count(*) AS n, min(principal) AS min_principal,
-           max(principal) AS max_principal, arg_min(event_id, event_time, $evidence_limit) AS first_ids
-    FROM ops GROUP BY tenant_id, key, operation, hour
+    -- (grouped under a 64-bit hash of the series: cheaper than comparing key ARNs per event)
+    SELECT any_value(tenant_id) AS tenant_id, any_value(key) AS key, any_value(operation) AS operation, hour,
+           count(*) AS n, min(principal) AS min_principal, max(principal) AS max_principal,
+           arg_min(event_id, event_time, $evidence_limit) AS first_ids
+    FROM ops GROUP BY hash(tenant_id, key, operation), hour
 ),
 series AS (
     SELECT tenant_id, key, operation, min(hour) AS first_hour FROM hourly GROUP BY ALL
