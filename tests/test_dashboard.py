@@ -254,3 +254,13 @@ def test_anomalies_page_pages_through_many_findings(monkeypatch: pytest.MonkeyPa
     assert len(at.expander) == total - 20
     at.multiselect(key="anomalies_severity").set_value(["critical"]).run()  # fewer findings: back to page 1
     assert not at.exception and len(at.expander) == len(at.dataframe[0].value)
+
+
+def test_without_a_tenants_file_everything_is_unattributed(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./tenants.toml either
+    at = app(monkeypatch, sample_lake, tenants=None).switch_page("app_pages/tenants.py").run()
+    assert not at.exception
+    assert any("No tenants file" in i.body for i in at.info)
+    assert list(at.dataframe[0].value["tenant"]) == ["(unattributed)"]

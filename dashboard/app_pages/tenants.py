@@ -20,9 +20,12 @@ def pick_tenant() -> None:
 
 if f.tenant is None:
     summary = data.tenant_summary(f.start, f.end)
-    if summary.empty:
-        st.info("No tenants file: start the dashboard with `--tenants tenants.toml` to attribute operations.")
-        st.stop()
+    if not data.tenant_ids():
+        st.info(
+            "No tenants file, so every operation is unattributed: start the dashboard with "
+            "`keytrail dashboard --tenants tenants.toml` (docs/tenants.md describes the file).",
+            icon=":material/group_off:",
+        )
     st.info("Pick a tenant in the sidebar, or click a row below.", icon=":material/touch_app:")
     st.session_state["tenants_summary_ids"] = list(summary["tenant"])
     st.dataframe(
