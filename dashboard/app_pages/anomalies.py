@@ -26,7 +26,7 @@ if found.empty:
 counts = found["severity"].value_counts()
 cols = st.columns(len(data.SEVERITIES))
 for col, severity in zip(cols, data.SEVERITIES, strict=True):
-    col.metric(severity.capitalize(), int(counts.get(severity, 0)))
+    col.metric(severity.capitalize(), f"{int(counts.get(severity, 0)):,}")
 
 st.dataframe(
     found.drop(columns=["evidence"]),

@@ -34,7 +34,7 @@ st.subheader("Open anomalies by severity")
 cols = st.columns(4)
 for col, severity in zip(cols, ("critical", "high", "medium", "low"), strict=True):
     change = charts.delta(t, f"anomalies_{severity}", has_previous)
-    col.metric(severity.capitalize(), t[f"anomalies_{severity}"], change, delta_color="inverse")
+    col.metric(severity.capitalize(), f"{t[f'anomalies_{severity}']:,}", change, delta_color="inverse")
 st.page_link("app_pages/anomalies.py", label="Review the findings", icon=":material/arrow_forward:")
 
 st.subheader(f"KMS request cost per tenant, {f.end:%B %Y}")
