@@ -16,6 +16,7 @@ wrong. The nightly job (and `keytrail dashboard` before it starts) calls `refres
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -60,7 +61,8 @@ def rollup_dir(lake: str | os.PathLike[str]) -> Path:
 def lake_signature(lake: str | os.PathLike[str], tenants: str | os.PathLike[str] | None = None) -> str:
     """A hash of what the rollups depend on: the lake's Parquet file names and sizes, and the tenants file.
 
-    Lake files are immutable once renamed into place, so names and sizes change exactly when the data does.
+    Lake files are immutable once renamed into place, so names and sizes change exactly when the data does; the
+    analytics code and SQL are hashed too, so an upgrade that changes attribution or a detector rebuilds them.
     """
     root = Path(lake)
     digest = hashlib.sha256()
@@ -71,7 +73,18 @@ def lake_signature(lake: str | os.PathLike[str], tenants: str | os.PathLike[str]
             digest.update(f"{f.relative_to(root)}\0{f.stat().st_size}\n".encode())
     path = load_tenants(tenants).path
     digest.update(b"tenants\0" + (Path(path).read_bytes() if path else b""))
+    digest.update(b"code\0" + _code_digest().encode())
     return digest.hexdigest()[:32]
+
+
+@functools.cache
+def _code_digest() -> str:
+    """A hash of the analytics code and SQL: a new attribution rule or detector makes old rollups stale."""
+    digest = hashlib.sha256()
+    base = Path(__file__).resolve().parent
+    for f in sorted([*base.rglob("*.sql"), *base.glob("*.py")]):
+        digest.update(f"{f.relative_to(base)}\0".encode() + f.read_bytes())
+    return digest.hexdigest()
 
 
 def read_manifest(lake: str | os.PathLike[str]) -> dict[str, Any] | None:
