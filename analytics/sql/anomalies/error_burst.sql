@@ -2,8 +2,10 @@
    got far more AccessDenied / throttling / invalid-state errors from KMS than its own hourly average over the
    previous $error_baseline_days days (or the hours since the lake's first event, if fewer). A principal with no
    history is compared with zero, so a burst on a tenant's first day still counts; only the lake's own first
-   $error_min_history_hours hours, with nothing to compare against, are not scored. Invalid-state errors that an earlier reported change explains (the key was
-   disabled or scheduled for deletion, or a custom key store was disconnected) are not counted again here. */
+   $error_min_history_hours hours, with nothing to compare against, are not scored. tenant_id is the caller's
+   own tenant (a tenant refused on another tenant's key). Invalid-state errors that an earlier reported change
+   explains (the key was disabled or scheduled for deletion, or a custom key store was disconnected) are not
+   counted again here. */
 WITH state_changes AS (
     -- read from kms_events: a handful of rows, without the attribution joins of key_operations
     SELECT event_name AS operation, key_arn AS key, event_time
