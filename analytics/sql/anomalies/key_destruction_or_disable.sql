@@ -36,7 +36,8 @@ SELECT 'key_destruction_or_disable' AS detector,
                    WHEN operation = 'UpdateAlias' THEN key
                    ELSE coalesce('the key of tenant ' || tenant_id, 'key ' || key) END,
               strftime(event_time, '%Y-%m-%d %H:%M:%S'),
-              CASE WHEN operation = 'CreateGrant' THEN ', granting use to ' || coalesce(grantee_principal, 'an unnamed grantee')
+              CASE WHEN operation = 'CreateGrant'
+                   THEN ', granting use to ' || coalesce(grantee_principal, 'an unnamed grantee')
                        || ', which belongs to no known tenant'
                    WHEN operation = 'UpdateAlias' THEN ', pointing it to ' || coalesce(target_key, 'another key')
                    ELSE '' END) AS explanation,

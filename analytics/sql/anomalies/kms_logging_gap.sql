@@ -71,7 +71,8 @@ SELECT 'kms_logging_gap' AS detector, 'high' AS severity, t.tenant_id, NULL AS k
        g.silence_start AS window_start, g.silence_end AS window_end,
        0 AS observed, g.lost AS expected, g.lost AS score,
        format('The trail of account {} delivered no KMS events in {} for {} hours from {} UTC, although {} calls it '
-              || 'must log were seen in other accounts'' trails; check that it still logs KMS events and delivers them.',
+              || 'must log were seen in other accounts'' trails; '
+              || 'check that it still logs KMS events and delivers them.',
               g.account, g.region, (epoch(g.silence_end - g.silence_start) / 3600)::BIGINT,
               strftime(g.silence_start, '%Y-%m-%d %H:%M'), g.lost) AS explanation,
        coalesce(e.evidence, []) AS evidence

@@ -93,7 +93,8 @@ data_end AS (
 ),
 silences AS (
     SELECT tenant_id, hour + INTERVAL 1 HOUR AS silence_start,
-           coalesce(lead(hour) OVER (PARTITION BY tenant_id ORDER BY hour), (SELECT end_hour FROM data_end)) AS silence_end
+           coalesce(lead(hour) OVER (PARTITION BY tenant_id ORDER BY hour), (SELECT end_hour FROM data_end))
+               AS silence_end
     FROM tenant_hourly
 ),
 silent_hours AS (
