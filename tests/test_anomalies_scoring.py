@@ -143,10 +143,10 @@ def test_cli_errors_name_the_fix(data_sets: dict[str, tuple[Path, Path]], tmp_pa
     code, _, err = run(*where, "--tenant", "nobody")
     assert code == 2 and "unknown tenant 'nobody'" in err and "known tenants: acme" in err
     config = tmp_path / "keytrail.toml"
-    config.write_text("[anomalies]\nspike_ratio = 4\n")
+    config.write_text('[anomalies]\nlookback = "2d"\n[anomalies.settings]\nspike_ratio = 4\n')
     code, _, err = run(*where, "--config", str(config))
     assert code == 2 and "Error: unknown anomalies setting 'spike_ratio'; known settings:" in err
-    config.write_text("[anomalies]\nspike_min_volume = 5000\n")
+    config.write_text("[anomalies.settings]\nspike_min_volume = 5000\n")
     code, out, _ = run(*where, "--config", str(config), "--json", "--detector", "volume_spike")
     assert code == 0 and all(json.loads(line)["observed"] == 0 for line in out.splitlines())  # drops only
 

@@ -22,7 +22,8 @@ COLUMNS = "severity, detector, tenant_id, window_start, window_end, observed, ex
 
 
 def load_anomaly_settings(path: str | None) -> dict[str, Any]:
-    """The `[anomalies]` table of a keytrail config file (--config, $KEYTRAIL_CONFIG or ./keytrail.toml)."""
+    """The detector settings of a keytrail.toml, `[anomalies.settings]` (the file the nightly job reads; see
+    docs/nightly.md): --config, else $KEYTRAIL_CONFIG, else ./keytrail.toml if present, else none."""
     chosen = path or os.environ.get(CONFIG_ENV) or ("keytrail.toml" if Path("keytrail.toml").is_file() else None)
     if chosen is None:
         return {}
@@ -33,9 +34,10 @@ def load_anomaly_settings(path: str | None) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{chosen}: not valid TOML: {err}") from None
     section = doc.get("anomalies", {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"{chosen}: [anomalies] must be a table of settings, e.g. spike_min_volume = 20")
-    return section
+    settings = section.get("settings", {}) if isinstance(section, dict) else None
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{chosen}: [anomalies.settings] must be a table of settings, e.g. spike_min_volume = 20")
+    return settings
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -49,7 +51,7 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 @click.option("--detector", "detectors", multiple=True, type=click.Choice(detector_names()), help="Repeatable.")
 @click.option("--min-severity", type=click.Choice(SEVERITIES), help="Hide findings below this severity.")
 @click.option("--all-columns", is_flag=True, help="Table with every column (key, principal, score, evidence).")
-@click.option("--config", type=click.Path(dir_okay=False), help="Config file with an [anomalies] table.")
+@click.option("--config", type=click.Path(dir_okay=False), help="keytrail.toml with [anomalies.settings].")
 @click.option("--tenants", type=click.Path(dir_okay=False), help="Tenants file (default $KEYTRAIL_TENANTS).")
 @click.option("--json", "fmt", flag_value="json", help="JSON lines on stdout.")
 @click.option("--csv", "fmt", flag_value="csv", help="CSV on stdout.")
