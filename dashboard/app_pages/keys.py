@@ -74,8 +74,9 @@ st.subheader("Lifecycle")
 if lifecycle.empty:
     st.caption("No administration events for this key in the lake (created before the logs begin?).")
 else:
+    points = lifecycle[["time", "operation", "principal", "success", "error_code"]]
     st.altair_chart(
-        alt.Chart(lifecycle)
+        alt.Chart(points)
         .mark_point(filled=True, size=120)
         .encode(
             x=alt.X("time:T", title="UTC", scale=alt.Scale(type="utc")),
@@ -85,4 +86,7 @@ else:
         )
         .properties(height=max(120, 28 * lifecycle["operation"].nunique()))
     )
-    st.dataframe(lifecycle, hide_index=True)
+    SHOWN = 500
+    st.dataframe(lifecycle.tail(SHOWN).iloc[::-1], hide_index=True)
+    if len(lifecycle) > SHOWN:
+        st.caption(f"The newest {SHOWN} of {len(lifecycle):,} events; the SQL page has them all (dash_key_events).")
