@@ -224,7 +224,7 @@ class KmsLakeWriter:
             f"""COPY (SELECT {", ".join(KMS_EVENTS.names)}, event_time::DATE AS event_date
                       FROM parsed SEMI JOIN fresh USING (source_object, record_index))
                 TO '{staging}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARTITION_BY (event_date),
-                               ROW_GROUP_SIZE 122880, FILENAME_PATTERN 'part-{{i}}')"""
+                               ROW_GROUP_SIZE 20480, FILENAME_PATTERN 'part-{{i}}')"""
         )
         if staging.exists():
             publish(staging, self.lake, "kms_events", f"{self.run_id}-{self.batch_no}")
