@@ -181,11 +181,16 @@ class KmsLakeWriter:
     def _land(self, problems: list[tuple[str, int | None, str, str | None]], objects: Iterable[str]) -> BatchResult:
         """Quarantine the bad records of `parsed`, drop known event ids, write the rest; count per object."""
         self._load_seen_days()
+        # The ids already in the lake that this batch repeats: `seen` (every id of the run's days) is only
+        # scanned, the hash table is built on the batch's ids, so the cost does not grow with the lake.
         self.con.execute(
             f"""CREATE OR REPLACE TEMP TABLE fresh AS
-                SELECT source_object, record_index, event_id FROM parsed
-                WHERE reason IS NULL AND event_source = '{KMS_SOURCE}'
-                  AND event_id NOT IN (SELECT event_id FROM seen)
+                WITH candidates AS (
+                    SELECT source_object, record_index, event_id FROM parsed
+                    WHERE reason IS NULL AND event_source = '{KMS_SOURCE}'
+                ),
+                known AS (SELECT event_id FROM seen SEMI JOIN candidates USING (event_id))
+                SELECT * FROM candidates ANTI JOIN known USING (event_id)
                 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_object, record_index) = 1"""
         )
         self._write_fresh()
