@@ -17,9 +17,8 @@ import pyarrow as pa
 from botocore.exceptions import ClientError
 
 from ingest.aws import explain_client_error
-from ingest.errors import SourceError
 from ingest.faults import crash_point
-from ingest.kms_writer import BatchResult, KmsLakeWriter, summary_counts
+from ingest.kms_writer import BatchResult, KmsLakeWriter, records_table, summary_counts
 from ingest.lake import Lake, new_run_id
 from ingest.state import IngestState, ObjectVersion, RunLock
 from ingest.trail_sources import S3Trail, TrailFilter, list_local
@@ -30,8 +29,6 @@ BATCH_FILES = 2000
 LOOKUP_OVERLAP = dt.timedelta(minutes=15)
 LOOKUP_MAX_AGE = dt.timedelta(days=90)
 
-# Records cut out of their files (LookupEvents results): the input of KmsLakeWriter.ingest_records.
-RECORDS = pa.schema([("source_object", pa.string()), ("record_index", pa.int64()), ("rec", pa.string())])
 # Called after each batch with (files done in it, files to do in all).
 Progress = Callable[[int, int], None]
 
@@ -137,12 +134,9 @@ def _download(trail: S3Trail, item: tuple[int, ObjectVersion], folder: Path) -> 
     """Fetch one object to a local file; None when it was deleted after the listing."""
     n, obj = item
     suffix = ".json.gz" if obj.key.endswith(".gz") else ".json"
-    try:
-        data = trail.fetch(obj.key)
-    except SourceError as err:
-        if "does not exist" in str(err) or "NoSuchKey" in str(err):
-            return None
-        raise
+    data = trail.fetch(obj.key)
+    if data is None:
+        return None
     crash_point("download")
     path = folder / f"{n:06d}{suffix}"
     path.write_bytes(data)
@@ -237,26 +231,19 @@ def lookup_pages(client: Any, start: dt.datetime, end: dt.datetime, pace: float,
         EndTime=end,
     )
     index = 0
-    last_call = 0.0
     try:
-        for page in _paced(pages, pace, last_call):
-            events = page.get("Events", [])
-            yield pa.table(
-                {
-                    "source_object": [source] * len(events),
-                    "record_index": list(range(index, index + len(events))),
-                    "rec": [e.get("CloudTrailEvent") or "null" for e in events],
-                },
-                schema=RECORDS,
-            )
-            index += len(events)
+        for page in _paced(pages, pace):
+            texts = [e.get("CloudTrailEvent") or "null" for e in page.get("Events", [])]
+            yield records_table(source, enumerate(texts, start=index))
+            index += len(texts)
     except ClientError as err:
         raise explain_client_error(err, f"CloudTrail LookupEvents in {source.split(':')[-1]}") from err
 
 
-def _paced(pages: Any, pace: float, last_call: float) -> Iterator[dict[str, Any]]:
+def _paced(pages: Any, pace: float) -> Iterator[dict[str, Any]]:
     """Iterate pages no faster than one per `pace` seconds (LookupEvents allows 2 per second per region)."""
     iterator = iter(pages)
+    last_call = 0.0
     while True:
         wait = last_call + pace - time.monotonic()
         if wait > 0:

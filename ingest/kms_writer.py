@@ -9,7 +9,7 @@ reader in ingest/salvage.py, whose good records rejoin the same SQL.
 from __future__ import annotations
 
 import datetime as dt
-import os
+import functools
 import shutil
 from collections import Counter
 from collections.abc import Iterable
@@ -39,8 +39,26 @@ READ_LINES = f"""
 """
 
 
+@functools.cache
 def load_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
+
+
+# Records cut out of their files: what `records_table` builds and the parse SQL reads.
+RECORDS = pa.schema([("source_object", pa.string()), ("record_index", pa.int64()), ("rec", pa.string())])
+
+
+def records_table(source_object: str, records: Iterable[tuple[int, str]]) -> pa.Table:
+    """A (source_object, record_index, rec) table of one source's records, given as (index, JSON text)."""
+    pairs = list(records)
+    return pa.table(
+        {
+            "source_object": [source_object] * len(pairs),
+            "record_index": [i for i, _ in pairs],
+            "rec": [text for _, text in pairs],
+        },
+        schema=RECORDS,
+    )
 
 
 @dataclass
@@ -165,14 +183,7 @@ class KmsLakeWriter:
         for source_object in objects:
             result = salvage(local[source_object].read_bytes())
             problems += [(source_object, i, reason, raw) for i, reason, raw in result.problems]
-            good = pa.table(
-                {
-                    "source_object": [source_object] * len(result.records),
-                    "record_index": pa.array([i for i, _ in result.records], pa.int64()),
-                    "rec": pa.array([text for _, text in result.records], pa.string()),
-                }
-            )
-            self.con.register("good", good)
+            self.con.register("good", records_table(source_object, result.records))
             self.con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM good")
             self.con.execute(f"INSERT INTO parsed {load_sql('kms_rows')}")
             self.con.unregister("good")
@@ -268,20 +279,11 @@ def publish(staging: Path, lake: Lake, table: str, tag: str) -> list[Path]:
     moved: list[Path] = []
     for path in sorted(staging.rglob("*.parquet")):
         target = lake.table_dir(table) / path.parent.name / f"part-{tag}-{path.stem.removeprefix('part-')}.parquet"
-        fsync(path)
         crash_point("publish")
         lake.put_file(path, target)
         moved.append(target)
     shutil.rmtree(staging, ignore_errors=True)
     return moved
-
-
-def fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def summary_counts(results: Iterable[BatchResult]) -> dict[str, Any]:
@@ -310,15 +312,8 @@ def parse_records(texts: list[str], source_object: str = "<memory>") -> pa.Table
     """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    records = pa.table(
-        {
-            "source_object": [source_object] * len(texts),
-            "record_index": pa.array(range(len(texts)), pa.int64()),
-            "rec": pa.array(texts, pa.string()),
-            "well_formed": [True] * len(texts),
-        }
-    )
-    con.register("records", records)
+    con.register("incoming", records_table(source_object, enumerate(texts)))
+    con.execute("CREATE TEMP VIEW records AS SELECT *, true AS well_formed FROM incoming")
     try:
         return con.sql(load_sql("kms_rows")).to_arrow_table()
     finally:

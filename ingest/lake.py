@@ -158,9 +158,11 @@ class Lake:
         pq.write_table(rows, target.as_posix(), filesystem=self.fs, **PARQUET_OPTIONS)
 
     def put_file(self, local: Path, target: Path) -> None:
-        """Move a complete local file into the lake at `target` (rename on disk, upload then delete on S3)."""
+        """Move a complete local file into the lake at `target` (fsync + rename on disk, upload then delete on
+        S3), so it is durable before it becomes visible."""
         if not self.remote:
             target.parent.mkdir(parents=True, exist_ok=True)
+            fsync(local)
             os.replace(local, target)
             return
         local_fs = pafs.LocalFileSystem()
@@ -223,12 +225,17 @@ def write_atomic(rows: pa.Table, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + TMP_SUFFIX)
     pq.write_table(rows, tmp, **PARQUET_OPTIONS)
-    fd = os.open(tmp, os.O_RDONLY)
+    fsync(tmp)
+    os.replace(tmp, target)
+
+
+def fsync(path: Path) -> None:
+    """Flush a file's bytes to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, target)
 
 
 def new_run_id() -> str:

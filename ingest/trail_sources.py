@@ -109,13 +109,16 @@ class S3Trail:
         except ClientError as err:
             raise explain_client_error(err, f"s3://{self.bucket}/{self.prefix}") from err
 
-    def fetch(self, key_uri: str) -> bytes:
-        """The object's bytes as stored (trail files stay gzip-compressed)."""
+    def fetch(self, key_uri: str) -> bytes | None:
+        """The object's bytes as stored (trail files stay gzip-compressed); None when it was deleted after
+        the listing. A missing bucket or a refusal is an error."""
         key = key_uri.removeprefix(f"s3://{self.bucket}/")
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
             return bytes(body.read())
         except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
             raise explain_client_error(err, key_uri) from err
 
     def _objects(self, prefix: str) -> Iterator[dict[str, Any]]:
