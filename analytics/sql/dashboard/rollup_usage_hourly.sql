@@ -3,7 +3,7 @@
 -- billable: KMS API requests that AWS charges for (AwsApiCall from CloudTrail; not AwsServiceEvent, not HSM).
 -- outside_window: operations of a tenant before its active_from or from its revoked_at on.
 SELECT
-    date_trunc('hour', event_time) AS hour,
+    utc_hour(event_time) AS hour,  -- the macro: date_trunc on TIMESTAMPTZ is ~10x slower
     event_date AS day,
     tenant_id,
     source,
