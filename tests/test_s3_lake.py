@@ -21,15 +21,22 @@ from tests.test_nightly_faults import run
 LAKE = "s3://audit-lake/keytrail"
 
 
-def test_nightly_writes_an_s3_lake_that_analytics_reads(
-    aws: dict[str, Any],  # noqa: F811
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def s3_config(aws: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+    """A config whose lake is on the moto S3 bucket (state in a local folder), with the first night's logs."""
     aws["s3"].create_bucket(Bucket="audit-lake")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws["endpoint"])
     config = write_config(tmp_path, "s3", aws["endpoint"], lake=LAKE, state_dir=tmp_path / "state")
     first_night(aws)
+    return config
+
+
+def test_nightly_writes_an_s3_lake_that_analytics_reads(
+    aws: dict[str, Any],  # noqa: F811
+    tmp_path: Path,
+    s3_config: Path,
+) -> None:
+    config = s3_config
     result = CliRunner().invoke(cli, ["nightly", "--config", str(config)])
     assert result.exit_code == 0, result.output + result.stderr
     second_night(aws)
@@ -59,11 +66,8 @@ def test_nightly_writes_an_s3_lake_that_analytics_reads(
     assert remote.execute(hsm).fetchall() == local.execute(hsm).fetchall() != []
 
 
-def test_prune_on_an_s3_lake(aws: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    aws["s3"].create_bucket(Bucket="audit-lake")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws["endpoint"])
-    config = write_config(tmp_path, "s3", aws["endpoint"], lake=LAKE, state_dir=tmp_path / "state")
-    first_night(aws)
+def test_prune_on_an_s3_lake(tmp_path: Path, s3_config: Path) -> None:
+    config = s3_config
     assert CliRunner().invoke(cli, ["nightly", "--config", str(config)]).exit_code == 0
     lake = Lake(LAKE, tmp_path / "state")
     days = lake.days("kms_events")
@@ -76,13 +80,10 @@ def test_prune_on_an_s3_lake(aws: dict[str, Any], tmp_path: Path, monkeypatch: p
 def test_killed_while_writing_the_s3_lake_then_rerun(
     aws: dict[str, Any],  # noqa: F811
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    s3_config: Path,
     point: str,
 ) -> None:
-    aws["s3"].create_bucket(Bucket="audit-lake")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws["endpoint"])
-    config = write_config(tmp_path, "s3", aws["endpoint"], lake=LAKE, state_dir=tmp_path / "state")
-    first_night(aws)
+    config = s3_config
     assert run(config).returncode == 0
     second_night(aws)
     assert run(config, kill_at=point).returncode == -signal.SIGKILL
@@ -94,15 +95,8 @@ def test_killed_while_writing_the_s3_lake_then_rerun(
         assert table_rows(LAKE, table) == table_rows(tmp_path / "clean-lake", table)
 
 
-def test_verify_hsm_sequence_reads_an_s3_lake(
-    aws: dict[str, Any],  # noqa: F811
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    aws["s3"].create_bucket(Bucket="audit-lake")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws["endpoint"])
-    config = write_config(tmp_path, "s3", aws["endpoint"], lake=LAKE, state_dir=tmp_path / "state")
-    first_night(aws)
+def test_verify_hsm_sequence_reads_an_s3_lake(s3_config: Path) -> None:
+    config = s3_config
     assert CliRunner().invoke(cli, ["nightly", "--config", str(config)]).exit_code == 0
     result = CliRunner().invoke(cli, ["verify", "hsm-sequence", "--lake", LAKE])
     assert result.exit_code == 0, result.output + result.stderr
