@@ -17,7 +17,7 @@ from analytics.queries import load_sql
 from analytics.tenants import Tenants, context_keys, load_tenants, rules_table, tenants_table
 from analytics.vocabulary import operation_names
 from ingest.lake import DEFAULT_LAKE, Lake
-from ingest.schema import QUARANTINE, TABLES
+from ingest.schema import QUARANTINE, TABLES, TRAIL_VERIFICATION
 
 MAPS = (
     "aliases", "primary_copies", "identity_map", "key_map", "context_map", "hsm_user_map",
@@ -73,7 +73,8 @@ def context_pair_sql(keys: list[str]) -> str:
 
 
 def register_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    """Views `kms_events`, `hsm_events` (with `event_date`) and `quarantine`; empty but typed if no files."""
+    """Views `kms_events`, `hsm_events` (with `event_date`), `quarantine` and `trail_verification`; empty but
+    typed if no files."""
     if lake.remote:
         _dataset_views(con, lake)
         return
@@ -81,12 +82,14 @@ def register_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
         _parquet_view(con, table, lake.files(table), schema, hive=True)
     quarantined = sorted(lake.quarantine_dir.rglob("*.parquet")) if lake.quarantine_dir.exists() else []
     _parquet_view(con, "quarantine", quarantined, QUARANTINE, hive=False)
+    _parquet_view(con, "trail_verification", lake.files("trail_verification"), TRAIL_VERIFICATION, hive=False)
 
 
 def _dataset_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     """The same views over an S3 lake: each table a pyarrow dataset (pyarrow's S3 filesystem) that DuckDB
     scans, with the schema's columns (missing ones read as NULL) and `event_date` from the folder names."""
-    for name, schema, hive in [*((t, s, True) for t, s in TABLES.items()), ("quarantine", QUARANTINE, False)]:
+    flat = [("quarantine", QUARANTINE, False), ("trail_verification", TRAIL_VERIFICATION, False)]
+    for name, schema, hive in [*((t, s, True) for t, s in TABLES.items()), *flat]:
         files = lake.list_parquet(lake.quarantine_dir) if name == "quarantine" else lake.files(name)
         if not files:
             _parquet_view(con, name, [], schema, hive)

@@ -18,6 +18,7 @@ import pyarrow as pa
 import streamlit as st
 
 from analytics import dashboard as q
+from analytics import integrity
 from analytics.rollups import RollupReport, lake_signature
 from ingest.lake import DEFAULT_LAKE
 
@@ -33,7 +34,7 @@ def lake_settings() -> tuple[str, str | None]:
 
 @st.cache_data(ttl=dt.timedelta(seconds=30), show_spinner=False)
 def _signature(lake: str, tenants: str | None) -> str:
-    return lake_signature(lake, tenants)
+    return lake_signature(lake, tenants) + integrity.verification_signature(lake)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Opening the lake …")
@@ -65,7 +66,7 @@ def _call(lake: str, tenants: str | None, signature: str, name: str, args: tuple
     con, _ = _database(lake, tenants, signature)
     cursor = con.cursor()
     try:
-        return _frames(getattr(q, name)(cursor, *args))
+        return _frames((getattr(q, name, None) or getattr(integrity, name))(cursor, *args))
     finally:
         cursor.close()
 
@@ -209,6 +210,18 @@ def quarantine_reasons() -> pd.DataFrame:
 
 def quarantine_records(limit: int = 500) -> pd.DataFrame:
     return _query("quarantine_records", limit)  # type: ignore[no-any-return]
+
+
+def verified_events(start: dt.date, end: dt.date) -> pd.DataFrame:
+    return _query("verified_events", start, end)  # type: ignore[no-any-return]
+
+
+def verification_summary() -> pd.DataFrame:
+    return _query("verification_summary")  # type: ignore[no-any-return]
+
+
+def verification_problems(start: dt.date, end: dt.date) -> pd.DataFrame:
+    return _query("verification_problems", start, end)  # type: ignore[no-any-return]
 
 
 def run_sql(sql: str, limit: int = 10_000) -> tuple[pd.DataFrame, bool]:

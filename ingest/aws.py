@@ -42,6 +42,7 @@ IAM_ACTIONS = {
     "ListObjectsV2": "s3:ListBucket",
     "GetObject": "s3:GetObject",
     "LookupEvents": "cloudtrail:LookupEvents",
+    "ListPublicKeys": "cloudtrail:ListPublicKeys",
     "FilterLogEvents": "logs:FilterLogEvents",
     "GetLogEvents": "logs:GetLogEvents",
     "DescribeLogGroups": "logs:DescribeLogGroups",

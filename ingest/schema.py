@@ -87,3 +87,27 @@ QUARANTINE = pa.schema(
 )
 
 TABLES: dict[str, pa.Schema] = {"kms_events": KMS_EVENTS, "hsm_events": HSM_EVENTS}
+
+# `trail_verification/part-<run>.parquet`: one row per verdict of `keytrail verify cloudtrail` (statuses and their
+# meaning: ingest/digests.py STATUSES). Re-verifying appends rows; the newest verdict per object counts.
+TRAIL_VERIFICATION = pa.schema(
+    [
+        pa.field("checked_at", TS, nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),  # the SOURCE verified: s3://bucket/prefix or a folder
+        pa.field("object_kind", pa.string(), nullable=False),  # digest | log_file | chain
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("object_key", pa.string(), nullable=False),  # log files: kms_events.source_object
+        pa.field("account_id", pa.string()),
+        pa.field("region", pa.string()),
+        pa.field("trail_name", pa.string()),
+        pa.field("hour", TS),  # the UTC hour the digest covers; a file no digest covers: its delivery hour
+        pa.field("digest_key", pa.string()),
+        pa.field("expected_sha256", pa.string()),
+        pa.field("actual_sha256", pa.string()),
+        pa.field("oldest_event_time", TS),
+        pa.field("newest_event_time", TS),
+        pa.field("signature_checked", pa.bool_(), nullable=False),
+        pa.field("detail", pa.string()),
+    ]
+)

@@ -93,6 +93,8 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 class S3Trail:
     """A CloudTrail bucket (or prefix) read with boto3."""
 
+    folder = "CloudTrail/"  # the folder of each account that listing walks into
+
     def __init__(self, client: Any, uri: str) -> None:
         self.client = client
         self.uri = uri
@@ -148,7 +150,7 @@ class S3Trail:
 
     def _region_prefixes(self, owners: list[str], flt: TrailFilter) -> Iterator[str]:
         for account_prefix in self._account_prefixes(owners, flt):
-            for region_prefix in self._children(f"{account_prefix}CloudTrail/"):
+            for region_prefix in self._children(f"{account_prefix}{self.folder}"):
                 region = region_prefix.rstrip("/").rsplit("/", 1)[-1]
                 if not flt.regions or region in flt.regions:
                     yield region_prefix

@@ -1,5 +1,6 @@
 """Data health: is the audit trail complete? Last ingest run per source, freshness per stream, quarantined
-records with reasons, and events per day (a missing day shows as a gap)."""
+records with reasons, events per day (a missing day shows as a gap), and trail integrity (which KMS events rest
+on trail files whose CloudTrail digest verified)."""
 
 import streamlit as st
 
@@ -60,3 +61,33 @@ else:
         hide_index=True,
         column_config={"raw": st.column_config.TextColumn("Raw record", width="large")},
     )
+
+st.subheader("Trail integrity")
+summary = data.verification_summary()
+if summary.empty:
+    st.info(
+        "No CloudTrail digest verification yet: `keytrail verify cloudtrail s3://<trail-bucket>` (or `verify = true` "
+        "on a `[[cloudtrail]]` source of the nightly job) checks every digest's signature and every log file's "
+        "SHA-256, so you can tell which KMS events rest on files nobody altered or removed.",
+        icon=":material/verified_user:",
+    )
+    st.stop()
+events = data.verified_events(f.start, f.end)
+by_kind = events.groupby("verification")["events"].sum()
+cols = st.columns(3)
+cols[0].metric("KMS events on verified files", charts.number(by_kind.get("verified", 0)))
+cols[1].metric("On files with a problem", charts.number(by_kind.get("problem", 0)))
+cols[2].metric(
+    "Not verified, or hash only", charts.number(by_kind.get("not verified", 0) + by_kind.get("hash only", 0))
+)
+st.altair_chart(charts.daily_bars(events, "day", "verification", "events", "KMS events"))
+st.caption("Per account and region (newest verdicts; `keytrail verify cloudtrail` adds to them):")
+st.dataframe(summary, hide_index=True)
+problems = data.verification_problems(f.start, f.end)
+if problems.empty:
+    st.success("No integrity problem in the verified hours of this range.", icon=":material/check_circle:")
+else:
+    st.error(
+        f"{len(problems)} integrity problem(s): altered, missing or unlisted trail files.", icon=":material/gpp_bad:"
+    )
+    st.dataframe(problems, hide_index=True, column_config={"detail": st.column_config.TextColumn(width="large")})

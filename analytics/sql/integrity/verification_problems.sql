@@ -1,0 +1,12 @@
+/* Every integrity problem in the newest verdicts whose hour (the UTC hour the digest covers; for a file no
+   digest lists, its delivery hour) falls on a day in [$start, $end], newest hour first. Empty means every
+   verified hour of the range is intact. Statuses: ingest/digests.py STATUSES. */
+WITH latest AS (
+    SELECT *
+    FROM trail_verification
+    QUALIFY run_id = max(run_id) OVER (PARTITION BY object_key)
+)
+SELECT status, account_id, region, hour, object_kind, object_key, digest_key, detail, checked_at
+FROM latest
+WHERE status NOT IN ('valid', 'signature_unchecked') AND hour::DATE BETWEEN $start AND $end
+ORDER BY hour DESC, account_id, region, status, object_key

@@ -1,0 +1,24 @@
+/* KMS events per UTC day in [$start, $end] by the newest verdict on the trail file they came from:
+   'verified' (its digest's signature and its SHA-256 checked out), 'hash only' (SHA-256 checked out, but the
+   digest had no signature to check: a copy outside S3), 'problem' (modified, missing, or no valid digest lists
+   it) or 'not verified' (no verification has seen the file yet). */
+WITH verdicts AS (
+    SELECT object_key, status, signature_checked
+    FROM trail_verification
+    WHERE object_kind = 'log_file'
+    QUALIFY run_id = max(run_id) OVER (PARTITION BY object_key)
+)
+SELECT
+    e.event_date AS day,
+    CASE
+        WHEN v.status IS NULL THEN 'not verified'
+        WHEN v.status = 'valid' AND v.signature_checked THEN 'verified'
+        WHEN v.status = 'valid' THEN 'hash only'
+        ELSE 'problem'
+    END AS verification,
+    count(*) AS events
+FROM kms_events AS e
+LEFT JOIN verdicts AS v ON v.object_key = e.source_object
+WHERE e.event_date BETWEEN $start AND $end
+GROUP BY ALL
+ORDER BY day, verification

@@ -1,0 +1,255 @@
+"""`keytrail verify cloudtrail`: check a trail's digest chain and log files, and keep the verdicts in the lake.
+
+For the digests of the window (ingest/digest_sources.py lists them), in order:
+
+1. read every digest (threads, for S3 latency); one that is not a gzip'd JSON digest is `digest_unreadable`;
+2. check that it sits where it says it was delivered (`digest_moved`) and its signature with CloudTrail's key
+   of its region and fingerprint (`valid`, `signature_invalid`; a copy without signatures: `signature_unchecked`);
+3. walk each chain back from its newest digest (`digest_missing`, `chain_broken`);
+4. hash every log file a trusted digest lists (threads: gunzip and SHA-256 release the GIL): `valid`,
+   `log_file_modified`, `log_file_missing`;
+5. every trail file of this source that the ingest state records, in the window, that no trusted digest lists:
+   `not_covered` (files delivered after the newest digest of their account and region wait for the next run);
+6. write the verdicts to `<lake>/trail_verification/part-<run>.parquet` and the run to the state's `runs`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import pyarrow as pa
+
+from ingest.cloudtrail import STATE_SOURCE, lake_run
+from ingest.config import AwsAccess, TrailSource
+from ingest.digest_sources import DIGEST_LAG, DigestStore, PublicKeys, open_store, window_end
+from ingest.digests import (
+    STATUSES,
+    TRUSTED,
+    BadDigest,
+    Digest,
+    DigestName,
+    Verdict,
+    chain_verdicts,
+    digest_verdict,
+    hour_of,
+    log_file_verdict,
+    read_digest,
+    signature_problem,
+    trail_file_time,
+    verdict,
+)
+from ingest.lake import Lake
+from ingest.logs import LOGGER
+from ingest.schema import TRAIL_VERIFICATION
+from ingest.state import IngestState
+from ingest.trail_sources import TRAIL_PATH, TrailFilter
+
+log = logging.getLogger(LOGGER)
+COMMAND = "verify cloudtrail"
+TABLE = "trail_verification"
+WORKERS = 8
+PROBLEMS = tuple(s for s in STATUSES if s not in TRUSTED)
+
+
+@dataclass
+class VerificationReport:
+    """The verdicts of one verification run."""
+
+    source: str
+    run_id: str
+    verdicts: list[Verdict]
+    seconds: float = 0.0
+
+    @property
+    def problems(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.status in PROBLEMS]
+
+    def counts(self) -> dict[str, int]:
+        """Verdicts per status, in the order of STATUSES."""
+        found = Counter(v.status for v in self.verdicts)
+        return {s: found[s] for s in STATUSES if found[s]}
+
+    def table(self) -> pa.Table:
+        """The verdicts as rows of the trail_verification table."""
+        now = dt.datetime.now(dt.UTC)
+        rows = [{**asdict(v), "checked_at": now, "run_id": self.run_id, "source": self.source} for v in self.verdicts]
+        return pa.Table.from_pylist(rows, schema=TRAIL_VERIFICATION)
+
+    def summary(self) -> pa.Table:
+        """Per account and region: hours with a digest, valid digests and log files, problems."""
+        groups: dict[tuple[str, str], Counter[str]] = {}
+        for v in self.verdicts:
+            c = groups.setdefault((v.account_id or "", v.region or ""), Counter())
+            c[f"{v.object_kind}:{v.status}"] += 1
+            c["problems"] += v.status in PROBLEMS
+        hours = Counter((a, r) for a, r, _ in {(v.account_id, v.region, v.hour) for v in self._digests()})
+        rows = [
+            {"account_id": a, "region": r, "hours": hours[(a, r)], "digests_valid": c["digest:valid"],
+             "log_files_valid": c["log_file:valid"], "unsigned_digests": c["digest:signature_unchecked"],
+             "problems": c["problems"]}
+            for (a, r), c in sorted(groups.items())
+        ]  # fmt: skip
+        return pa.Table.from_pylist(rows)
+
+    def _digests(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.object_kind == "digest" and v.status != "digest_missing"]
+
+    def paragraph(self) -> str:
+        """One readable paragraph: what was verified, what was found, where the verdicts are."""
+        c = self.counts()
+        digests = self._digests()
+        files = [v for v in self.verdicts if v.object_kind == "log_file" and v.status != "not_covered"]
+        found = ", ".join(f"{n} {s}" for s, n in c.items() if s in PROBLEMS) or "no problems"
+        return (
+            f"Verified {self.source}: {len(digests)} digests ({_valid(digests)} valid), "
+            f"{len(files)} log files listed ({_valid(files)} valid); {found}. "
+            f"Run {self.run_id}, {self.seconds:.1f} s."
+        )
+
+    def warnings(self) -> list[str]:
+        """What the verdicts cannot prove: nothing found, or digests whose signature could not be checked."""
+        if not self.verdicts:
+            return [
+                f"Found no digest files in {self.source} for these filters (looked for AWSLogs/[o-…/]<account>/"
+                "CloudTrail-Digest/<region>/YYYY/MM/DD/*.json.gz): is log file validation on for the trail? "
+                "(aws cloudtrail update-trail --name TRAIL --enable-log-file-validation)"
+            ]
+        unsigned = self.counts().get("signature_unchecked", 0)
+        if not unsigned:
+            return []
+        return [
+            f"{unsigned} digests have no signature beside them (a copy outside S3): their log files were checked by "
+            "SHA-256 only and the digests themselves are not authenticated. Verify s3://… directly, or add "
+            "<digest>.sig sidecars (docs/integrity.md)."
+        ]
+
+
+def _valid(verdicts: list[Verdict]) -> int:
+    return sum(v.status == "valid" for v in verdicts)
+
+
+def verify_trail(
+    lake: Lake, store: DigestStore, flt: TrailFilter, key_client: Callable[[str], Any]
+) -> VerificationReport:
+    """Verify the digests the filter admits and write the verdicts to the lake (module docstring).
+
+    Args:
+        key_client: a CloudTrail client for a region (ListPublicKeys).
+    """
+    started = time.perf_counter()
+    with lake_run(lake, COMMAND, store.uri) as (state, run_id):
+        verdicts = check_store(store, flt, PublicKeys(state.db, key_client), ingested(state, store))
+        report = VerificationReport(store.uri, run_id, verdicts, time.perf_counter() - started)
+        if verdicts:
+            lake.write_parquet(report.table(), lake.table_dir(TABLE) / f"part-{run_id}.parquet")
+        state.end_run(run_id, "ok", report.counts())
+    return report
+
+
+def check_store(store: DigestStore, flt: TrailFilter, keys: PublicKeys, ingested_keys: list[str]) -> list[Verdict]:
+    """Every verdict about the digests the filter admits, their chains, their log files and the ingested files."""
+    digests, verdicts = read_digests(store, flt)
+    keys.load(d for d in digests if d.has_metadata)
+    checked = [check_digest(d, store, keys) for d in digests]
+    untrusted = {v.object_key for v in checked if v.status not in TRUSTED}
+    trusted = [d for d in digests if d.location not in untrusted]
+    files = check_log_files(store, trusted, {v.object_key: v.signature_checked for v in checked})
+    listed = {v.object_key for v in files}
+    return [
+        *verdicts,
+        *checked,
+        *chain_verdicts(digests, store.locate, flt.since, untrusted),
+        *files,
+        *not_covered(ingested_keys, listed, digests, flt),
+    ]
+
+
+def read_digests(store: DigestStore, flt: TrailFilter) -> tuple[list[Digest], list[Verdict]]:
+    """The digests the filter admits, and a `digest_unreadable` verdict for each that does not parse."""
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        results = list(pool.map(lambda item: _read_one(store, *item), store.list_digests(flt)))
+    return [r for r in results if isinstance(r, Digest)], [r for r in results if isinstance(r, Verdict)]
+
+
+def _read_one(store: DigestStore, location: str, name: DigestName) -> Digest | Verdict | None:
+    stored = store.read(location)
+    if stored is None:
+        return None  # deleted after the listing: the link from the next digest reports it
+    try:
+        return read_digest(stored[0], location, name, stored[1])
+    except BadDigest as err:
+        return verdict("digest", "digest_unreadable", location, name, name.end - DIGEST_LAG, detail=str(err))
+
+
+def check_digest(digest: Digest, store: DigestStore, keys: PublicKeys) -> Verdict:
+    """The verdict on one digest: where it is, and its signature."""
+    recorded = store.locate(digest.location, digest.bucket, digest.key)
+    if recorded != digest.location:
+        detail = f"it records that it was delivered to {digest.recorded}: copied or moved, so it proves nothing here"
+        return digest_verdict(digest, "digest_moved", detail, False)
+    if not digest.has_metadata:
+        detail = "no signature beside this copy: add <digest>.sig sidecars (docs/integrity.md) to check it"
+        return digest_verdict(digest, "signature_unchecked", detail, False)
+    problem = signature_problem(digest, keys.get(digest.name.region, digest.fingerprint))
+    return digest_verdict(digest, "signature_invalid" if problem else "valid", problem or "", True)
+
+
+def check_log_files(store: DigestStore, digests: list[Digest], signed: dict[str, bool]) -> list[Verdict]:
+    """Hash every log file the digests list, in threads, and compare with the digest."""
+    work = [(d, e, store.locate(d.location, e.bucket, e.key)) for d in digests for e in d.log_files]
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        hashes = list(pool.map(lambda item: store.content_sha256(item[2]), work))
+    return [log_file_verdict(d, e, where, h, signed[d.location]) for (d, e, where), h in zip(work, hashes, strict=True)]
+
+
+def ingested(state: IngestState, store: DigestStore) -> list[str]:
+    """Trail files of this source that keytrail ingested (object keys of the ingest state)."""
+    rows = state.db.execute("SELECT object_key FROM source_objects WHERE source = ?", (STATE_SOURCE,))
+    return [key for (key,) in rows if store.contains(key)]
+
+
+def not_covered(ingested_keys: list[str], listed: set[str], digests: list[Digest], flt: TrailFilter) -> list[Verdict]:
+    """A `not_covered` verdict for each ingested trail file of the window that no trusted digest lists.
+
+    Only files a digest could already list count: delivered before the newest digest of their account and
+    region ends (an account and region without any digest: an hour before the end of `until`'s day, or now)."""
+    newest: dict[tuple[str, str], dt.datetime] = {}
+    for d in digests:
+        where = (d.name.account, d.name.region)
+        newest[where] = max(newest.get(where, d.end), d.end)
+    until = window_end(flt)
+    fallback = (until or dt.datetime.now(dt.UTC)) - DIGEST_LAG
+    found = []
+    for key in ingested_keys:
+        match, delivered = TRAIL_PATH.search(key), trail_file_time(key)
+        if key in listed or not match or delivered is None or not flt.admits(key):
+            continue
+        if (flt.since and delivered < flt.since) or (until and delivered >= until):
+            continue
+        if delivered + dt.timedelta(minutes=1) > newest.get((match["account"], match["region"]), fallback):
+            continue
+        detail = "ingested, but no valid digest lists it: its digest is missing or invalid, or validation was off"
+        found.append(
+            Verdict("log_file", "not_covered", key, match["account"], match["region"], None, hour_of(delivered),
+                    detail=detail)
+        )  # fmt: skip
+    return found
+
+
+def verify_configured(
+    lake: Lake, source: TrailSource, since: str | None, clients: Callable[[str, AwsAccess], Any]
+) -> dict[str, Any]:
+    """The nightly step: verify a configured trail source over the window just ingested; counts per status."""
+    flt = TrailFilter(source.accounts, source.regions, since=dt.datetime.fromisoformat(since) if since else None)
+    store = open_store(source.location, lambda: clients("s3", source.aws))
+    report = verify_trail(lake, store, flt, lambda region: clients("cloudtrail", replace(source.aws, region=region)))
+    if report.problems:
+        log.warning(report.paragraph(), extra={"event": "integrity_problems", "source": source.name})
+    return {"source": source.name, "run_id": report.run_id, "problems": len(report.problems), **report.counts()}
