@@ -32,7 +32,7 @@ from ingest.digests import (
 )
 from keytrail.cli import cli
 from tests.conftest import ROOT, SHARED_DATA
-from tests.digestfiles import ACCOUNT, KeyService, Trail, build_trail, der, rsa_key
+from tests.digestfiles import ACCOUNT, KeyService, build_trail, der, rsa_key
 
 BUCKET = "trail-bucket"
 
@@ -74,7 +74,7 @@ def verdicts(lake: Path, where: str = "true") -> set[tuple[str, str, str]]:
     files = str(lake / "trail_verification" / "*.parquet")
     rows = duckdb.execute(
         f"SELECT object_kind, status, object_key FROM read_parquet($f) WHERE {where} "
-        "AND run_id = (SELECT max(run_id) FROM read_parquet($f))",
+        "AND checked_at = (SELECT max(checked_at) FROM read_parquet($f))",
         {"f": files},
     )
     return set(rows.fetchall())
@@ -374,10 +374,3 @@ def test_data_health_shows_which_kms_events_rest_on_verified_files(
     shown = {m.label: m.value for m in at.metric}
     assert (shown["KMS events on verified files"], shown["On files with a problem"]) == ("9", "3")
     assert [e.body for e in at.error] == ["1 integrity problem(s): altered, missing or unlisted trail files."]
-
-
-def test_trail_helpers_make_the_layout_cloudtrail_writes() -> None:
-    trail: Trail = build_trail(hours=1, files=1)
-    digest = trail.hours[0].digest or ""
-    assert digest.endswith(f"/{ACCOUNT}_CloudTrail-Digest_us-east-1_main-trail_us-east-1_20261120T010131Z.json.gz")
-    assert parse_digest_name(digest) is not None

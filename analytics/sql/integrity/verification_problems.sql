@@ -4,7 +4,7 @@
 WITH latest AS (
     SELECT *
     FROM trail_verification
-    QUALIFY run_id = max(run_id) OVER (PARTITION BY object_key)
+    QUALIFY checked_at = max(checked_at) OVER (PARTITION BY object_key)
 )
 SELECT status, account_id, region, hour, object_kind, object_key, digest_key, detail, checked_at
 FROM latest

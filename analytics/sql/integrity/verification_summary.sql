@@ -4,7 +4,7 @@
 WITH latest AS (
     SELECT *
     FROM trail_verification
-    QUALIFY run_id = max(run_id) OVER (PARTITION BY object_key)
+    QUALIFY checked_at = max(checked_at) OVER (PARTITION BY object_key)
 )
 SELECT
     account_id,

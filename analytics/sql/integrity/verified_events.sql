@@ -6,7 +6,7 @@ WITH verdicts AS (
     SELECT object_key, status, signature_checked
     FROM trail_verification
     WHERE object_kind = 'log_file'
-    QUALIFY run_id = max(run_id) OVER (PARTITION BY object_key)
+    QUALIFY checked_at = max(checked_at) OVER (PARTITION BY object_key)
 )
 SELECT
     e.event_date AS day,
