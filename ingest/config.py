@@ -48,6 +48,7 @@ class TrailSource:
     aws: AwsAccess
     accounts: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
+    verify: bool = False  # verify the digest chain of what was ingested (keytrail verify cloudtrail)
     kind: str = "cloudtrail"
 
 
@@ -330,7 +331,8 @@ def _sources(top: _Table, defaults: AwsAccess) -> tuple[Source, ...]:
             raise t.error("bucket", f"is {bucket!r}, not an S3 URI", "write it as s3://bucket/prefix")
         accounts = t.texts("accounts", ACCOUNT, "a 12-digit AWS account id")
         regions = t.texts("regions", REGION, "an AWS region")
-        sources.append(TrailSource(str(name), bucket or str(path), _aws(t, defaults), accounts, regions))
+        verify = t.get("verify", bool, False)
+        sources.append(TrailSource(str(name), bucket or str(path), _aws(t, defaults), accounts, regions, verify))
         t.done()
     for t in top.items("lookup_events"):
         name = t.text("name", required=True)

@@ -6,9 +6,12 @@ Under the lake's lock (a stale lock from a killed run is taken over and reported
 2. ingest every configured source since its checkpoint, each on its own: one failing (access denied,
    throttled past its retries, a deleted log group) is recorded and the others still run. Trail buckets
    are re-listed from `overlap` before the last listing, for late CloudTrail deliveries; objects already
-   ingested are skipped by the ingest state and repeated event ids are dropped by the writer;
+   ingested are skipped by the ingest state and repeated event ids are dropped by the writer. A trail
+   source with `verify = true` then has its digest chain verified over the same window
+   (ingest/trail_verification.py);
 3. compact every day partition with `compact_min_files` files or more;
-4. refresh the dashboard's rollups (analytics/rollups.py, when present);
+4. attribute the new days once and store the result (analytics/attribution_store.py), then refresh the
+   dashboard's rollups (analytics/rollups.py);
 5. run the anomaly detectors over the new window (from the previous run's start minus `lookback`);
 6. send new anomalies at or above each sink's severity (ingest/alerts.py; never twice to a sink);
 7. write the run record: the `runs` row of the ingest state (command `nightly`, stats = the record as JSON)
@@ -45,6 +48,7 @@ from ingest.logs import LOGGER
 from ingest.prune import RETENTION  # the floor `keytrail prune` sets: nothing older is fetched again
 from ingest.state import IngestState, RunLock, utcnow
 from ingest.trail_sources import S3Trail, TrailFilter, list_local
+from ingest.trail_verification import verify_configured
 
 log = logging.getLogger(LOGGER)
 COMMAND = "nightly"
@@ -86,6 +90,7 @@ class NightlyResult:
     recovered: list[str] = field(default_factory=list)
     sources: list[SourceResult] = field(default_factory=list)
     compaction: list[dict[str, Any]] = field(default_factory=list)
+    verification: list[dict[str, Any]] = field(default_factory=list)
     rollups: dict[str, Any] | None = None
     anomalies: dict[str, Any] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -107,6 +112,7 @@ class NightlyResult:
             "failed_sources": ", ".join(self.failed_sources),
             "events_kept": sum(int(s.counts.get("kept", 0)) for s in self.sources),
             "partitions_compacted": len(self.compaction),
+            "integrity_problems": sum(int(v.get("problems", 0)) for v in self.verification),
             "anomalies_found": int(self.anomalies.get("found", 0)),
             "alerts_sent": sum(int(a.get("sent", 0)) for a in self.alerts),
             "error_count": len(self.errors),
@@ -146,6 +152,7 @@ def _run(
         result.sources.append(ingest_source(cfg, lake, state, source, clients, now))
         if result.sources[-1].error:
             result.errors.append({"step": f"source:{source.name}", "error": result.sources[-1].error})
+    verify_trails(cfg, lake, result, clients)
     crash_point("nightly-ingested")
     with _step(result, "compact"):
         result.compaction = [c.as_dict() for c in compact_lake(lake, state, result.run_id, cfg.compact_min_files)]
@@ -275,6 +282,14 @@ def _ingest_trail(
     return counts, since.isoformat() if since else None
 
 
+def verify_trails(cfg: Config, lake: Lake, result: NightlyResult, clients: ClientFactory) -> None:
+    """Verify the digest chain of each trail source with `verify = true` that ingested cleanly, over its window."""
+    for source, done in zip(cfg.sources, result.sources, strict=True):
+        if isinstance(source, TrailSource) and source.verify and done.status == "ok":
+            with _step(result, f"verify:{source.name}"):
+                result.verification.append(verify_configured(lake, source, done.since, clients))
+
+
 def _ingest_lookup(
     cfg: Config, lake: Lake, source: LookupSource, clients: ClientFactory, now: dt.datetime
 ) -> tuple[dict[str, Any], str | None]:
@@ -321,7 +336,8 @@ def _state(lake: Lake) -> Iterator[IngestState]:
 
 
 def refresh_rollups(cfg: Config, lake: Lake) -> dict[str, Any]:
-    """Rebuild the dashboard's rollups (analytics.rollups.refresh_rollups) for a local lake."""
+    """Store the new days' attribution and rebuild the dashboard's rollups (analytics.rollups.refresh_rollups)
+    for a local lake."""
     try:
         from analytics import rollups
     except ImportError:
@@ -329,7 +345,13 @@ def refresh_rollups(cfg: Config, lake: Lake) -> dict[str, Any]:
     if lake.remote:
         return {"status": "skipped", "reason": "rollups are written for local lakes only"}
     report = rollups.refresh_rollups(lake.uri, cfg.tenants)
-    return {"status": report.status, "rows": dict(report.rows), "seconds": round(report.seconds, 3)}
+    stored = report.attribution
+    return {
+        "status": report.status,
+        "rows": dict(report.rows),
+        "seconds": round(report.seconds, 3),
+        "days_attributed": len(stored.written) if stored else 0,
+    }
 
 
 def detect(cfg: Config, lake: Lake, since: dt.datetime | None) -> list[dict[str, Any]]:

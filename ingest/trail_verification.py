@@ -9,7 +9,7 @@ For the digests of the window (ingest/digest_sources.py lists them), in order:
 4. hash every log file a trusted digest lists (threads: gunzip and SHA-256 release the GIL): `valid`,
    `log_file_modified`, `log_file_missing`;
 5. every trail file of this source that the ingest state records, in the window, that no trusted digest lists:
-   `not_covered` (files delivered after the newest digest of their account and region wait for the next run);
+   `not_covered` (files delivered in the last two hours wait for their digest and the next run);
 6. write the verdicts to `<lake>/trail_verification/part-<run>.parquet` and the run to the state's `runs`.
 """
 
@@ -52,6 +52,8 @@ from ingest.state import IngestState
 from ingest.trail_sources import TRAIL_PATH, TrailFilter
 
 log = logging.getLogger(LOGGER)
+# How long after its delivery a trail file must be listed by a digest: the hour it falls in, plus an hour.
+DIGEST_DUE = dt.timedelta(hours=2)
 COMMAND = "verify cloudtrail"
 TABLE = "trail_verification"
 WORKERS = 8
@@ -167,7 +169,7 @@ def check_store(store: DigestStore, flt: TrailFilter, keys: PublicKeys, ingested
         *checked,
         *chain_verdicts(digests, store.locate, flt.since, untrusted),
         *files,
-        *not_covered(ingested_keys, listed, digests, flt),
+        *not_covered(ingested_keys, listed, flt),
     ]
 
 
@@ -215,25 +217,21 @@ def ingested(state: IngestState, store: DigestStore) -> list[str]:
     return [key for (key,) in rows if store.contains(key)]
 
 
-def not_covered(ingested_keys: list[str], listed: set[str], digests: list[Digest], flt: TrailFilter) -> list[Verdict]:
+def not_covered(ingested_keys: list[str], listed: set[str], flt: TrailFilter) -> list[Verdict]:
     """A `not_covered` verdict for each ingested trail file of the window that no trusted digest lists.
 
-    Only files a digest could already list count: delivered before the newest digest of their account and
-    region ends (an account and region without any digest: an hour before the end of `until`'s day, or now)."""
-    newest: dict[tuple[str, str], dt.datetime] = {}
-    for d in digests:
-        where = (d.name.account, d.name.region)
-        newest[where] = max(newest.get(where, d.end), d.end)
+    CloudTrail delivers a digest every hour, empty or not, about an hour after the hour it covers; so every file
+    delivered more than DIGEST_DUE ago must be listed, even one whose digest was the newest and was deleted.
+    Newer files wait for the next run."""
+    now = dt.datetime.now(dt.UTC) - DIGEST_DUE
     until = window_end(flt)
-    fallback = (until or dt.datetime.now(dt.UTC)) - DIGEST_LAG
+    decidable = min(until, now) if until else now
     found = []
     for key in ingested_keys:
         match, delivered = TRAIL_PATH.search(key), trail_file_time(key)
         if key in listed or not match or delivered is None or not flt.admits(key):
             continue
-        if (flt.since and delivered < flt.since) or (until and delivered >= until):
-            continue
-        if delivered + dt.timedelta(minutes=1) > newest.get((match["account"], match["region"]), fallback):
+        if (flt.since and delivered < flt.since) or delivered >= decidable:
             continue
         detail = "ingested, but no valid digest lists it: its digest is missing or invalid, or validation was off"
         found.append(

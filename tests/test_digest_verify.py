@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 import keytrail.commands.verify_cloudtrail as verify_command
 from analytics import connect, integrity
 from ingest.aws import make_client
+from ingest.config import AwsAccess, load_config
 from ingest.digests import (
     fingerprint,
     parse_digest,
@@ -30,6 +31,7 @@ from ingest.digests import (
     sha256_of_content,
     string_to_sign,
 )
+from ingest.nightly import default_clients, run_nightly
 from keytrail.cli import cli
 from tests.conftest import ROOT, SHARED_DATA
 from tests.digestfiles import ACCOUNT, KeyService, build_trail, der, rsa_key
@@ -134,22 +136,24 @@ def test_a_deleted_log_file(moto_endpoint: str, s3: Any, keys: KeyService, lake_
     assert problems(lake_dir) == {("log_file", "log_file_missing", uri(gone))}
 
 
+@pytest.mark.parametrize("hour", [1, 3], ids=["in-the-middle", "the-newest"])
 def test_a_deleted_digest_breaks_the_chain_and_uncovers_its_ingested_files(
-    moto_endpoint: str, s3: Any, keys: KeyService, lake_dir: Path
+    moto_endpoint: str, s3: Any, keys: KeyService, lake_dir: Path, hour: int
 ) -> None:
     trail = build_trail(hours=4)
     trail.upload(s3)
     assert keytrail(moto_endpoint, lake_dir, "ingest", "cloudtrail", f"s3://{BUCKET}")[0] == 0
-    deleted = trail.hours[1]
+    deleted = trail.hours[hour]
     s3.delete_object(Bucket=BUCKET, Key=deleted.digest)
     keys.publish("us-east-1", (rsa_key(0), "pkcs1"))
     code, out, _ = verify(moto_endpoint, lake_dir)
     assert code == 1
-    assert problems(lake_dir) == {
-        ("digest", "digest_missing", uri(deleted.digest)),
-        *(("log_file", "not_covered", uri(k)) for k in deleted.logs),
-    }
-    assert "1 digest_missing, 2 not_covered" in out
+    uncovered = {("log_file", "not_covered", uri(k)) for k in deleted.logs}
+    if hour == 3:  # nothing links to the newest digest: its log files, delivered long ago, show the gap
+        assert problems(lake_dir) == uncovered and "; 2 not_covered." in out
+    else:
+        assert problems(lake_dir) == {("digest", "digest_missing", uri(deleted.digest)), *uncovered}
+        assert "1 digest_missing, 2 not_covered" in out
 
 
 @pytest.mark.parametrize("claims_real_key", [False, True], ids=["own-fingerprint", "real-fingerprint"])
@@ -374,3 +378,30 @@ def test_data_health_shows_which_kms_events_rest_on_verified_files(
     shown = {m.label: m.value for m in at.metric}
     assert (shown["KMS events on verified files"], shown["On files with a problem"]) == ("9", "3")
     assert [e.body for e in at.error] == ["1 integrity problem(s): altered, missing or unlisted trail files."]
+
+
+def test_the_nightly_job_verifies_a_trail_source_marked_verify(
+    moto_endpoint: str, s3: Any, keys: KeyService, tmp_path: Path
+) -> None:
+    trail = build_trail(hours=3)
+    trail.upload(s3)
+    s3.delete_object(Bucket=BUCKET, Key=trail.hours[2].logs[0])
+    config = tmp_path / "keytrail.toml"
+    config.write_text(
+        f'[lake]\npath = "{tmp_path / "lake"}"\n\n[aws]\nregion = "us-east-1"\nendpoint_url = "{moto_endpoint}"\n\n'
+        f'[ingest]\nfirst_run = "all"\n\n[anomalies]\nenabled = false\n\n'
+        f'[[cloudtrail]]\nname = "org-trail"\nbucket = "s3://{BUCKET}"\nverify = true\n'
+    )
+    keys.publish("us-east-1", (rsa_key(0), "pkcs1"))
+
+    def clients(service: str, access: AwsAccess) -> Any:
+        return keys.client(access.region or "") if service == "cloudtrail" else default_clients(service, access)
+
+    result = run_nightly(load_config(config), clients)
+    assert result.exit_code == 0, result.errors
+    record = result.record()
+    assert record["integrity_problems"] == 1
+    assert {k: v for k, v in record["verification"][0].items() if k != "run_id"} == {
+        "source": "org-trail", "problems": 1, "valid": 8, "log_file_missing": 1,
+    }  # fmt: skip
+    assert problems(tmp_path / "lake") == {("log_file", "log_file_missing", uri(trail.hours[2].logs[0]))}
