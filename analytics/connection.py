@@ -1,18 +1,21 @@
 """`connect()`: an in-memory DuckDB over the Parquet lake with every keytrail view registered.
 
 Order matters: the lake views first, then the tenants file as small tables, then the attribution maps
-(resolved once against the *distinct* principals, keys and aliases of the lake), then the views on top.
-The maps are a snapshot taken at connect(); reconnect (or call `refresh(con, lake)`) after an ingest.
+(resolved once against the *distinct* principals, keys and aliases of the lake: `lake_refs`), then the views on
+top. What analytics/attribution_store.py stored per day is read from its files, the rest computed. The maps are a
+snapshot taken at connect(); reconnect (or call `refresh(con, lake)`) after an ingest.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from analytics.attribution_store import register_stored
 from analytics.queries import load_sql
 from analytics.tenants import Tenants, context_keys, load_tenants, rules_table, tenants_table
 from analytics.vocabulary import operation_names
@@ -23,7 +26,10 @@ MAPS = (
     "aliases", "primary_copies", "identity_map", "key_map", "context_map", "hsm_user_map",
     "hsm_orphan_sessions", "operation_classes",
 )  # fmt: skip
-VIEWS = ("attributed_operations", "key_operations", "usage_hourly", "usage_daily", "tenant_cost")
+# Stored per day once attributed (analytics/attribution_store.py), else computed: lake_refs before the maps,
+# attributed_usage between these two groups of views.
+ATTRIBUTION_VIEWS = ("attributed_operations", "key_operations")
+USAGE_VIEWS = ("usage_hourly", "usage_daily", "tenant_cost")
 # Columns the SQL relies on even if an older schema.py or older files lack them.
 EXTRA_COLUMNS = {"hsm_events": {"cluster_event_id": "VARCHAR", "session_user_name": "VARCHAR"}}
 
@@ -55,12 +61,21 @@ def refresh(con: duckdb.DuckDBPyConnection, lake: str | os.PathLike[str] | Lake 
     """Rebuild the attribution maps and (re)create the views; with `lake`, re-list its files first (after an ingest)."""
     if lake is not None:
         register_lake(con, lake if isinstance(lake, Lake) else Lake(lake))
+    lake_uri = con.sql("SELECT uri FROM lake_info").fetchall()[0][0]
     con.execute(load_sql("macros"))
     keys = con.sql("SELECT context_keys FROM settings").fetchall()[0][0]
     con.execute(f"CREATE OR REPLACE MACRO context_pair(ec) AS {context_pair_sql(keys)}")
+    windows = con.sql(
+        "SELECT tenant_id, active_from, revoked_at FROM tenants WHERE active_from IS NOT NULL OR revoked_at IS NOT NULL"
+    ).fetchall()
+    con.execute(f"CREATE OR REPLACE MACRO in_tenant_window(tenant, ts) AS {tenant_window_sql(windows)}")
+    register_stored(con, lake_uri, "lake_refs", kind="TABLE")  # read by three maps: scan the lake once
     for name in MAPS:
         con.execute(f"CREATE OR REPLACE TABLE {name} AS {load_sql(name)}")
-    for name in VIEWS:
+    for name in ATTRIBUTION_VIEWS:
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {load_sql(name)}")
+    register_stored(con, lake_uri, "attributed_usage")
+    for name in USAGE_VIEWS:
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {load_sql(name)}")
 
 
@@ -72,9 +87,26 @@ def context_pair_sql(keys: list[str]) -> str:
     return f"coalesce({', '.join(pairs)})" if pairs else "NULL::VARCHAR"
 
 
+def tenant_window_sql(windows: list[tuple[str, dt.datetime | None, dt.datetime | None]]) -> str:
+    """SQL of in_tenant_window(tenant, ts): NULL without a tenant, else whether `ts` is inside the tenant's access
+    window (from active_from, before revoked_at). A CASE over the few tenants that have a window, so events need
+    no join to `tenants` (and without windows it is a constant)."""
+    cases = []
+    for tenant, active_from, revoked_at in windows:
+        bounds = [f"ts >= {_timestamp(active_from)}"] if active_from else []
+        bounds += [f"ts < {_timestamp(revoked_at)}"] if revoked_at else []
+        cases.append(f"WHEN tenant = {_literal(tenant)} THEN {' AND '.join(bounds)}")
+    return f"CASE WHEN tenant IS NULL THEN NULL {' '.join(cases)} ELSE true END"
+
+
+def _timestamp(value: dt.datetime) -> str:
+    return f"TIMESTAMPTZ {_literal(value.isoformat())}"
+
+
 def register_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     """Views `kms_events`, `hsm_events` (with `event_date`), `quarantine` and `trail_verification`; empty but
-    typed if no files."""
+    typed if no files; and the table `lake_info` (the lake's uri)."""
+    con.execute("CREATE OR REPLACE TABLE lake_info AS SELECT $uri AS uri", {"uri": lake.uri})
     if lake.remote:
         _dataset_views(con, lake)
         return

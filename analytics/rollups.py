@@ -16,7 +16,6 @@ wrong. The nightly job (and `keytrail dashboard` before it starts) calls `refres
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from analytics.attribution_store import AttributionReport, code_digest, refresh_attribution
 from analytics.queries import load_sql
 from analytics.tenants import load_tenants
 from ingest.lake import TMP_SUFFIX
@@ -51,6 +51,7 @@ class RollupReport:
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     anomaly_error: str | None = None
+    attribution: AttributionReport | None = None  # what refresh_rollups stored of the attribution first
 
 
 def rollup_dir(lake: str | os.PathLike[str]) -> Path:
@@ -73,18 +74,8 @@ def lake_signature(lake: str | os.PathLike[str], tenants: str | os.PathLike[str]
             digest.update(f"{f.relative_to(root)}\0{f.stat().st_size}\n".encode())
     path = load_tenants(tenants).path
     digest.update(b"tenants\0" + (Path(path).read_bytes() if path else b""))
-    digest.update(b"code\0" + _code_digest().encode())
+    digest.update(b"code\0" + code_digest().encode())
     return digest.hexdigest()[:32]
-
-
-@functools.cache
-def _code_digest() -> str:
-    """A hash of the analytics code and SQL: a new attribution rule or detector makes old rollups stale."""
-    digest = hashlib.sha256()
-    base = Path(__file__).resolve().parent
-    for f in sorted([*base.rglob("*.sql"), *base.glob("*.py")]):
-        digest.update(f"{f.relative_to(base)}\0".encode() + f.read_bytes())
-    return digest.hexdigest()
 
 
 def read_manifest(lake: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -131,15 +122,17 @@ def refresh_rollups(
     force: bool = False,
     memory_limit: str = "2GB",
 ) -> RollupReport:
-    """Rebuild `<lake>/_rollups/` unless it is already fresh (or `force`); files are written atomically and
-    the manifest last, so a reader never pairs new files with an old manifest as fresh."""
+    """Store the attribution of new lake days (analytics/attribution_store.py), then rebuild `<lake>/_rollups/`
+    unless it is already fresh (or `force`); files are written atomically and the manifest last, so a reader
+    never pairs new files with an old manifest as fresh."""
     from analytics.connection import connect
 
     started = time.perf_counter()
+    attribution = refresh_attribution(lake, tenants, memory_limit=memory_limit)
     folder = rollup_dir(lake)
     signature = lake_signature(lake, tenants)
     if not force and rollups_fresh(lake, tenants):
-        return RollupReport(folder, signature, "fresh", seconds=time.perf_counter() - started)
+        return RollupReport(folder, signature, "fresh", seconds=time.perf_counter() - started, attribution=attribution)
     con = connect(lake, tenants, memory_limit=memory_limit)
     try:
         tables, error = compute_rollups(con)
@@ -161,7 +154,7 @@ def refresh_rollups(
     tmp = folder / f"{MANIFEST}{TMP_SUFFIX}"
     tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     os.replace(tmp, folder / MANIFEST)
-    return RollupReport(folder, signature, "written", rows, time.perf_counter() - started, error)
+    return RollupReport(folder, signature, "written", rows, time.perf_counter() - started, error, attribution)
 
 
 def register_rollups(
@@ -191,10 +184,11 @@ def register_rollups(
 
 
 def describe(report: RollupReport) -> str:
-    """One line for a person: what happened to the rollups and how long it took."""
+    """What happened to the stored attribution (if refreshed) and the rollups, one line each, for a person."""
+    lines = [report.attribution.describe()] if report.attribution else []
     if report.status == "fresh" and not report.rows:
-        return f"Rollups in {report.folder} are up to date"
+        return "\n".join([*lines, f"Rollups in {report.folder} are up to date"])
     total = sum(report.rows.values())
     where = f" in {report.folder}" if report.status != "computed" else ""
     note = f"; anomaly detectors failed: {report.anomaly_error}" if report.anomaly_error else ""
-    return f"Rollups {report.status}{where}: {total:,} rows in {report.seconds:.1f} s{note}"
+    return "\n".join([*lines, f"Rollups {report.status}{where}: {total:,} rows in {report.seconds:.1f} s{note}"])

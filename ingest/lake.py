@@ -52,7 +52,7 @@ class Lake:
         endpoint_url: str | None = None,
     ) -> None:
         self.uri = str(root)
-        self.remote = self.uri.startswith("s3://")
+        self.remote = self.is_remote(self.uri)
         if self.remote:
             self.fs: pafs.FileSystem = s3_filesystem(endpoint_url)
             self.root = Path(self.uri.removeprefix("s3://").rstrip("/"))  # bucket/prefix on self.fs
@@ -67,6 +67,11 @@ class Lake:
 
     def __repr__(self) -> str:
         return f"Lake({self.uri!r})"
+
+    @staticmethod
+    def is_remote(uri: str) -> bool:
+        """True for an `s3://` lake."""
+        return uri.startswith("s3://")
 
     def table_dir(self, table: str) -> Path:
         return self.root / table

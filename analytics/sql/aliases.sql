@@ -24,7 +24,7 @@ pairs AS (
     FROM alias_calls
     UNION ALL
     SELECT DISTINCT key_id AS alias_ref, key_arn
-    FROM kms_events
+    FROM lake_refs
     WHERE key_arn IS NOT NULL AND (key_id LIKE 'alias/%' OR key_id LIKE 'arn:%:alias/%')
 )
 SELECT DISTINCT

@@ -1,7 +1,7 @@
 -- One row per key operation from either log source, attributed to at most one tenant: a CloudTrail KMS call
 -- (each copy of a cross-account call is a row; `is_primary` marks the one copy that counts) or a CloudHSM
 -- audit entry. This is key_operations without the columns that need a join but no attribution
--- (operation_class, in_tenant_window): the rollups read it and add those after aggregating.
+-- (operation_class): attributed_usage reads it and adds that after aggregating.
 --
 -- Precedence (the first rule that names a tenant decides, `attributed_by` says which):
 --   CloudTrail: context (an encryption-context pair of the tenant) > key (the tenant's key, alias or custom

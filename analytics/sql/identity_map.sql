@@ -3,14 +3,13 @@
 -- (an AWSAccount identity carries no ARN) — with the tenant its principal rule names and the tenant its
 -- account rule names. A principal pattern is an exact ARN or a glob. Several matching tenants: an exact
 -- pattern beats a glob, a longer pattern a shorter one, then the tenant listed first in tenants.toml.
--- Patterns are resolved against the distinct identities only, hash-joined on the ARN's account field when the
+-- Patterns are resolved against the distinct identities only (from lake_refs), hash-joined on the ARN's account field when the
 -- pattern spells it out (a pattern with a wildcard account is tried against every identity).
 WITH seen AS (
     -- an ARN names its account, so the caller account is a function of the identity
-    SELECT coalesce(session_issuer_arn, principal_arn, caller_account_id) AS identity,
-        any_value(caller_account_id) AS account
-    FROM kms_events
-    WHERE coalesce(session_issuer_arn, principal_arn, caller_account_id) IS NOT NULL
+    SELECT identity, any_value(caller_account_id) AS account
+    FROM lake_refs
+    WHERE identity IS NOT NULL
     GROUP BY identity
 ),
 rules AS (

@@ -5,7 +5,7 @@
 -- Several matching tenants: exact ARN, then key id, then alias, then store; then the tenant listed first.
 WITH seen AS (
     SELECT DISTINCT coalesce(key_arn, key_id) AS key_ref, custom_key_store_id
-    FROM kms_events
+    FROM lake_refs
     WHERE coalesce(key_arn, key_id) IS NOT NULL
 ),
 refs AS (SELECT DISTINCT key_ref FROM seen),

@@ -7,10 +7,6 @@
 SELECT
     a.*,
     operation_class_of(a.source, a.operation, o.operation_class) AS operation_class,
-    CASE
-        WHEN a.tenant_id IS NOT NULL THEN (a.event_time >= t.active_from OR t.active_from IS NULL)
-            AND (a.event_time < t.revoked_at OR t.revoked_at IS NULL)
-    END AS in_tenant_window
+    in_tenant_window(a.tenant_id, a.event_time) AS in_tenant_window
 FROM attributed_operations AS a
 LEFT JOIN operation_classes AS o ON o.source = a.source AND o.operation = a.operation
-LEFT JOIN tenants AS t ON t.tenant_id = a.tenant_id

@@ -4,13 +4,13 @@
 -- failed ones included); AWS-internal events (AwsServiceEvent, e.g. automatic rotation) and the CloudHSM
 -- audit entries are not KMS requests. tenant_id NULL: the calls no rule attributes.
 SELECT
-    date_trunc('month', k.event_date)::DATE AS month,
-    k.tenant_id,
-    count(*) AS requests,
-    count(*) FILTER (WHERE k.operation_class = 'crypto') AS crypto_requests,
-    count(*) FILTER (WHERE NOT k.success) AS failed_requests,
-    round(count(*) * any_value(s.price_per_10k_requests) / 10000, 6) AS cost_usd
-FROM key_operations AS k
+    date_trunc('month', u.day)::DATE AS month,
+    u.tenant_id,
+    sum(u.operations)::BIGINT AS requests,
+    coalesce(sum(u.operations) FILTER (WHERE u.operation_class = 'crypto'), 0)::BIGINT AS crypto_requests,
+    coalesce(sum(u.operations) FILTER (WHERE NOT u.success), 0)::BIGINT AS failed_requests,
+    round(sum(u.operations) * any_value(s.price_per_10k_requests) / 10000, 6) AS cost_usd
+FROM attributed_usage AS u
 CROSS JOIN settings AS s
-WHERE k.source = 'cloudtrail' AND k.is_primary AND coalesce(k.event_type, 'AwsApiCall') = 'AwsApiCall'
+WHERE u.billable
 GROUP BY ALL

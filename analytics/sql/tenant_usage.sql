@@ -5,13 +5,12 @@ SELECT
     source,
     key,
     operation,
-    count(*) AS operations,
-    count(*) FILTER (WHERE NOT success) AS failures,
-    min(event_time) AS first_seen,
-    max(event_time) AS last_seen
-FROM key_operations
-WHERE is_primary
-    AND ($tenant IS NULL OR tenant_id = $tenant)
-    AND event_date BETWEEN coalesce($since::DATE, DATE '0001-01-01') AND coalesce($until::DATE, DATE '9999-12-31')
+    sum(operations)::BIGINT AS operations,
+    coalesce(sum(operations) FILTER (WHERE NOT success), 0)::BIGINT AS failures,
+    min(first_seen) AS first_seen,
+    max(last_seen) AS last_seen
+FROM attributed_usage
+WHERE ($tenant IS NULL OR tenant_id = $tenant)
+    AND day BETWEEN coalesce($since::DATE, DATE '0001-01-01') AND coalesce($until::DATE, DATE '9999-12-31')
 GROUP BY ALL
 ORDER BY tenant_id NULLS LAST, operations DESC, key, operation

@@ -1,4 +1,5 @@
-"""`keytrail sql` and `keytrail usage`: ask the lake questions in SQL, or the common one ready-made."""
+"""`keytrail sql`, `keytrail usage` and `keytrail attribute`: ask the lake questions in SQL, or the common one
+ready-made; store the attribution of new days so those questions stay fast."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from analytics import connect, run_query
+from analytics.attribution_store import refresh_attribution
 from analytics.output import require_tenant, write_relation
 from analytics.queries import run_sql
 from keytrail.cli import cli, lake_option, reports_errors
@@ -25,6 +27,11 @@ def output_options(func: F) -> F:
     )(func)
     func = click.option("--csv", "fmt", flag_value="csv", help="CSV on stdout.")(func)
     func = click.option("--json", "fmt", flag_value="json", help="JSON lines on stdout.")(func)
+    return tenants_options(func)
+
+
+def tenants_options(func: F) -> F:
+    """--tenants and --memory-limit, shared by every command that attributes."""
     func = click.option("--memory-limit", default="2GB", show_default=True, help="DuckDB memory limit.")(func)
     return click.option(
         "--tenants", type=click.Path(dir_okay=False), help="Tenants file (default $KEYTRAIL_TENANTS or ./tenants.toml)."
@@ -60,3 +67,13 @@ def usage_command(
     require_tenant(con, tenant)
     params = {"tenant": tenant, "since": since and since.date(), "until": until and until.date()}
     write_relation(run_query(con, "tenant_usage", params), fmt, parquet)
+
+
+@cli.command(name="attribute")
+@lake_option
+@tenants_options
+@reports_errors
+def attribute_command(lake: str, tenants: str | None, memory_limit: str) -> None:
+    """Attribute the lake days not yet attributed (new or changed since, or all after tenants.toml changed) and
+    store their hourly usage in <lake>/_attribution/, so usage queries read it instead of every event."""
+    click.echo(refresh_attribution(lake, tenants, memory_limit=memory_limit).describe())

@@ -19,10 +19,12 @@ SAMPLE = Path(__file__).resolve().parents[2] / "sample_logs"
 @click.pass_context
 @reports_errors
 def demo(ctx: click.Context, lake: str, sample: str, port: int, no_dashboard: bool) -> None:
-    """Ingest the sample CloudTrail and CloudHSM logs, print usage per tenant, then open the dashboard."""
+    """Ingest the sample CloudTrail and CloudHSM logs, attribute them, print usage per tenant, then open the
+    dashboard."""
     tenants = str(Path(sample) / "tenants.toml")
     ctx.invoke(ingest.commands["cloudtrail"], source=str(Path(sample) / "cloudtrail"), lake=lake)
     ctx.invoke(ingest.commands["cloudhsm"], source=str(Path(sample) / "cloudhsm"), lake=lake)
+    ctx.invoke(cli.commands["attribute"], lake=lake, tenants=tenants)
     click.echo("\nUsage per tenant and key (keytrail usage):")
     ctx.invoke(cli.commands["usage"], lake=lake, tenants=tenants)
     if not no_dashboard and "dashboard" in cli.commands:

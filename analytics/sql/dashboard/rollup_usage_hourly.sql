@@ -3,8 +3,8 @@
 -- billable: KMS API requests that AWS charges for (AwsApiCall from CloudTrail; not AwsServiceEvent, not HSM).
 -- outside_window: operations of a tenant before its active_from or from its revoked_at on.
 SELECT
-    utc_hour(event_time) AS hour,  -- the macro: date_trunc on TIMESTAMPTZ is ~10x slower
-    event_date AS day,
+    hour,
+    day,
     tenant_id,
     source,
     key,
@@ -12,9 +12,8 @@ SELECT
     operation_class,
     success,
     error_code,
-    source = 'cloudtrail' AND coalesce(event_type, 'AwsApiCall') = 'AwsApiCall' AS billable,
-    count(*) AS operations,
-    count(*) FILTER (WHERE in_tenant_window = false) AS outside_window
-FROM key_operations
-WHERE is_primary
+    billable,
+    sum(operations)::BIGINT AS operations,
+    sum(outside_window)::BIGINT AS outside_window
+FROM attributed_usage
 GROUP BY ALL
