@@ -92,16 +92,18 @@ def build_trail(
     prefix: str = "",
     signer: Callable[[int], rsa.RSAPrivateKey] = lambda h: rsa_key(0),
     validation_off: tuple[int, ...] = (),
+    records: int = 3,
 ) -> Trail:
     """`hours` hours of a trail from T0, `files` log files an hour, a digest an hour (none in `validation_off`;
-    the digest after such an hour starts a new chain), each signed by `signer(hour)`."""
+    the digest after such an hour starts a new chain), each signed by `signer(hour)`; `records` KMS records a file."""
     trail = Trail(bucket)
     base = f"{prefix}/" if prefix else ""
     owner = f"{org}/{account}" if org else account
     previous: tuple[str, bytes, str] | None = None
     for h in range(hours):
         start = T0 + h * HOUR
-        logs = [_log_file(trail, base, owner, account, region, start + dt.timedelta(minutes=10 + 30 * f), h * 10 + f)
+        logs = [_log_file(trail, base, owner, account, region, start + dt.timedelta(minutes=10 + 30 * f / files),
+                          h * 100 + f, records)
                 for f in range(files)]  # fmt: skip
         if h in validation_off:
             trail.hours.append(Hour([k for k, _ in logs], None))
@@ -121,9 +123,10 @@ def build_trail(
 
 
 def _log_file(
-    trail: Trail, base: str, owner: str, account: str, region: str, delivered: dt.datetime, seed: int
+    trail: Trail, base: str, owner: str, account: str, region: str, delivered: dt.datetime, seed: int, records: int
 ) -> tuple[str, str]:
-    text = trail_text(fresh_records(3, seed=seed + 1000 * len(trail.bucket), day=f"{delivered:%Y-%m-%d}")).encode()
+    recs = fresh_records(records, seed=seed + 100_000 * len(trail.bucket), day=f"{delivered:%Y-%m-%d}")
+    text = trail_text(recs).encode()
     key = (
         f"{base}AWSLogs/{owner}/CloudTrail/{region}/{delivered:%Y/%m/%d}/"
         f"{account}_CloudTrail_{region}_{delivered:%Y%m%dT%H%MZ}_{seed:016x}.json.gz"
