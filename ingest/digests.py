@@ -352,8 +352,10 @@ def _link(
         return [verdict("chain", "chain_broken", newer.location, newer.name, older.end, digest_key=newer.location,
                         detail=detail)]  # fmt: skip
     previous = locate(newer.location, newer.previous_bucket or "", newer.previous_key)
+    if previous in untrusted:
+        return []  # unreadable, moved or badly signed: reported on its own row
     if previous in listed:
-        return _check_link(newer, listed[previous], untrusted)
+        return _check_link(newer, listed[previous])
     name = parse_digest_name(previous)
     if name is None or (listed_from is not None and name.end < listed_from):
         return []  # outside what was listed: not checked
@@ -362,9 +364,7 @@ def _link(
                     digest_key=newer.location, expected_sha256=newer.previous_sha256, detail=detail)]  # fmt: skip
 
 
-def _check_link(newer: Digest, previous: Digest, untrusted: set[str]) -> list[Verdict]:
-    if previous.location in untrusted:
-        return []  # already reported on its own row
+def _check_link(newer: Digest, previous: Digest) -> list[Verdict]:
     same = previous.sha256 == (newer.previous_sha256 or "").lower()
     if same and (previous.signature is None or previous.signature == newer.previous_signature):
         return []

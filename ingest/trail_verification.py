@@ -160,7 +160,7 @@ def check_store(store: DigestStore, flt: TrailFilter, keys: PublicKeys, ingested
     digests, verdicts = read_digests(store, flt)
     keys.load(d for d in digests if d.has_metadata)
     checked = [check_digest(d, store, keys) for d in digests]
-    untrusted = {v.object_key for v in checked if v.status not in TRUSTED}
+    untrusted = {v.object_key for v in [*verdicts, *checked] if v.status not in TRUSTED}
     trusted = [d for d in digests if d.location not in untrusted]
     files = check_log_files(store, trusted, {v.object_key: v.signature_checked for v in checked})
     listed = {v.object_key for v in files}

@@ -240,6 +240,16 @@ def test_a_moved_or_unreadable_digest(moto_endpoint: str, s3: Any, keys: KeyServ
     }
 
 
+def test_a_corrupted_digest_is_reported_once(moto_endpoint: str, s3: Any, keys: KeyService, lake_dir: Path) -> None:
+    trail = build_trail(hours=3)
+    corrupted = trail.hours[1].digest
+    trail.objects[corrupted] = (trail.objects[corrupted][0][:-20], trail.objects[corrupted][1])  # truncated gzip
+    trail.upload(s3)
+    keys.publish("us-east-1", (rsa_key(0), "pkcs1"))
+    assert verify(moto_endpoint, lake_dir)[0] == 1
+    assert problems(lake_dir) == {("digest", "digest_unreadable", uri(corrupted))}
+
+
 def test_access_denied_on_list_public_keys_names_the_action(
     moto_endpoint: str, s3: Any, keys: KeyService, lake_dir: Path
 ) -> None:
