@@ -137,6 +137,8 @@ class KmsLakeWriter:
         except duckdb.Error:
             # Some file DuckDB cannot read (a corrupt gzip, say): find it, parse the others fast.
             unreadable = [p for p in paths if len(paths) == 1 or not self._readable(p)]
+            if not unreadable:
+                raise  # every file reads: the failure is not the input's (out of memory, say)
             readable = [p for p in paths if p not in unreadable]
             exact = self._parse_fast(readable) if readable else self._empty_parsed()
             return exact | self._source_of(unreadable)
