@@ -1,13 +1,16 @@
--- One row per UTC day and distinct combination of caller identity (the role behind a session, else the
--- caller's ARN, else the account), caller account, key (ARN and the id or alias requested) and custom key
--- store in kms_events: what the attribution maps (identity_map, key_map, aliases) are resolved against.
+-- What the attribution maps (identity_map, key_map, aliases) are resolved against, per UTC day of kms_events:
+-- one row per distinct caller identity (the role behind a session, else the caller's ARN, else the account)
+-- with its caller account, and one row per distinct key (ARN, the id or alias requested where it says more
+-- than the ARN, custom key store); each kind of row has the other kind's columns NULL.
 -- Stored per day (analytics/attribution_store.py), so a session builds its maps from these few rows instead
 -- of scanning every event.
-SELECT DISTINCT
+SELECT
     event_date AS day,
     coalesce(session_issuer_arn, principal_arn, caller_account_id) AS identity,
     caller_account_id,
     key_arn,
-    key_id,
+    -- no ARN resolved, or an alias (for `aliases`)
+    CASE WHEN key_arn IS NULL OR key_id LIKE '%alias/%' THEN key_id END AS key_id,
     custom_key_store_id
 FROM kms_events
+GROUP BY GROUPING SETS ((day, identity, caller_account_id), (day, key_arn, key_id, custom_key_store_id))
