@@ -59,3 +59,18 @@ def moto_endpoint(moto_server: str) -> Iterator[str]:
 @pytest.fixture
 def lake_dir(tmp_path: Path) -> Path:
     return tmp_path / "lake"
+
+
+@pytest.fixture(scope="session")
+def ingested_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample logs ingested once per session into a fresh lake with the real commands; read it, or copy it
+    before changing it."""
+    from click.testing import CliRunner
+
+    from keytrail.cli import cli
+
+    lake = tmp_path_factory.mktemp("sample") / "lake"
+    for source in ("cloudtrail", "cloudhsm"):
+        result = CliRunner().invoke(cli, ["ingest", source, str(SAMPLE_LOGS / source), "--lake", str(lake)])
+        assert result.exit_code == 0, result.output
+    return lake

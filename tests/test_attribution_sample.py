@@ -10,10 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from click.testing import CliRunner
 
 from analytics import connect, run_query
-from keytrail.cli import cli
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"
 TRUTH = SAMPLE / "ground_truth" / "attribution.csv"
@@ -21,19 +19,9 @@ pytestmark = pytest.mark.skipif(not TRUTH.exists(), reason="sample_logs/ground_t
 
 
 @pytest.fixture(scope="session")
-def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample logs ingested into a fresh lake with the real ingest commands."""
-    lake = tmp_path_factory.mktemp("sample") / "lake"
-    for source in ("cloudtrail", "cloudhsm"):
-        result = CliRunner().invoke(cli, ["ingest", source, str(SAMPLE / source), "--lake", str(lake)])
-        assert result.exit_code == 0, result.output
-    return lake
-
-
-@pytest.fixture(scope="session")
-def sample(sample_lake: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def sample(ingested_sample: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection over the sample lake with the sample tenants and the ground truth as table `truth`."""
-    con = connect(sample_lake, SAMPLE / "tenants.toml", memory_limit="1GB")
+    con = connect(ingested_sample, SAMPLE / "tenants.toml", memory_limit="1GB")
     con.execute(f"CREATE TABLE truth AS SELECT * FROM read_csv('{TRUTH}', all_varchar = true)")
     con.execute("UPDATE truth SET tenant_id = NULLIF(tenant_id, ''), attributed_by = NULLIF(attributed_by, '')")
     yield con

@@ -2,7 +2,7 @@
 equals what attributing every event again gives, only changed days are attributed again, an edited tenants file
 makes every day stale, and a killed refresh is safe to rerun.
 
-The sample logs are ingested once per module with the real commands; each test works on its own copy.
+The sample logs are ingested once per session (conftest's `ingested_sample`); each test works on its own copy.
 """
 
 from __future__ import annotations
@@ -29,18 +29,9 @@ TENANTS = SAMPLE / "tenants.toml"
 USAGE_VIEWS = ("usage_hourly", "usage_daily", "tenant_cost")
 
 
-@pytest.fixture(scope="module")
-def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lake = tmp_path_factory.mktemp("sample") / "lake"
-    for source in ("cloudtrail", "cloudhsm"):
-        result = CliRunner().invoke(cli, ["ingest", source, str(SAMPLE / source), "--lake", str(lake)])
-        assert result.exit_code == 0, result.output
-    return lake
-
-
 @pytest.fixture
-def lake(ingested: Path, tmp_path: Path) -> Path:
-    shutil.copytree(ingested, tmp_path / "lake")
+def lake(ingested_sample: Path, tmp_path: Path) -> Path:
+    shutil.copytree(ingested_sample, tmp_path / "lake")
     return tmp_path / "lake"
 
 
