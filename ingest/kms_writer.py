@@ -238,9 +238,16 @@ class KmsLakeWriter:
         self.batch_no += 1
         staging = self.lake.work_dir / "_staging" / f"{self.run_id}-{self.batch_no}"
         staging.parent.mkdir(parents=True, exist_ok=True)
+        # A batch is one row group of `parsed`, which DuckDB scans on one thread: cut it into one slice per
+        # thread (UNION ALL runs each as its own pipeline) so that every core encodes and compresses.
+        threads = self.con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+        slices = " UNION ALL ".join(
+            f"""SELECT {", ".join(KMS_EVENTS.names)}, event_time::DATE AS event_date
+                FROM parsed SEMI JOIN fresh USING (source_object, record_index) WHERE record_index % {threads} = {k}"""
+            for k in range(threads)
+        )
         self.con.execute(
-            f"""COPY (SELECT {", ".join(KMS_EVENTS.names)}, event_time::DATE AS event_date
-                      FROM parsed SEMI JOIN fresh USING (source_object, record_index))
+            f"""COPY ({slices})
                 TO '{staging}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARTITION_BY (event_date),
                                ROW_GROUP_SIZE 20480, FILENAME_PATTERN 'part-{{i}}')"""
         )
