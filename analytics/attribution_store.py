@@ -36,6 +36,7 @@ from analytics.queries import load_sql
 from ingest.faults import crash_point
 from ingest.lake import Lake
 from ingest.schema import TABLES
+from ingest.state import RunLock
 
 STORE_DIR = "_attribution"
 # What is stored per day, in the order it is computed (attributed_usage needs the maps lake_refs feeds).
@@ -162,20 +163,28 @@ def refresh_attribution(
     report = AttributionReport(store_dir(lake))
     if lake.remote:
         return report
-    shutil.rmtree(scratch_dir(lake), ignore_errors=True)  # what a killed refresh left
-    con = connect(lake, tenants, memory_limit=memory_limit, threads=threads)
-    try:
-        signatures = {name: day_signatures(lake, basis(con, name)) for name in STORED}
-        fresh, stale = split_days(lake, "attributed_usage", signatures["attributed_usage"])
-        report.kept, report.written = sorted(fresh), stale
-        for name in STORED:
-            _write_stale(con, lake, name, signatures[name])
-        report.operations = _operations(con, lake, stale, signatures["attributed_usage"])
-        report.removed = _remove_stale_files(lake, signatures)
-    finally:
-        con.close()
+    # under the lake's lock (the nightly job already holds it): no ingest or prune changes days meanwhile, and
+    # no second refresh shares the scratch folder
+    with RunLock(lake.state_dir / "ingest.lock", command="attribute"):
+        shutil.rmtree(scratch_dir(lake), ignore_errors=True)  # what a killed refresh left
+        con = connect(lake, tenants, memory_limit=memory_limit, threads=threads)
+        try:
+            _store(con, lake, report)
+        finally:
+            con.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _store(con: duckdb.DuckDBPyConnection, lake: Lake, report: AttributionReport) -> None:
+    """Write every stale day of every stored result, then drop the files no signature names any more."""
+    signatures = {name: day_signatures(lake, basis(con, name)) for name in STORED}
+    fresh, stale = split_days(lake, "attributed_usage", signatures["attributed_usage"])
+    report.kept, report.written = sorted(fresh), stale
+    for name in STORED:
+        _write_stale(con, lake, name, signatures[name])
+    report.operations = _operations(con, lake, stale, signatures["attributed_usage"])
+    report.removed = _remove_stale_files(lake, signatures)
 
 
 def _write_stale(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, signatures: dict[str, str]) -> None:

@@ -22,6 +22,7 @@ from analytics import connect
 from analytics.attribution_store import STORE_DIR, refresh_attribution
 from analytics.fixtures import kms_row, write_events
 from ingest.lake import Lake
+from ingest.state import RunLock
 from keytrail.cli import cli
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"
@@ -137,3 +138,11 @@ def test_killed_refresh_is_safe_to_rerun(lake: Path) -> None:
     report = refresh_attribution(lake, TENANTS)
     assert 0 < len(report.written) < len(lake_days(lake)) and not (lake / STORE_DIR / "_batch").exists()
     assert usage(lake) == expected
+
+
+def test_refused_while_another_run_writes_the_lake(lake: Path) -> None:
+    with RunLock(lake / "_state" / "ingest.lock", command="ingest"):
+        result = CliRunner().invoke(cli, ["attribute", "--lake", str(lake), "--tenants", str(TENANTS)])
+    assert result.exit_code != 0 and "another keytrail run is writing to this lake" in result.output
+    assert not (lake / STORE_DIR).exists()
+    assert "Attributed" in attribute(lake)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from analytics.rollups import describe, refresh_rollups
+from ingest.errors import LockedError
 from keytrail.cli import cli, lake_option, reports_errors
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -46,7 +47,10 @@ def has_events(lake: str) -> bool:
 def dashboard(lake: str, tenants: str | None, port: int, host: str, no_refresh: bool) -> None:
     """Open the compliance dashboard on the lake: usage per tenant and key, anomalies, CloudHSM, data health."""
     if not no_refresh and has_events(lake):
-        click.echo(describe(refresh_rollups(lake, tenants)), err=True)
+        try:
+            click.echo(describe(refresh_rollups(lake, tenants)), err=True)
+        except LockedError as err:  # an ingest is running: serve now, the app computes what is stale
+            click.echo(f"Rollups not refreshed: {err}", err=True)
     click.echo(f"keytrail dashboard on http://{host}:{port} (Ctrl+C stops it)", err=True)
     # become the streamlit server: signals (Ctrl+C, a supervisor's SIGTERM) reach it directly, no orphan is left
     command = streamlit_command(port, host)
