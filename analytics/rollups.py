@@ -31,7 +31,8 @@ import pyarrow.parquet as pq
 from analytics.attribution_store import AttributionReport, code_digest, refresh_attribution
 from analytics.queries import load_sql
 from analytics.tenants import load_tenants
-from ingest.lake import TMP_SUFFIX
+from ingest.lake import TMP_SUFFIX, Lake
+from ingest.state import RunLock
 
 ROLLUP_DIR = "_rollups"
 MANIFEST = "manifest.json"
@@ -123,21 +124,30 @@ def refresh_rollups(
     memory_limit: str = "2GB",
 ) -> RollupReport:
     """Store the attribution of new lake days (analytics/attribution_store.py), then rebuild `<lake>/_rollups/`
-    unless it is already fresh (or `force`); files are written atomically and the manifest last, so a reader
-    never pairs new files with an old manifest as fresh."""
+    unless it is already fresh (or `force`), all under the lake's lock (the nightly job's run passes through);
+    files are written atomically and the manifest last, so a reader never pairs new files with an old manifest
+    as fresh."""
     from analytics.connection import connect
 
     started = time.perf_counter()
-    attribution = refresh_attribution(lake, tenants, memory_limit=memory_limit)
-    folder = rollup_dir(lake)
-    signature = lake_signature(lake, tenants)
-    if not force and rollups_fresh(lake, tenants):
-        return RollupReport(folder, signature, "fresh", seconds=time.perf_counter() - started, attribution=attribution)
-    con = connect(lake, tenants, memory_limit=memory_limit)
-    try:
-        tables, error = compute_rollups(con)
-    finally:
-        con.close()
+    with RunLock(Lake(lake).state_dir / "ingest.lock", reentrant=True, command="rollups"):
+        attribution = refresh_attribution(lake, tenants, memory_limit=memory_limit)
+        folder = rollup_dir(lake)
+        signature = lake_signature(lake, tenants)
+        if not force and rollups_fresh(lake, tenants):
+            seconds = time.perf_counter() - started
+            return RollupReport(folder, signature, "fresh", seconds=seconds, attribution=attribution)
+        con = connect(lake, tenants, memory_limit=memory_limit)
+        try:
+            tables, error = compute_rollups(con)
+        finally:
+            con.close()
+        rows = write_rollups(folder, tables, signature, error)
+    return RollupReport(folder, signature, "written", rows, time.perf_counter() - started, error, attribution)
+
+
+def write_rollups(folder: Path, tables: dict[str, pa.Table], signature: str, error: str | None) -> dict[str, int]:
+    """Each rollup file by rename, then the manifest (removed first, so a crash in between leaves it stale)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
     for name, table in tables.items():
@@ -154,7 +164,7 @@ def refresh_rollups(
     tmp = folder / f"{MANIFEST}{TMP_SUFFIX}"
     tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     os.replace(tmp, folder / MANIFEST)
-    return RollupReport(folder, signature, "written", rows, time.perf_counter() - started, error, attribution)
+    return rows
 
 
 def register_rollups(

@@ -140,9 +140,10 @@ def test_killed_refresh_is_safe_to_rerun(lake: Path) -> None:
     assert usage(lake) == expected
 
 
-def test_refused_while_another_run_writes_the_lake(lake: Path) -> None:
+@pytest.mark.parametrize("command", ["attribute", "rollups"])
+def test_refused_while_another_run_writes_the_lake(lake: Path, command: str) -> None:
     with RunLock(lake / "_state" / "ingest.lock", command="ingest"):
-        result = CliRunner().invoke(cli, ["attribute", "--lake", str(lake), "--tenants", str(TENANTS)])
+        result = CliRunner().invoke(cli, [command, "--lake", str(lake), "--tenants", str(TENANTS)])
     assert result.exit_code != 0 and "another keytrail run is writing to this lake" in result.output
-    assert not (lake / STORE_DIR).exists()
+    assert not (lake / STORE_DIR).exists() and not (lake / "_rollups").exists()
     assert "Attributed" in attribute(lake)
