@@ -74,28 +74,27 @@ def call_with_backoff(func: Callable[..., Any], what: str, attempts: int = 6, **
 
 def list_log_groups(client: Any, prefix: str = LOG_GROUP_PREFIX) -> list[str]:
     """Every CloudHSM log group of the account and region."""
-    groups: list[str] = []
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"logGroupNamePrefix": prefix, **({"nextToken": token} if token else {})}
-        page = call_with_backoff(client.describe_log_groups, f"log groups {prefix}*", **kwargs)
-        groups += [g["logGroupName"] for g in page.get("logGroups", [])]
-        token = page.get("nextToken")
-        if not token:
-            return groups
+    what = f"log groups {prefix}*"
+    return _all_names(client.describe_log_groups, what, "logGroups", "logGroupName", logGroupNamePrefix=prefix)
 
 
 def list_streams(client: Any, log_group: str) -> list[str]:
     """Every log stream (one per HSM) of a log group."""
-    streams: list[str] = []
+    what = f"log group {log_group}"
+    return _all_names(client.describe_log_streams, what, "logStreams", "logStreamName", logGroupName=log_group)
+
+
+def _all_names(call: Callable[..., Any], what: str, items: str, name: str, **kwargs: Any) -> list[str]:
+    """`name` of every item of a paginated CloudWatch Logs listing, each page with throttling backoff."""
+    names: list[str] = []
     token: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"logGroupName": log_group, **({"nextToken": token} if token else {})}
-        page = call_with_backoff(client.describe_log_streams, f"log group {log_group}", **kwargs)
-        streams += [s["logStreamName"] for s in page.get("logStreams", [])]
+        args: dict[str, Any] = {**kwargs, **({"nextToken": token} if token else {})}
+        page = call_with_backoff(call, what, **args)
+        names += [item[name] for item in page.get(items, [])]
         token = page.get("nextToken")
         if not token:
-            return streams
+            return names
 
 
 def stream_events(
