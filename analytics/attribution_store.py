@@ -102,17 +102,28 @@ def basis(con: duckdb.DuckDBPyConnection, name: str) -> str:
     return digest.hexdigest()
 
 
-def day_signatures(lake: Lake, basis_signature: str) -> dict[str, str]:
-    """Per event day of the lake (ISO date), the signature its stored file must be named by."""
-    files: dict[str, list[str]] = {}
-    for table in TABLES:
-        for day, paths in lake.partitions(table).items():
-            for p in paths:
-                files.setdefault(day.isoformat(), []).append(f"{table}/{p.name}\0{p.stat().st_size}")
-    return {
-        day: hashlib.sha256("\n".join([basis_signature, *sorted(names)]).encode()).hexdigest()[:32]
-        for day, names in sorted(files.items())
-    }
+@dataclass(frozen=True)
+class LakeDays:
+    """A local lake and, per event day (ISO date), its Parquet files as `table/name\0size`: listed once, and
+    what every stored file's signature is made of."""
+
+    lake: Lake
+    files: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, lake: Lake) -> LakeDays:
+        files: dict[str, list[str]] = {}
+        for table in TABLES:
+            for day, paths in lake.partitions(table).items():
+                files.setdefault(day.isoformat(), []).extend(f"{table}/{p.name}\0{p.stat().st_size}" for p in paths)
+        return cls(lake, {day: tuple(sorted(names)) for day, names in sorted(files.items())})
+
+    def signatures(self, basis_signature: str) -> dict[str, str]:
+        """Per day, the signature its stored file must be named by."""
+        return {
+            day: hashlib.sha256("\n".join([basis_signature, *names]).encode()).hexdigest()[:32]
+            for day, names in self.files.items()
+        }
 
 
 def stored_file(lake: Lake, name: str, day: str, signature: str) -> Path:
@@ -126,15 +137,15 @@ def split_days(lake: Lake, name: str, signatures: dict[str, str]) -> tuple[dict[
     return fresh, [day for day in signatures if day not in fresh]
 
 
-def register_stored(con: duckdb.DuckDBPyConnection, lake_uri: str, name: str, kind: str = "VIEW") -> None:
+def register_stored(con: duckdb.DuckDBPyConnection, days: LakeDays | None, name: str, kind: str = "VIEW") -> None:
     """The view (or table, read once) `name`: its stored days read from their files, the other days computed by
-    its SQL (all of them for an S3 lake, where nothing is stored). The view `computed_<name>` always computes."""
+    its SQL (all of them for an S3 lake, `days` None, where nothing is stored). The view `computed_<name>` always
+    computes."""
     con.execute(f"CREATE OR REPLACE VIEW computed_{name} AS {load_sql(name)}")
-    if Lake.is_remote(lake_uri):
+    if days is None:
         con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM computed_{name}")
         return
-    lake = Lake(lake_uri)
-    fresh, stale = split_days(lake, name, day_signatures(lake, basis(con, name)))
+    fresh, stale = split_days(days.lake, name, days.signatures(basis(con, name)))
     columns = ", ".join(f'"{c}"' for c in con.sql(f"SELECT * FROM computed_{name}").columns)
     parts = []
     if fresh:
@@ -178,7 +189,8 @@ def refresh_attribution(
 
 def _store(con: duckdb.DuckDBPyConnection, lake: Lake, report: AttributionReport) -> None:
     """Write every stale day of every stored result, then drop the files no signature names any more."""
-    signatures = {name: day_signatures(lake, basis(con, name)) for name in STORED}
+    days = LakeDays.of(lake)
+    signatures = {name: days.signatures(basis(con, name)) for name in STORED}
     fresh, stale = split_days(lake, "attributed_usage", signatures["attributed_usage"])
     report.kept, report.written = sorted(fresh), stale
     for name in STORED:

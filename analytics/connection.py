@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from analytics.attribution_store import register_stored
+from analytics.attribution_store import LakeDays, register_stored
 from analytics.queries import load_sql
 from analytics.tenants import Tenants, context_keys, load_tenants, rules_table, tenants_table
 from analytics.vocabulary import operation_names
@@ -62,6 +62,7 @@ def refresh(con: duckdb.DuckDBPyConnection, lake: str | os.PathLike[str] | Lake 
     if lake is not None:
         register_lake(con, lake if isinstance(lake, Lake) else Lake(lake))
     lake_uri = con.sql("SELECT uri FROM lake_info").fetchall()[0][0]
+    days = None if Lake.is_remote(lake_uri) else LakeDays.of(Lake(lake_uri))  # nothing is stored for S3 lakes
     con.execute(load_sql("macros"))
     keys = con.sql("SELECT context_keys FROM settings").fetchall()[0][0]
     con.execute(f"CREATE OR REPLACE MACRO context_pair(ec) AS {context_pair_sql(keys)}")
@@ -69,12 +70,12 @@ def refresh(con: duckdb.DuckDBPyConnection, lake: str | os.PathLike[str] | Lake 
         "SELECT tenant_id, active_from, revoked_at FROM tenants WHERE active_from IS NOT NULL OR revoked_at IS NOT NULL"
     ).fetchall()
     con.execute(f"CREATE OR REPLACE MACRO in_tenant_window(tenant, ts) AS {tenant_window_sql(windows)}")
-    register_stored(con, lake_uri, "lake_refs", kind="TABLE")  # read by three maps: scan the lake once
+    register_stored(con, days, "lake_refs", kind="TABLE")  # read by three maps: scan the lake once
     for name in MAPS:
         con.execute(f"CREATE OR REPLACE TABLE {name} AS {load_sql(name)}")
     for name in ATTRIBUTION_VIEWS:
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {load_sql(name)}")
-    register_stored(con, lake_uri, "attributed_usage")
+    register_stored(con, days, "attributed_usage")
     for name in USAGE_VIEWS:
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {load_sql(name)}")
 
