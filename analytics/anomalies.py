@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest.errors import ConfigError, KeytrailError
+from ingest.integrity.hsm_sequence import SEQUENCE_SQL
 
 SQL_DIR = Path(__file__).parent / "sql" / "anomalies"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -162,13 +163,11 @@ def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 def ensure_relations(con: duckdb.DuckDBPyConnection) -> None:
-    """Expose `hsm_sequence_gaps` (the CloudHSM integrity check, analytics/sql/hsm_sequence_gaps.sql) as a view
+    """Expose `hsm_sequence_gaps` (the CloudHSM integrity check, ingest/integrity/sql/hsm_sequence_gaps.sql) as a view
     when the connection has `hsm_events` but not the check yet."""
     present = _relations(con)
     if "hsm_sequence_gaps" not in present and "hsm_events" in present:
-        from analytics.queries import load_sql
-
-        con.execute(f"CREATE OR REPLACE TEMP VIEW hsm_sequence_gaps AS {load_sql('hsm_sequence_gaps')}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW hsm_sequence_gaps AS {SEQUENCE_SQL}")
 
 
 def _select(name: str) -> str:

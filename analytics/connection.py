@@ -16,11 +16,11 @@ import duckdb
 import pyarrow as pa
 
 from analytics.attribution_store import LakeDays, register_stored
-from analytics.queries import load_sql
+from analytics.queries import literal, load_sql
 from analytics.tenants import Tenants, context_keys, load_tenants, rules_table, tenants_table
 from analytics.vocabulary import operation_names
-from ingest.lake import DEFAULT_LAKE, Lake
-from ingest.schema import QUARANTINE, TABLES, TRAIL_VERIFICATION
+from ingest.lake.schema import QUARANTINE, TABLES, TRAIL_VERIFICATION
+from ingest.lake.store import DEFAULT_LAKE, Lake
 
 MAPS = (
     "aliases", "primary_copies", "identity_map", "key_map", "context_map", "hsm_user_map",
@@ -83,8 +83,8 @@ def refresh(con: duckdb.DuckDBPyConnection, lake: str | os.PathLike[str] | Lake 
 def context_pair_sql(keys: list[str]) -> str:
     """SQL of context_pair(ec): the value of the one context key, else the first of `keys` present as "key=value"."""
     if len(keys) == 1:
-        return f"ec[{_literal(keys[0])}]"
-    pairs = [f"{_literal(k + '=')} || ec[{_literal(k)}]" for k in keys]
+        return f"ec[{literal(keys[0])}]"
+    pairs = [f"{literal(k + '=')} || ec[{literal(k)}]" for k in keys]
     return f"coalesce({', '.join(pairs)})" if pairs else "NULL::VARCHAR"
 
 
@@ -96,12 +96,12 @@ def tenant_window_sql(windows: list[tuple[str, dt.datetime | None, dt.datetime |
     for tenant, active_from, revoked_at in windows:
         bounds = [f"ts >= {_timestamp(active_from)}"] if active_from else []
         bounds += [f"ts < {_timestamp(revoked_at)}"] if revoked_at else []
-        cases.append(f"WHEN tenant = {_literal(tenant)} THEN {' AND '.join(bounds)}")
+        cases.append(f"WHEN tenant = {literal(tenant)} THEN {' AND '.join(bounds)}")
     return f"CASE WHEN tenant IS NULL THEN NULL {' '.join(cases)} ELSE true END"
 
 
 def _timestamp(value: dt.datetime) -> str:
-    return f"TIMESTAMPTZ {_literal(value.isoformat())}"
+    return f"TIMESTAMPTZ {literal(value.isoformat())}"
 
 
 def register_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
@@ -143,7 +143,7 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[Path], 
     present: set[str] = set()
     source = "(SELECT 1) WHERE false"
     if files:
-        file_list = "[" + ", ".join(_literal(str(f)) for f in files) + "]"
+        file_list = "[" + ", ".join(literal(str(f)) for f in files) + "]"
         options = ", hive_partitioning = true, hive_types = {'event_date': DATE}" if hive else ""
         source = f"read_parquet({file_list}, union_by_name = true{options})"
         present = {row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()}
@@ -155,11 +155,6 @@ def _duck_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, 
     """DuckDB type names of an Arrow schema's columns."""
     rel = con.from_arrow(schema.empty_table())
     return {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
-
-
-def _literal(text: str) -> str:
-    """A SQL string literal (paths are plumbing, not values from users' queries)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def register_tenants(con: duckdb.DuckDBPyConnection, tenants: Tenants) -> None:

@@ -23,10 +23,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from analytics.anomalies import detector_names
 from analytics.connection import connect
 from analytics.queries import QueryError, run_query
 from analytics.rollups import RollupReport, register_rollups
 from ingest.errors import KeytrailError
+from ingest.integrity.hsm_sequence import SEQUENCE_SQL
 
 UNATTRIBUTED = "(unattributed)"
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -192,8 +194,6 @@ def anomalies(
 
 def anomaly_detectors(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Detector names: every detector file, whether or not it found anything."""
-    from analytics.anomalies import detector_names
-
     return detector_names()
 
 
@@ -229,7 +229,7 @@ def hsm_integrity(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table]:
 
     The check covers each HSM's whole audit trail in the lake: a gap is a gap whatever range is on screen.
     """
-    gaps = run_query(con, "hsm_sequence_gaps").to_arrow_table()
+    gaps = con.sql(SEQUENCE_SQL).to_arrow_table()
     streams = _table(con, "hsm_streams")
     con.register("_gaps", gaps)
     con.register("_streams", streams)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from ingest.lake import Lake
-from ingest.schema import HSM_EVENTS, KMS_EVENTS
+from ingest.lake.schema import HSM_EVENTS, KMS_EVENTS
+from ingest.lake.store import Lake
 
 T0 = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
 OWNER = "111122223333"

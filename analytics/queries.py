@@ -79,3 +79,8 @@ def run_sql(
     except duckdb.Error as err:
         views = "kms_events, hsm_events, quarantine, tenants, key_operations, usage_hourly, usage_daily, tenant_cost"
         raise QueryError(f"{name} failed: {err}\nViews you can query: {views}") from None
+
+
+def literal(text: str) -> str:
+    """`text` as a SQL string literal (for paths and dates that DuckDB cannot take as parameters)."""
+    return "'" + text.replace("'", "''") + "'"

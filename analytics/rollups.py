@@ -28,11 +28,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analytics.attribution_store import AttributionReport, code_digest, refresh_attribution
+from analytics import anomalies
+from analytics.attribute import AttributionReport, refresh_attribution
+from analytics.attribution_store import code_digest
+from analytics.connection import connect
 from analytics.queries import load_sql
 from analytics.tenants import load_tenants
-from ingest.lake import TMP_SUFFIX, Lake
-from ingest.state import RunLock
+from ingest.lake.state import RunLock
+from ingest.lake.store import TMP_SUFFIX, Lake
 
 ROLLUP_DIR = "_rollups"
 MANIFEST = "manifest.json"
@@ -108,8 +111,6 @@ def compute_rollups(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, pa.Table]
 
 def _find_all_anomalies(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, str | None]:
     """All findings of every detector; an empty table and the error text when the detectors fail."""
-    from analytics import anomalies
-
     try:
         return anomalies.find_anomalies(con), None
     except Exception as err:  # noqa: BLE001 - a broken detector must not take the usage pages down with it
@@ -123,12 +124,10 @@ def refresh_rollups(
     force: bool = False,
     memory_limit: str = "2GB",
 ) -> RollupReport:
-    """Store the attribution of new lake days (analytics/attribution_store.py), then rebuild `<lake>/_rollups/`
+    """Store the attribution of new lake days (analytics/attribute.py), then rebuild `<lake>/_rollups/`
     unless it is already fresh (or `force`), all under the lake's lock (the nightly job's run passes through);
     files are written atomically and the manifest last, so a reader never pairs new files with an old manifest
     as fresh."""
-    from analytics.connection import connect
-
     started = time.perf_counter()
     with RunLock(Lake(lake).state_dir / "ingest.lock", reentrant=True, command="rollups"):
         attribution = refresh_attribution(lake, tenants, memory_limit=memory_limit)

@@ -146,7 +146,8 @@ def phase(name: str, lake: Path, threads: int, memory_limit: str) -> dict[str, f
     import duckdb
 
     from analytics import connect
-    from analytics.attribution_store import STORE_DIR, refresh_attribution
+    from analytics.attribute import refresh_attribution
+    from analytics.attribution_store import STORE_DIR
 
     tenants = lake.parent / "tenants.toml"
     times: dict[str, float] = {}

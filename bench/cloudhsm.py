@@ -17,8 +17,8 @@ import time
 
 import polars as pl
 
-from ingest.cloudhsm import attribute_sessions, link_cluster_logins, parse_hsm_messages
-from ingest.cloudhsm_sources import BATCH_ENTRIES
+from ingest.cloudhsm.parse import attribute_sessions, link_cluster_logins, parse_hsm_messages
+from ingest.cloudhsm.sources import BATCH_ENTRIES
 
 START_US = 1_764_460_800_000_000  # 2025-11-30T00:00:00Z
 

@@ -25,11 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ingest.digest_sources import LocalDigests
-from ingest.digests import CHUNK, sha256_of_content
-from ingest.lake import Lake
-from ingest.trail_sources import TrailFilter
-from ingest.trail_verification import verify_trail
+from ingest.cloudtrail.sources import TrailFilter
+from ingest.integrity.digests import CHUNK, sha256_of_content
+from ingest.integrity.sources import LocalDigests
+from ingest.integrity.verification import verify_trail
+from ingest.lake.store import Lake
 from tests.digestfiles import KeyService, build_trail, rsa_key
 
 FILES_PER_HOUR = 20

@@ -70,9 +70,9 @@ def generate(folder: Path, events: int, seed: int = 1) -> int:
 
 
 def run_keytrail(src: Path, out: Path) -> None:
-    from ingest.cloudtrail import ingest_local
-    from ingest.lake import Lake
-    from ingest.trail_sources import TrailFilter
+    from ingest.cloudtrail.load import ingest_local
+    from ingest.cloudtrail.sources import TrailFilter
+    from ingest.lake.store import Lake
 
     ingest_local(Lake(out), src, TrailFilter())
 

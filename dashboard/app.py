@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analytics import KeytrailError
 from dashboard import data, filters
-from ingest.errors import KeytrailError
 
 st.set_page_config(page_title="keytrail", page_icon=":material/key:", layout="wide")
 

@@ -17,10 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
+from analytics import DEFAULT_LAKE, integrity
 from analytics import dashboard as q
-from analytics import integrity
 from analytics.rollups import RollupReport, lake_signature
-from ingest.lake import DEFAULT_LAKE
 
 UNATTRIBUTED = q.UNATTRIBUTED
 SEVERITIES = q.SEVERITIES

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import importlib
 import os
@@ -12,8 +13,8 @@ from typing import Any, TypeVar
 
 import click
 
-from ingest.errors import KeytrailError
-from ingest.lake import DEFAULT_LAKE
+from ingest.errors import ConfigError, KeytrailError
+from ingest.lake.store import DEFAULT_LAKE
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,6 +50,17 @@ def aws_options(func: F) -> F:
     """--endpoint-url and --profile, passed 1:1 to boto3."""
     func = click.option("--profile", help="AWS profile from your AWS config.")(func)
     return click.option("--endpoint-url", help="Custom AWS endpoint (S3-compatible store, local test server).")(func)
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    """A date or ISO time given on the command line, as UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{value!r} is not a date or time: write it as 2026-11-01 or 2026-11-01T12:00:00Z") from None
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 
 def reports_errors(func: F) -> F:

@@ -1,6 +1,6 @@
 """A CloudTrail trail with hourly digest files signed as CloudTrail signs them, by RSA keys made in the test.
 
-The string to sign is written out here from the CloudTrail user guide, not taken from ingest/digests.py, so a
+The string to sign is written out here from the CloudTrail user guide, not taken from ingest/integrity/digests.py, so a
 mistake there cannot hide in both.
 """
 

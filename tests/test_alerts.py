@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from ingest.alerts import JsonlSink, SnsSink, WebhookSink, alert_key, send_alerts
 from ingest.aws import make_client
-from ingest.state import IngestState
+from ingest.lake.state import IngestState
+from keytrail.jobs.alerts import JsonlSink, SnsSink, WebhookSink, alert_key, send_alerts
 
 T0 = dt.datetime(2026, 11, 29, 3, tzinfo=dt.UTC)
 

@@ -22,7 +22,7 @@ import yaml
 
 from analytics import anomalies
 from ingest.errors import ConfigError
-from ingest.schema import HSM_EVENTS, KMS_EVENTS
+from ingest.lake.schema import HSM_EVENTS, KMS_EVENTS
 
 CASES_DIR = Path(__file__).parent / "cases"
 UTC = dt.UTC

@@ -19,10 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 from analytics import connect
-from analytics.attribution_store import STORE_DIR, refresh_attribution
+from analytics.attribute import refresh_attribution
+from analytics.attribution_store import STORE_DIR
 from analytics.fixtures import kms_row, write_events
-from ingest.lake import Lake
-from ingest.state import RunLock
+from ingest.lake.state import RunLock
+from ingest.lake.store import Lake
 from keytrail.cli import cli
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"

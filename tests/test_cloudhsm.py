@@ -16,13 +16,13 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from ingest.aws import make_client
-from ingest.cloudhsm import attribute_sessions, link_cluster_logins, messages_frame, parse_hsm_messages
-from ingest.cloudhsm_load import run_ingest
-from ingest.cloudhsm_sequence import lake_sequence_findings, sequence_findings
-from ingest.cloudhsm_sources import CloudWatchSource, call_with_backoff, open_source, parse_when, stream_events
+from ingest.cloudhsm.load import run_ingest
+from ingest.cloudhsm.parse import attribute_sessions, link_cluster_logins, messages_frame, parse_hsm_messages
+from ingest.cloudhsm.sources import CloudWatchSource, call_with_backoff, open_source, parse_when, stream_events
 from ingest.errors import LockedError, SourceError
-from ingest.lake import Lake
-from ingest.state import IngestState, RunLock
+from ingest.integrity.hsm_sequence import lake_sequence_findings, sequence_findings
+from ingest.lake.state import IngestState, RunLock
+from ingest.lake.store import Lake
 from keytrail.cli import cli
 from tests.conftest import SHARED_DATA
 
@@ -536,7 +536,8 @@ def test_verify_hsm_sequence_cli(lake_dir: Path, tmp_path: Path) -> None:
     run_ingest(Lake(lake_dir), "x", open_source(str(tmp_path), []).batches)
     result = CliRunner().invoke(cli, ["verify", "hsm-sequence", "--lake", str(lake_dir)])
     assert result.exit_code == 1
-    header, rule, line = result.stdout.splitlines()
+    header, rule, line, count = result.stdout.splitlines()
+    assert count == "(1 row)"  # the one table format of every command (keytrail/output.py)
     assert header.split() == ["hsm_id", "reboot_counter", "kind", "missing", "after_seq", "before_seq", "after_time",
                               "before_time"]  # fmt: skip
     assert line.split()[:6] == ["hsm-one", "263", "gap", "3", "2", "6"]

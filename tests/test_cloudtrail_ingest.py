@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from ingest.lake import Lake
-from ingest.schema import KMS_EVENTS
-from ingest.state import RunLock
+from ingest.lake.schema import KMS_EVENTS
+from ingest.lake.state import RunLock
+from ingest.lake.store import Lake
 from keytrail.cli import cli
 from tests.conftest import SAMPLE_LOGS, SHARED_DATA
 from tests.trailfiles import fresh_records, trail_text, write_trail

@@ -7,9 +7,9 @@ import json
 import pyarrow as pa
 import pytest
 
-from ingest.kms_writer import parse_records
-from ingest.salvage import salvage
-from ingest.schema import KMS_EVENTS
+from ingest.cloudtrail.salvage import salvage
+from ingest.cloudtrail.writer import parse_records
+from ingest.lake.schema import KMS_EVENTS
 from tests.conftest import SHARED_DATA
 from tests.trailfiles import doc_records
 

@@ -10,10 +10,10 @@ import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
-import ingest.trail_sources as trail_sources
+import ingest.cloudtrail.sources as trail_sources
+from ingest.cloudtrail.sources import S3Trail, TrailFilter
 from ingest.errors import SourceError
-from ingest.lake import Lake
-from ingest.trail_sources import S3Trail, TrailFilter
+from ingest.lake.store import Lake
 from keytrail.cli import cli
 from tests.trailfiles import fresh_records, trail_key, trail_text
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ingest.config import HsmSource, LookupSource, TrailSource, load_config, parse_duration
 from ingest.errors import ConfigError
 from keytrail.cli import cli
+from keytrail.jobs.config import HsmSource, LookupSource, TrailSource, load_config, parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = '[lake]\npath = "lake"\n[[cloudtrail]]\nname = "t"\nbucket = "s3://b/p"\n'

@@ -22,8 +22,7 @@ from streamlit.testing.v1 import AppTest
 import keytrail.commands.verify_cloudtrail as verify_command
 from analytics import connect, integrity
 from ingest.aws import make_client
-from ingest.config import AwsAccess, load_config
-from ingest.digests import (
+from ingest.integrity.digests import (
     fingerprint,
     parse_digest,
     parse_digest_name,
@@ -31,8 +30,9 @@ from ingest.digests import (
     sha256_of_content,
     string_to_sign,
 )
-from ingest.nightly import default_clients, run_nightly
 from keytrail.cli import cli
+from keytrail.jobs.config import AwsAccess, load_config
+from keytrail.jobs.nightly import default_clients, run_nightly
 from tests.conftest import ROOT, SHARED_DATA
 from tests.digestfiles import ACCOUNT, KeyService, build_trail, der, rsa_key
 

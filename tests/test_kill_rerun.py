@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.lake import Lake
+from ingest.lake.store import Lake
 from tests.trailfiles import fresh_records, write_trail
 
 KEYTRAIL = [sys.executable, "-m", "keytrail"]

@@ -10,8 +10,8 @@ import boto3
 import duckdb
 from botocore.stub import ANY, Stubber
 
-from ingest.cloudtrail import ingest_lookup_events
-from ingest.lake import Lake
+from ingest.cloudtrail.load import ingest_lookup_events
+from ingest.lake.store import Lake
 from tests.conftest import SHARED_DATA
 from tests.trailfiles import fresh_records
 

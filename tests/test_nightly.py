@@ -16,13 +16,13 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
-import ingest.nightly as nightly_module
+import keytrail.jobs.nightly as nightly_module
 from ingest.aws import make_client
-from ingest.config import AwsAccess, load_config
-from ingest.lake import Lake
-from ingest.nightly import default_clients, read_runs, run_nightly
-from ingest.state import RunLock
+from ingest.lake.state import RunLock
+from ingest.lake.store import Lake
 from keytrail.cli import cli
+from keytrail.jobs.config import AwsAccess, load_config
+from keytrail.jobs.nightly import default_clients, read_runs, run_nightly
 from tests.conftest import SAMPLE_LOGS
 from tests.test_cloudhsm import entry
 from tests.trailfiles import fresh_records, trail_key, trail_text
@@ -256,7 +256,7 @@ def test_throttled_cloudwatch_is_retried_and_a_deleted_log_group_fails_alone(
     assert result.sources[1].counts["kept"] == 10
 
     with monkeypatch.context() as patch:  # throttled past every retry: that source fails, the other lands
-        patch.setattr("ingest.cloudhsm_sources.time.sleep", lambda seconds: None)
+        patch.setattr("ingest.cloudhsm.sources.time.sleep", lambda seconds: None)
         put_hsm(aws["logs"], "hsm-two", 14, 2, NOW - dt.timedelta(hours=3))
         put_trail(aws["s3"], 9, DAYS[1])
         stuck = run_nightly(cfg, FlakyClients({("logs", "FilterLogEvents"): ("ThrottlingException", -1)}))

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.cloudtrail import ingest_local
-from ingest.compact import compact_lake, journal, recover
-from ingest.lake import Lake
-from ingest.state import IngestState
-from ingest.trail_sources import TrailFilter
+from ingest.cloudtrail.load import ingest_local
+from ingest.cloudtrail.sources import TrailFilter
+from ingest.lake.compact import compact_lake, journal, recover
+from ingest.lake.state import IngestState
+from ingest.lake.store import Lake
 from tests.trailfiles import fresh_records, write_trail
 
 

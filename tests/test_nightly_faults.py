@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from ingest.config import load_config
-from ingest.lake import Lake
-from ingest.nightly import read_runs, run_nightly
-from ingest.trail_sources import S3Trail
+from ingest.cloudtrail.sources import S3Trail
+from ingest.lake.store import Lake
+from keytrail.jobs.config import load_config
+from keytrail.jobs.nightly import read_runs, run_nightly
 from tests.test_nightly import aws, first_night, second_night, table_rows, write_config  # noqa: F401 - fixture
 
 KEYTRAIL = [sys.executable, "-m", "keytrail"]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from ingest.config import load_config
-from ingest.lake import Lake
-from ingest.nightly import run_nightly
-from ingest.state import IngestState
+from ingest.lake.state import IngestState
+from ingest.lake.store import Lake
 from keytrail.cli import cli
+from keytrail.jobs.config import load_config
+from keytrail.jobs.nightly import run_nightly
 from tests.trailfiles import fresh_records, trail_key, write_trail
 
 OLD, RECENT = "2025-06-01", (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).date().isoformat()

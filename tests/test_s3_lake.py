@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from analytics import connect
-from ingest.lake import Lake
-from ingest.prune import prune
+from ingest.lake.store import Lake
 from keytrail.cli import cli
+from keytrail.jobs.prune import prune
 from tests.test_nightly import aws, first_night, second_night, table_rows, write_config  # noqa: F401 - fixture
 from tests.test_nightly_faults import run
 

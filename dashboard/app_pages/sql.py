@@ -2,8 +2,8 @@
 
 import streamlit as st
 
+from analytics import KeytrailError
 from dashboard import data
-from ingest.errors import KeytrailError
 
 EXAMPLE = """-- Views: kms_events, hsm_events, quarantine, tenants, key_operations, usage_hourly, usage_daily,
 -- tenant_cost

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 import click
 
 from analytics import connect, run_query
-from analytics.attribution_store import refresh_attribution
-from analytics.output import require_tenant, write_relation
+from analytics.attribute import refresh_attribution
 from analytics.queries import run_sql
 from keytrail.cli import cli, lake_option, reports_errors
+from keytrail.output import require_tenant, write_relation
 
 F = TypeVar("F", bound=Callable[..., Any])
 DAY = click.DateTime(formats=["%Y-%m-%d"])

@@ -12,9 +12,9 @@ import click
 
 from analytics import connect
 from analytics.anomalies import SEVERITIES, detector_names, find_anomalies
-from analytics.output import require_tenant, write_relation
 from ingest.errors import ConfigError
 from keytrail.cli import cli, lake_option, reports_errors
+from keytrail.output import require_tenant, write_relation
 
 WHEN = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])
 CONFIG_ENV = "KEYTRAIL_CONFIG"

@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import sys
 from functools import partial
-from typing import Any
 
 import click
-import pyarrow as pa
 
 from ingest.aws import make_client
-from ingest.cloudhsm_load import run_ingest
-from ingest.cloudhsm_sequence import lake_sequence_findings
-from ingest.cloudhsm_sources import CloudWatchSource, open_source
-from ingest.lake import Lake
+from ingest.cloudhsm.load import run_ingest
+from ingest.cloudhsm.sources import CloudWatchSource, open_source
+from ingest.integrity.hsm_sequence import lake_sequence_findings
+from ingest.lake.store import Lake
 from keytrail.cli import aws_options, ingest, lake_option, reports_errors, verify
+from keytrail.output import format_table
 
 
 @ingest.command(name="cloudhsm")
@@ -69,17 +68,8 @@ def hsm_sequence(as_json: bool, lake: str) -> None:
         for row in rows:
             click.echo(json.dumps(row, default=str))
     elif rows:
-        click.echo(format_table(findings))
+        click.echo(format_table(findings), nl=False)
     if rows:
         click.secho(f"{len(rows)} break(s) in the CloudHSM audit trail.", fg="red", err=True)
         sys.exit(1)
     click.echo("CloudHSM audit trail complete: no gaps, resets or duplicates.")
-
-
-def format_table(table: pa.Table) -> str:
-    """A plain aligned text table for a terminal."""
-    cells: list[list[Any]] = [table.column_names]
-    cells += [["" if v is None else str(v) for v in row.values()] for row in table.to_pylist()]
-    widths = [max(len(str(r[i])) for r in cells) for i in range(len(cells[0]))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])

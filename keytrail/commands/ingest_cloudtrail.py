@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,25 +9,14 @@ from pathlib import Path
 import click
 
 from ingest.aws import make_client
-from ingest.cloudtrail import BATCH_FILES, IngestSummary, ingest_local, ingest_lookup_events, ingest_s3
+from ingest.cloudtrail.load import BATCH_FILES, IngestSummary, ingest_local, ingest_lookup_events, ingest_s3
+from ingest.cloudtrail.sources import DEFAULT_LATE_DAYS, S3Trail, TrailFilter
 from ingest.errors import ConfigError
-from ingest.lake import Lake
-from ingest.trail_sources import DEFAULT_LATE_DAYS, S3Trail, TrailFilter
-from keytrail.cli import aws_options, ingest, lake_option, reports_errors
+from ingest.lake.store import Lake
+from keytrail.cli import aws_options, ingest, lake_option, parse_time, reports_errors
 
 # Exit status when every record landed, and when some were quarantined (the rest still landed).
 EXIT_QUARANTINED = 3
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    """A date or ISO time given on the command line, as UTC."""
-    if value is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{value!r} is not a date or time: write it as 2026-11-01 or 2026-11-01T12:00:00Z") from None
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 
 @ingest.command("cloudtrail")

@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from ingest.config import DEFAULT_CONFIG, LOG_FORMATS, load_config, parse_duration
-from ingest.lake import DEFAULT_LAKE, Lake
+from ingest.lake.store import DEFAULT_LAKE, Lake
 from ingest.logs import setup_logging
-from ingest.nightly import open_lake, plan_nightly, run_nightly
-from ingest.prune import describe, prune
 from keytrail.cli import cli, reports_errors
+from keytrail.jobs.config import DEFAULT_CONFIG, LOG_FORMATS, load_config, parse_duration
+from keytrail.jobs.nightly import open_lake, plan_nightly, run_nightly
+from keytrail.jobs.prune import describe, prune
 
 config_option = click.option(
     "--config",

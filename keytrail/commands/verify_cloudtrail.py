@@ -9,13 +9,12 @@ import click
 import pyarrow as pa
 
 from ingest.aws import make_client
-from ingest.digest_sources import open_store
-from ingest.lake import Lake
-from ingest.trail_sources import TrailFilter
-from ingest.trail_verification import VerificationReport, verify_trail
-from keytrail.cli import aws_options, lake_option, reports_errors, verify
-from keytrail.commands.cloudhsm import format_table
-from keytrail.commands.ingest_cloudtrail import parse_time
+from ingest.cloudtrail.sources import TrailFilter
+from ingest.integrity.sources import open_store
+from ingest.integrity.verification import VerificationReport, verify_trail
+from ingest.lake.store import Lake
+from keytrail.cli import aws_options, lake_option, parse_time, reports_errors, verify
+from keytrail.output import format_table
 
 PROBLEM_COLUMNS = ["status", "account_id", "region", "hour", "object_key", "detail"]
 
@@ -59,9 +58,9 @@ def show_report(report: VerificationReport, as_json: bool) -> None:
         for row in problems:
             click.echo(json.dumps(row, default=str))
     elif report.verdicts:
-        click.echo(format_table(report.summary()))
+        click.echo(format_table(report.summary()), nl=False)
         if problems:
-            click.echo("\nProblems:\n" + format_table(pa.Table.from_pylist(problems)))
+            click.echo("\nProblems:\n" + format_table(pa.Table.from_pylist(problems)), nl=False)
     click.echo(report.paragraph(), err=as_json)
     for warning in report.warnings():
         click.secho(warning, fg="yellow", err=True)

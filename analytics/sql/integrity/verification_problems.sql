@@ -1,6 +1,6 @@
 /* Every integrity problem in the newest verdicts whose hour (the UTC hour the digest covers; for a file no
    digest lists, its delivery hour) falls on a day in [$start, $end], newest hour first. Empty means every
-   verified hour of the range is intact. Statuses: ingest/digests.py STATUSES. */
+   verified hour of the range is intact. Statuses: ingest/integrity/digests.py STATUSES. */
 WITH latest AS (
     SELECT *
     FROM trail_verification

@@ -17,11 +17,11 @@ import pyarrow as pa
 from botocore.exceptions import ClientError
 
 from ingest.aws import explain_client_error
+from ingest.cloudtrail.sources import S3Trail, TrailFilter, list_local
+from ingest.cloudtrail.writer import BatchResult, KmsLakeWriter, records_table, summary_counts
 from ingest.faults import crash_point
-from ingest.kms_writer import BatchResult, KmsLakeWriter, records_table, summary_counts
-from ingest.lake import Lake, new_run_id
-from ingest.state import IngestState, ObjectVersion, RunLock
-from ingest.trail_sources import S3Trail, TrailFilter, list_local
+from ingest.lake.state import IngestState, ObjectVersion, RunLock
+from ingest.lake.store import Lake, new_run_id
 
 STATE_SOURCE = "cloudtrail"
 BATCH_BYTES = 8 * 1024 * 1024

@@ -2,18 +2,18 @@
 
 Under the lake's lock (a stale lock from a killed run is taken over and reported), in order:
 
-1. finish or undo a compaction a killed run left half done (ingest/compact.py);
+1. finish or undo a compaction a killed run left half done (ingest/lake/compact.py);
 2. ingest every configured source since its checkpoint, each on its own: one failing (access denied,
    throttled past its retries, a deleted log group) is recorded and the others still run. Trail buckets
    are re-listed from `overlap` before the last listing, for late CloudTrail deliveries; objects already
    ingested are skipped by the ingest state and repeated event ids are dropped by the writer. A trail
    source with `verify = true` then has its digest chain verified over the same window
-   (ingest/trail_verification.py);
+   (ingest/integrity/verification.py);
 3. compact every day partition with `compact_min_files` files or more;
 4. attribute the new days once and store the result (analytics/attribution_store.py), then refresh the
    dashboard's rollups (analytics/rollups.py);
 5. run the anomaly detectors over the new window (from the previous run's start minus `lookback`);
-6. send new anomalies at or above each sink's severity (ingest/alerts.py; never twice to a sink);
+6. send new anomalies at or above each sink's severity (keytrail/jobs/alerts.py; never twice to a sink);
 7. write the run record: the `runs` row of the ingest state (command `nightly`, stats = the record as JSON)
    and `<lake>/_runs/nightly-<run_id>.json`, which the dashboard's Data health page reads.
 
@@ -29,26 +29,30 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ingest.alerts import SinkReport, make_sinks, send_alerts
+from analytics import rollups
+from analytics.anomalies import find_anomalies
+from analytics.connection import connect
 from ingest.aws import make_client
-from ingest.cloudhsm_load import run_ingest as run_hsm_ingest
-from ingest.cloudhsm_sources import CloudWatchSource, FileSource, open_source
-from ingest.cloudtrail import STATE_SOURCE, ingest_local, ingest_lookup_events, ingest_s3
-from ingest.compact import compact_lake, recover
-from ingest.config import AwsAccess, Config, HsmSource, LookupSource, SinkConfig, Source, TrailSource
+from ingest.cloudhsm.load import run_ingest as run_hsm_ingest
+from ingest.cloudhsm.sources import CloudWatchSource, FileSource, open_source
+from ingest.cloudtrail.load import STATE_SOURCE, ingest_local, ingest_lookup_events, ingest_s3
+from ingest.cloudtrail.sources import S3Trail, TrailFilter, list_local
 from ingest.errors import KeytrailError
 from ingest.faults import crash_point
-from ingest.lake import Lake, new_run_id
+from ingest.integrity.sources import open_store
+from ingest.integrity.verification import verify_trail
+from ingest.lake.compact import compact_lake, recover
+from ingest.lake.state import IngestState, RunLock, utcnow
+from ingest.lake.store import Lake, new_run_id
 from ingest.logs import LOGGER
-from ingest.prune import RETENTION  # the floor `keytrail prune` sets: nothing older is fetched again
-from ingest.state import IngestState, RunLock, utcnow
-from ingest.trail_sources import S3Trail, TrailFilter, list_local
-from ingest.trail_verification import verify_configured
+from keytrail.jobs.alerts import SinkReport, make_sinks, send_alerts
+from keytrail.jobs.config import AwsAccess, Config, HsmSource, LookupSource, SinkConfig, Source, TrailSource
+from keytrail.jobs.prune import RETENTION  # the floor `keytrail prune` sets: nothing older is fetched again
 
 log = logging.getLogger(LOGGER)
 COMMAND = "nightly"
@@ -290,6 +294,16 @@ def verify_trails(cfg: Config, lake: Lake, result: NightlyResult, clients: Clien
                 result.verification.append(verify_configured(lake, source, done.since, clients))
 
 
+def verify_configured(lake: Lake, source: TrailSource, since: str | None, clients: ClientFactory) -> dict[str, Any]:
+    """Verify a configured trail source over the window just ingested; counts per status."""
+    flt = TrailFilter(source.accounts, source.regions, since=dt.datetime.fromisoformat(since) if since else None)
+    store = open_store(source.location, lambda: clients("s3", source.aws))
+    report = verify_trail(lake, store, flt, lambda region: clients("cloudtrail", replace(source.aws, region=region)))
+    if report.problems:
+        log.warning(report.paragraph(), extra={"event": "integrity_problems", "source": source.name})
+    return {"source": source.name, "run_id": report.run_id, "problems": len(report.problems), **report.counts()}
+
+
 def _ingest_lookup(
     cfg: Config, lake: Lake, source: LookupSource, clients: ClientFactory, now: dt.datetime
 ) -> tuple[dict[str, Any], str | None]:
@@ -338,10 +352,6 @@ def _state(lake: Lake) -> Iterator[IngestState]:
 def refresh_rollups(cfg: Config, lake: Lake) -> dict[str, Any]:
     """Store the new days' attribution and rebuild the dashboard's rollups (analytics.rollups.refresh_rollups)
     for a local lake."""
-    try:
-        from analytics import rollups
-    except ImportError:
-        return {"status": "skipped", "reason": "analytics/rollups.py not present"}
     if lake.remote:
         return {"status": "skipped", "reason": "rollups are written for local lakes only"}
     report = rollups.refresh_rollups(lake.uri, cfg.tenants)
@@ -356,9 +366,6 @@ def refresh_rollups(cfg: Config, lake: Lake) -> dict[str, Any]:
 
 def detect(cfg: Config, lake: Lake, since: dt.datetime | None) -> list[dict[str, Any]]:
     """Anomaly findings whose window touches [since, now) (all of them when since is None)."""
-    from analytics.anomalies import find_anomalies
-    from analytics.connection import connect
-
     con = connect(lake, cfg.tenants)
     try:
         return list(find_anomalies(con, since=since, settings=cfg.anomaly_settings).to_pylist())

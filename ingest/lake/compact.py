@@ -30,9 +30,9 @@ from pathlib import Path
 import duckdb
 
 from ingest.faults import crash_point
-from ingest.lake import Lake
-from ingest.schema import TABLES
-from ingest.state import IngestState, utcnow
+from ingest.lake.schema import TABLES
+from ingest.lake.state import IngestState, utcnow
+from ingest.lake.store import Lake
 
 JOURNAL = """
 CREATE TABLE IF NOT EXISTS compactions (

@@ -1,6 +1,6 @@
 """`keytrail verify cloudtrail`: check a trail's digest chain and log files, and keep the verdicts in the lake.
 
-For the digests of the window (ingest/digest_sources.py lists them), in order:
+For the digests of the window (ingest/integrity/sources.py lists them), in order:
 
 1. read every digest (threads, for S3 latency); one that is not a gzip'd JSON digest is `digest_unreadable`;
 2. check that it sits where it says it was delivered (`digest_moved`) and its signature with CloudTrail's key
@@ -16,20 +16,18 @@ For the digests of the window (ingest/digest_sources.py lists them), in order:
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from ingest.cloudtrail import STATE_SOURCE, lake_run
-from ingest.config import AwsAccess, TrailSource
-from ingest.digest_sources import DIGEST_LAG, DigestStore, PublicKeys, open_store, window_end
-from ingest.digests import (
+from ingest.cloudtrail.load import STATE_SOURCE, lake_run
+from ingest.cloudtrail.sources import TRAIL_PATH, TrailFilter
+from ingest.integrity.digests import (
     STATUSES,
     TRUSTED,
     BadDigest,
@@ -45,13 +43,11 @@ from ingest.digests import (
     trail_file_time,
     verdict,
 )
-from ingest.lake import Lake
-from ingest.logs import LOGGER
-from ingest.schema import TRAIL_VERIFICATION
-from ingest.state import IngestState
-from ingest.trail_sources import TRAIL_PATH, TrailFilter
+from ingest.integrity.sources import DIGEST_LAG, DigestStore, PublicKeys, window_end
+from ingest.lake.schema import TRAIL_VERIFICATION
+from ingest.lake.state import IngestState
+from ingest.lake.store import Lake
 
-log = logging.getLogger(LOGGER)
 # How long after its delivery a trail file must be listed by a digest: the hour it falls in, plus an hour.
 DIGEST_DUE = dt.timedelta(hours=2)
 COMMAND = "verify cloudtrail"
@@ -239,15 +235,3 @@ def not_covered(ingested_keys: list[str], listed: set[str], flt: TrailFilter) ->
                     detail=detail)
         )  # fmt: skip
     return found
-
-
-def verify_configured(
-    lake: Lake, source: TrailSource, since: str | None, clients: Callable[[str, AwsAccess], Any]
-) -> dict[str, Any]:
-    """The nightly step: verify a configured trail source over the window just ingested; counts per status."""
-    flt = TrailFilter(source.accounts, source.regions, since=dt.datetime.fromisoformat(since) if since else None)
-    store = open_store(source.location, lambda: clients("s3", source.aws))
-    report = verify_trail(lake, store, flt, lambda region: clients("cloudtrail", replace(source.aws, region=region)))
-    if report.problems:
-        log.warning(report.paragraph(), extra={"event": "integrity_problems", "source": source.name})
-    return {"source": source.name, "run_id": report.run_id, "problems": len(report.problems), **report.counts()}

@@ -1,6 +1,6 @@
 """CloudTrail digest files: parse them, check their signature and their chain, hash log files.
 
-Pure: bytes in, verdicts out (where the bytes come from is ingest/digest_sources.py). What is checked, as the
+Pure: bytes in, verdicts out (where the bytes come from is ingest/integrity/sources.py). What is checked, as the
 CloudTrail user guide describes it ("CloudTrail digest file structure", "Custom implementations of CloudTrail
 log file integrity validation") and the AWS CLI's `validate-logs` implements it:
 

@@ -1,7 +1,8 @@
 """Audit-trail integrity of CloudHSM logs: gaps, resets and duplicates in each HSM's sequence numbers.
 
-The query lives in `analytics/sql/hsm_sequence_gaps.sql` (it reads a view named `hsm_events`) so the
-dashboard and the analytics loader show the same table; here it runs on an in-memory DuckDB over the lake.
+The query lives in `ingest/integrity/sql/hsm_sequence_gaps.sql` (it reads a view named `hsm_events`); the
+dashboard and the detectors read the same file through `SEQUENCE_SQL`. Here it runs on an in-memory DuckDB over
+the lake.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from ingest.cloudhsm import TABLE
+from ingest.cloudhsm.parse import TABLE
 from ingest.errors import ConfigError
-from ingest.lake import Lake
-from ingest.schema import HSM_EVENTS
+from ingest.lake.schema import HSM_EVENTS
+from ingest.lake.store import Lake
 
-SQL_FILE = Path(__file__).resolve().parent.parent / "analytics" / "sql" / "hsm_sequence_gaps.sql"
+SQL_FILE = Path(__file__).resolve().parent / "sql" / "hsm_sequence_gaps.sql"
+SEQUENCE_SQL = SQL_FILE.read_text()
 COLUMNS = ["hsm_id", "reboot_counter", "kind", "missing", "after_seq", "before_seq", "after_time", "before_time"]
 
 
@@ -26,7 +28,7 @@ def sequence_findings(hsm_events: pa.Table) -> pa.Table:
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("hsm_events", hsm_events)
-        return con.sql(SQL_FILE.read_text()).to_arrow_table()
+        return con.sql(SEQUENCE_SQL).to_arrow_table()
     finally:
         con.close()
 
@@ -47,6 +49,6 @@ def lake_sequence_findings(lake: Lake) -> pa.Table:
             con.execute(f"CREATE VIEW hsm_events AS SELECT {columns} FROM lake_hsm")
         else:
             con.execute(f"CREATE VIEW hsm_events AS SELECT {columns} FROM read_parquet({files!r})")
-        return con.sql(SQL_FILE.read_text()).to_arrow_table()
+        return con.sql(SEQUENCE_SQL).to_arrow_table()
     finally:
         con.close()

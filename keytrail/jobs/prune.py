@@ -19,10 +19,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.lake import Lake
-from ingest.schema import TABLES
-from ingest.state import IngestState, RunLock, utcnow
-from ingest.trail_sources import TRAIL_PATH
+from ingest.cloudtrail.sources import TRAIL_PATH
+from ingest.lake.schema import TABLES
+from ingest.lake.state import IngestState, RunLock, utcnow
+from ingest.lake.store import Lake
 
 RETENTION = ("retention", "")
 

@@ -33,7 +33,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ingest.schema import QUARANTINE, TABLES
+from ingest.lake.schema import QUARANTINE, TABLES
 
 DEFAULT_LAKE = "keytrail-lake"
 TMP_SUFFIX = ".tmp"

@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingest.config import SEVERITIES, SinkConfig
 from ingest.errors import SourceError
-from ingest.state import IngestState, utcnow
+from ingest.lake.state import IngestState, utcnow
+from keytrail.jobs.config import SEVERITIES, SinkConfig
 
 SENT = """
 CREATE TABLE IF NOT EXISTS alerts_sent (

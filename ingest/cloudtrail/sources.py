@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from ingest.aws import explain_client_error
 from ingest.errors import ConfigError
-from ingest.state import ObjectVersion
+from ingest.lake.state import ObjectVersion
 
 TRAIL_PATH = re.compile(
     r"AWSLogs/(?:(?P<org>o-[a-z0-9]+)/)?(?P<account>[^/]+)/CloudTrail/(?P<region>[^/]+)/"

@@ -26,7 +26,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from ingest.cloudhsm import (
+from ingest.cloudhsm.parse import (
     CLOSES_SESSION,
     OPENS_SESSION,
     TABLE,
@@ -36,9 +36,9 @@ from ingest.cloudhsm import (
     to_arrow,
 )
 from ingest.faults import crash_point
-from ingest.lake import Lake, new_run_id
-from ingest.schema import HSM_EVENTS, QUARANTINE
-from ingest.state import IngestState, RunLock
+from ingest.lake.schema import HSM_EVENTS, QUARANTINE
+from ingest.lake.state import IngestState, RunLock
+from ingest.lake.store import Lake, new_run_id
 
 
 @dataclass

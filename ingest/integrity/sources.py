@@ -20,7 +20,9 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ingest.aws import explain_client_error
-from ingest.digests import (
+from ingest.cloudtrail.sources import S3Trail, TrailFilter
+from ingest.errors import ConfigError
+from ingest.integrity.digests import (
     CHUNK,
     DIGEST_PATH,
     Digest,
@@ -30,9 +32,7 @@ from ingest.digests import (
     public_key,
     sha256_of_content,
 )
-from ingest.errors import ConfigError
-from ingest.state import utcnow
-from ingest.trail_sources import S3Trail, TrailFilter
+from ingest.lake.state import utcnow
 
 SIDECAR = ".sig"
 # A digest ends up to an hour after the last delivery it lists.

@@ -1,9 +1,9 @@
 """Trail records → kms_events files: split, parse, validate, deduplicate and write, all inside DuckDB.
 
 The hot path never touches a record in Python: DuckDB gunzips and reads each trail file as one line,
-splits it into records (ingest/sql/kms_records.sql), parses and types them (ingest/sql/kms_rows.sql) on
+splits it into records (sql/kms_records.sql beside this file), parses and types them (sql/kms_rows.sql) on
 all cores, and writes Parquet partitioned by event date. Files it cannot split safely go to the exact
-reader in ingest/salvage.py, whose good records rejoin the same SQL.
+reader in ingest/cloudtrail/salvage.py, whose good records rejoin the same SQL.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ingest.cloudtrail.salvage import salvage
 from ingest.faults import crash_point
-from ingest.lake import Lake, quarantine_rows
-from ingest.salvage import salvage
-from ingest.schema import KMS_EVENTS
+from ingest.lake.schema import KMS_EVENTS
+from ingest.lake.store import Lake, quarantine_rows
 
 SQL_DIR = Path(__file__).parent / "sql"
 KMS_SOURCE = "kms.amazonaws.com"

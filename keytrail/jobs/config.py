@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analytics.anomalies import resolve_settings
 from ingest.errors import ConfigError
 
 DEFAULT_CONFIG = "keytrail.toml"
@@ -397,8 +398,6 @@ def _sink(t: _Table, defaults: AwsAccess, min_severity: str) -> SinkConfig:
 
 
 def _check_anomaly_settings(table: _Table, settings: dict[str, Any]) -> None:
-    from analytics.anomalies import resolve_settings
-
     try:
         resolve_settings(settings)
     except ConfigError as err:

@@ -89,7 +89,7 @@ QUARANTINE = pa.schema(
 TABLES: dict[str, pa.Schema] = {"kms_events": KMS_EVENTS, "hsm_events": HSM_EVENTS}
 
 # `trail_verification/part-<run>.parquet`: one row per verdict of `keytrail verify cloudtrail` (statuses and their
-# meaning: ingest/digests.py STATUSES). Re-verifying appends rows; the newest verdict per object counts.
+# meaning: ingest/integrity/digests.py STATUSES). Re-verifying appends rows; the newest verdict per object counts.
 TRAIL_VERIFICATION = pa.schema(
     [
         pa.field("checked_at", TS, nullable=False),

@@ -46,8 +46,8 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from ingest.lake import quarantine_rows
-from ingest.schema import HSM_EVENTS, QUARANTINE
+from ingest.lake.schema import HSM_EVENTS, QUARANTINE
+from ingest.lake.store import quarantine_rows
 
 TABLE = "hsm_events"
 # Copies of one login on the HSMs of a cluster are logged within milliseconds of each other.

@@ -33,12 +33,12 @@ import pyarrow as pa
 from botocore.exceptions import ClientError
 
 from ingest.aws import explain_client_error
-from ingest.cloudhsm import TABLE, messages_frame
-from ingest.cloudhsm_load import Batch
+from ingest.cloudhsm.load import Batch
+from ingest.cloudhsm.parse import TABLE, messages_frame
 from ingest.errors import ConfigError, SourceError
-from ingest.lake import quarantine_rows
-from ingest.schema import QUARANTINE
-from ingest.state import IngestState, ObjectVersion
+from ingest.lake.schema import QUARANTINE
+from ingest.lake.state import IngestState, ObjectVersion
+from ingest.lake.store import quarantine_rows
 
 LOG_GROUP_PREFIX = "/aws/cloudhsm/"
 BATCH_ENTRIES = 200_000

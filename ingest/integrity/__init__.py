@@ -1,0 +1,1 @@
+"""Audit-trail integrity: CloudTrail digest verification and the CloudHSM sequence check."""

@@ -1,0 +1,1 @@
+"""The jobs that compose the stages: the nightly run, its keytrail.toml, alert sinks and retention (prune)."""
