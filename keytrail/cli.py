@@ -15,6 +15,7 @@ import click
 
 from ingest.errors import ConfigError, KeytrailError
 from ingest.lake.store import DEFAULT_LAKE
+from ingest.times import check_window, parse_time
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,15 +53,40 @@ def aws_options(func: F) -> F:
     return click.option("--endpoint-url", help="Custom AWS endpoint (S3-compatible store, local test server).")(func)
 
 
-def parse_time(value: str | None) -> dt.datetime | None:
-    """A date or ISO time given on the command line, as UTC."""
-    if value is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{value!r} is not a date or time: write it as 2026-11-01 or 2026-11-01T12:00:00Z") from None
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+class Time(click.ParamType):
+    """A --since/--until value in keytrail's one time grammar (ingest/times.py), as an aware UTC datetime."""
+
+    name = "time"
+
+    def __init__(self, end: bool = False) -> None:
+        self.end = end
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.datetime:
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            return parse_time(str(value), end=self.end)
+        except ConfigError as err:
+            self.fail(str(err), param, ctx)
+
+
+def window_options(since_help: str, until_help: str) -> Callable[[F], F]:
+    """--since and --until in the one time grammar; the command is refused (exit 2) when the window is empty."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                check_window(kwargs.get("since"), kwargs.get("until"))
+            except ConfigError as err:
+                raise click.UsageError(str(err)) from None
+            return func(*args, **kwargs)
+
+        forms = " Dates, ISO times (UTC unless a zone is given) or 7d / 12h / 30m back from now."
+        checked = click.option("--until", type=Time(end=True), help=until_help + " A bare date counts whole.")(checked)
+        return click.option("--since", type=Time(), help=since_help + forms)(checked)  # type: ignore[return-value]
+
+    return decorate
 
 
 def reports_errors(func: F) -> F:

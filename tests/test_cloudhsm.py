@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from ingest.aws import make_client
 from ingest.cloudhsm.load import run_ingest
 from ingest.cloudhsm.parse import attribute_sessions, link_cluster_logins, messages_frame, parse_hsm_messages
-from ingest.cloudhsm.sources import CloudWatchSource, call_with_backoff, open_source, parse_when, stream_events
+from ingest.cloudhsm.sources import CloudWatchSource, call_with_backoff, open_source, stream_events
 from ingest.errors import LockedError, SourceError
 from ingest.integrity.hsm_sequence import lake_sequence_findings, sequence_findings
 from ingest.lake.state import IngestState, RunLock
@@ -485,12 +485,6 @@ def test_empty_pages_with_a_token_do_not_end_the_stream() -> None:
             return next(pages)
 
     assert list(stream_events(Logs(), GROUP, "hsm-one", None, None)) == [{"n": 1}, {"n": 2}]
-
-
-def test_parse_when() -> None:
-    now = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)
-    assert parse_when("2d", now) == int(dt.datetime(2026, 3, 8, tzinfo=dt.UTC).timestamp() * 1000)
-    assert parse_when("2026-03-01T00:00:00Z") == int(dt.datetime(2026, 3, 1, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 # --- sequence check -------------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def test_missing_source_is_a_clear_error(tmp_path: Path, lake_dir: Path) -> None
 @pytest.mark.parametrize("flag", ["--since", "--until"])
 def test_bad_dates_are_named(tmp_path: Path, flag: str) -> None:
     code, out = ingest(str(tmp_path), flag, "last tuesday")
-    assert code == 2 and "'last tuesday' is not a date or time" in out
+    assert code == 2 and "'last tuesday' is not a time: write a date (2026-11-01)" in out
 
 
 def test_every_bad_sample_file_is_explained(lake_dir: Path) -> None:

@@ -98,9 +98,12 @@ def test_late_delivery_is_allowed_for(moto_endpoint: str, bucket: dict[str, list
 def test_delivery_days_follow_the_window() -> None:
     import datetime as dt
 
-    flt = TrailFilter(since=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), until=dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
+    # --since 2026-11-01 --until 2026-11-02: the window ends at the end of 11-02 (until is exclusive)
+    flt = TrailFilter(since=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), until=dt.datetime(2026, 11, 3, tzinfo=dt.UTC))
     days = flt.delivery_days(dt.date(2026, 11, 30))
     assert days is not None and (days[0], days[-1]) == (dt.date(2026, 11, 1), dt.date(2026, 11, 4))
+    mid_day = TrailFilter(since=flt.since, until=dt.datetime(2026, 11, 2, 10, tzinfo=dt.UTC))
+    assert mid_day.delivery_days(dt.date(2026, 11, 30)) == days
 
 
 def test_missing_bucket_names_it(moto_endpoint: str, lake_dir: Path) -> None:

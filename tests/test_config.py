@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.errors import ConfigError
+from ingest.times import parse_duration
 from keytrail.cli import cli
-from keytrail.jobs.config import HsmSource, LookupSource, TrailSource, load_config, parse_duration
+from keytrail.jobs.config import HsmSource, LookupSource, TrailSource, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = '[lake]\npath = "lake"\n[[cloudtrail]]\nname = "t"\nbucket = "s3://b/p"\n'

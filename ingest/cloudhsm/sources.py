@@ -419,27 +419,16 @@ class FileSource:
 # --- Choosing a source ----------------------------------------------------------------------------------
 
 
-def parse_when(text: str | None, now: dt.datetime | None = None) -> int | None:
-    """A --since/--until value (ISO date or time, or relative like 7d, 12h, 30m) as epoch milliseconds."""
-    if not text:
-        return None
-    now = now or dt.datetime.now(dt.UTC)
-    relative = re.fullmatch(r"(\d+)\s*([dhm])", text.strip())
-    if relative:
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[relative.group(2)]
-        return int((now - dt.timedelta(**{unit: int(relative.group(1))})).timestamp() * 1000)
-    try:
-        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"cannot read time {text!r}: use e.g. 2026-11-29, 2026-11-29T13:00:00Z or 7d") from None
-    return int((when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp() * 1000)
+def epoch_ms(when: dt.datetime | None) -> int | None:
+    """An aware datetime as CloudWatch Logs' epoch milliseconds."""
+    return int(when.timestamp() * 1000) if when else None
 
 
 def open_source(
     source: str | None,
     log_groups: list[str],
-    since: str | None = None,
-    until: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
     cluster_id: str | None = None,
     client: Callable[[str], Any] | None = None,
 ) -> CloudWatchSource | FileSource:
@@ -449,7 +438,7 @@ def open_source(
         if source not in (None, "cloudwatch"):
             raise ConfigError(f"give either a SOURCE ({source}) or --log-group, not both")
         groups = list(log_groups) or ([LOG_GROUP_PREFIX + cluster_id] if cluster_id else [])
-        return CloudWatchSource(make("logs"), groups, parse_when(since), parse_when(until), cluster_id=cluster_id)
+        return CloudWatchSource(make("logs"), groups, epoch_ms(since), epoch_ms(until), cluster_id=cluster_id)
     if since or until:
         raise ConfigError("--since/--until apply to CloudWatch Logs; for files, point SOURCE at the files to read")
     if source.startswith("s3://"):

@@ -45,9 +45,13 @@ class TrailFilter:
         """Delivery dates that can hold events of the window, or None for no date pruning."""
         if self.since is None:
             return None
-        last = (self.until.date() if self.until else today) + dt.timedelta(days=self.late_days)
+        last = (self.last_day() or today) + dt.timedelta(days=self.late_days)
         first = self.since.date()
         return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+    def last_day(self) -> dt.date | None:
+        """The last day the window touches: `until` is exclusive, so an until of midnight ends the day before."""
+        return (self.until - dt.timedelta(microseconds=1)).date() if self.until else None
 
     def admits(self, path: str) -> bool:
         """True when a trail path passes the filters (paths outside the trail layout pass)."""

@@ -77,8 +77,9 @@ class DigestStore(Protocol):
 
 
 def window_end(flt: TrailFilter) -> dt.datetime | None:
-    """The end of the day of `until`: as for the listing, `until` names the last delivery day, included."""
-    return dt.datetime.combine(flt.until.date() + dt.timedelta(days=1), dt.time(), dt.UTC) if flt.until else None
+    """The end of the last delivery day the window touches (as for the listing)."""
+    last = flt.last_day()
+    return dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC) if last else None
 
 
 def admits_digest(name: DigestName, flt: TrailFilter) -> bool:

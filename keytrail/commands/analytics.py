@@ -13,11 +13,10 @@ import click
 from analytics import connect, run_query
 from analytics.attribute import refresh_attribution
 from analytics.queries import run_sql
-from keytrail.cli import cli, lake_option, reports_errors
+from keytrail.cli import cli, lake_option, reports_errors, window_options
 from keytrail.output import require_tenant, write_relation
 
 F = TypeVar("F", bound=Callable[..., Any])
-DAY = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def output_options(func: F) -> F:
@@ -53,8 +52,7 @@ def sql_command(
 
 @cli.command(name="usage")
 @click.option("--tenant", help="Tenant id (default: every tenant, and the unattributed operations).")
-@click.option("--since", type=DAY, help="First UTC day, YYYY-MM-DD (included).")
-@click.option("--until", type=DAY, help="Last UTC day, YYYY-MM-DD (included).")
+@window_options("First UTC day counted (the day of this time).", "Usage before this time, by whole UTC days.")
 @lake_option
 @output_options
 @reports_errors
@@ -65,7 +63,8 @@ def usage_command(
     """How much a tenant used which keys: operations, failures, first and last use per key and operation."""
     con = connect(lake, tenants, memory_limit=memory_limit)
     require_tenant(con, tenant)
-    params = {"tenant": tenant, "since": since and since.date(), "until": until and until.date()}
+    last_day = until and (until - dt.timedelta(microseconds=1)).date()
+    params = {"tenant": tenant, "since": since and since.date(), "until": last_day}
     write_relation(run_query(con, "tenant_usage", params), fmt, parquet)
 
 

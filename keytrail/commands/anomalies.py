@@ -13,10 +13,9 @@ import click
 from analytics import connect
 from analytics.anomalies import SEVERITIES, detector_names, find_anomalies
 from ingest.errors import ConfigError
-from keytrail.cli import cli, lake_option, reports_errors
+from keytrail.cli import cli, lake_option, reports_errors, window_options
 from keytrail.output import require_tenant, write_relation
 
-WHEN = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])
 CONFIG_ENV = "KEYTRAIL_CONFIG"
 COLUMNS = "severity, detector, tenant_id, window_start, window_end, observed, expected, explanation"
 
@@ -40,13 +39,8 @@ def load_anomaly_settings(path: str | None) -> dict[str, Any]:
     return settings
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None else None
-
-
 @cli.command(name="anomalies")
-@click.option("--since", type=WHEN, help="Only findings ending at or after this UTC time (YYYY-MM-DD[THH:MM]).")
-@click.option("--until", type=WHEN, help="Only findings starting before this UTC time.")
+@window_options("Only findings ending at or after this time.", "Only findings starting before this time.")
 @click.option("--tenant", help="Only this tenant's findings.")
 @click.option("--detector", "detectors", multiple=True, type=click.Choice(detector_names()), help="Repeatable.")
 @click.option("--min-severity", type=click.Choice(SEVERITIES), help="Hide findings below this severity.")
@@ -66,6 +60,6 @@ def anomalies_command(
     settings = load_anomaly_settings(config)
     con = connect(lake, tenants)
     require_tenant(con, tenant)
-    found = find_anomalies(con, _utc(since), _utc(until), tenant, detectors or None, min_severity, settings)
+    found = find_anomalies(con, since, until, tenant, detectors or None, min_severity, settings)
     rel = con.from_arrow(found)
     write_relation(rel if fmt or all_columns else rel.select(COLUMNS), fmt, None)

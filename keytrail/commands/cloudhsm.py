@@ -3,6 +3,7 @@ their completeness check."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from functools import partial
@@ -14,15 +15,14 @@ from ingest.cloudhsm.load import run_ingest
 from ingest.cloudhsm.sources import CloudWatchSource, open_source
 from ingest.integrity.hsm_sequence import lake_sequence_findings
 from ingest.lake.store import Lake
-from keytrail.cli import aws_options, ingest, lake_option, reports_errors, verify
+from keytrail.cli import aws_options, ingest, lake_option, reports_errors, verify, window_options
 from keytrail.output import format_table
 
 
 @ingest.command(name="cloudhsm")
 @click.argument("source", required=False)
 @click.option("--log-group", "log_groups", multiple=True, help="/aws/cloudhsm/<cluster-id> (repeatable; default: all).")
-@click.option("--since", help="CloudWatch only: events from (2026-11-29, 2026-11-29T13:00Z, or 7d / 12h).")
-@click.option("--until", help="CloudWatch only: events up to (same forms as --since).")
+@window_options("CloudWatch only: events from.", "CloudWatch only: events before.")
 @click.option("--cluster-id", help="Cluster of files whose path has no cluster-… folder (or the log group to read).")
 @click.option("--region", help="AWS region (default: from your AWS config).")
 @click.option("--dry-run", is_flag=True, help="List the streams or files that would be read; write nothing.")
@@ -32,8 +32,8 @@ from keytrail.output import format_table
 def ingest_cloudhsm(
     source: str | None,
     log_groups: tuple[str, ...],
-    since: str | None,
-    until: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
     cluster_id: str | None,
     region: str | None,
     dry_run: bool,

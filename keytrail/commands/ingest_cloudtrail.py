@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from ingest.cloudtrail.load import BATCH_FILES, IngestSummary, ingest_local, ing
 from ingest.cloudtrail.sources import DEFAULT_LATE_DAYS, S3Trail, TrailFilter
 from ingest.errors import ConfigError
 from ingest.lake.store import Lake
-from keytrail.cli import aws_options, ingest, lake_option, parse_time, reports_errors
+from keytrail.cli import aws_options, ingest, lake_option, reports_errors, window_options
 
 # Exit status when every record landed, and when some were quarantined (the rest still landed).
 EXIT_QUARANTINED = 3
@@ -24,8 +25,7 @@ EXIT_QUARANTINED = 3
 @lake_option
 @click.option("--account", "accounts", multiple=True, help="Only this AWS account's trail files (repeatable).")
 @click.option("--region", "regions", multiple=True, help="Only this region (repeatable; LookupEvents: the region).")
-@click.option("--since", help="Earliest event date/time (UTC) to fetch, e.g. 2026-11-01.")
-@click.option("--until", help="Latest event date/time (UTC) to fetch.")
+@window_options("Earliest event time to fetch.", "Latest event time to fetch (exclusive).")
 @click.option("--late-days", default=DEFAULT_LATE_DAYS, show_default=True, help="Days a trail file may arrive late.")
 @click.option("--batch-files", default=BATCH_FILES, show_default=True, help="Most trail files parsed at once.")
 @click.option("--lookup-events", is_flag=True, help="Use the LookupEvents API (accounts without a trail bucket).")
@@ -36,8 +36,8 @@ def ingest_cloudtrail(
     lake: str,
     accounts: tuple[str, ...],
     regions: tuple[str, ...],
-    since: str | None,
-    until: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
     late_days: int,
     batch_files: int,
     lookup_events: bool,
@@ -45,7 +45,7 @@ def ingest_cloudtrail(
     profile: str | None,
 ) -> None:
     """Ingest CloudTrail KMS events from SOURCE: a folder or file of trail files, or s3://bucket/prefix."""
-    flt = TrailFilter(accounts, regions, parse_time(since), parse_time(until), late_days)
+    flt = TrailFilter(accounts, regions, since, until, late_days)
     summary = run_ingest(Lake(lake), source, flt, lookup_events, endpoint_url, profile, batch_files)
     click.echo(summary.paragraph())
     if summary.quarantined:

@@ -8,8 +8,9 @@ import click
 
 from ingest.lake.store import DEFAULT_LAKE, Lake
 from ingest.logs import setup_logging
+from ingest.times import parse_duration
 from keytrail.cli import cli, reports_errors
-from keytrail.jobs.config import DEFAULT_CONFIG, LOG_FORMATS, load_config, parse_duration
+from keytrail.jobs.config import DEFAULT_CONFIG, LOG_FORMATS, load_config
 from keytrail.jobs.nightly import open_lake, plan_nightly, run_nightly
 from keytrail.jobs.prune import describe, prune
 

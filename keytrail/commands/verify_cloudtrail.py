@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 
@@ -13,7 +14,7 @@ from ingest.cloudtrail.sources import TrailFilter
 from ingest.integrity.sources import open_store
 from ingest.integrity.verification import VerificationReport, verify_trail
 from ingest.lake.store import Lake
-from keytrail.cli import aws_options, lake_option, parse_time, reports_errors, verify
+from keytrail.cli import aws_options, lake_option, reports_errors, verify, window_options
 from keytrail.output import format_table
 
 PROBLEM_COLUMNS = ["status", "account_id", "region", "hour", "object_key", "detail"]
@@ -23,8 +24,7 @@ PROBLEM_COLUMNS = ["status", "account_id", "region", "hour", "object_key", "deta
 @click.argument("source")
 @click.option("--account", "accounts", multiple=True, help="Only this AWS account's digests (repeatable).")
 @click.option("--region", "regions", multiple=True, help="Only this region's digests (repeatable).")
-@click.option("--since", help="Earliest delivery date/time (UTC) to verify, e.g. 2026-11-01.")
-@click.option("--until", help="Last delivery day (UTC) to verify, included.")
+@window_options("Earliest delivery time to verify.", "End of the deliveries to verify (exclusive).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per problem found.")
 @lake_option
 @aws_options
@@ -33,8 +33,8 @@ def verify_cloudtrail(
     source: str,
     accounts: tuple[str, ...],
     regions: tuple[str, ...],
-    since: str | None,
-    until: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
     as_json: bool,
     lake: str,
     endpoint_url: str | None,
@@ -42,7 +42,7 @@ def verify_cloudtrail(
 ) -> None:
     """Verify CloudTrail's digest chain and log files in SOURCE (s3://bucket/prefix or a copied folder); keep the
     verdicts in the lake; exit 1 on any problem."""
-    flt = TrailFilter(accounts, regions, parse_time(since), parse_time(until))
+    flt = TrailFilter(accounts, regions, since, until)
     store = open_store(source, lambda: make_client("s3", None, endpoint_url, profile))
     keys = lambda region: make_client("cloudtrail", region, endpoint_url, profile)  # noqa: E731 - one per region
     report = verify_trail(Lake(lake), store, flt, keys)

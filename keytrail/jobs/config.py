@@ -18,6 +18,7 @@ from typing import Any
 
 from analytics.anomalies import resolve_settings
 from ingest.errors import ConfigError
+from ingest.times import parse_duration
 
 DEFAULT_CONFIG = "keytrail.toml"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -27,7 +28,6 @@ ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+(\.fifo)?$")
 ACCOUNT = re.compile(r"^\d{12}$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
-DURATION = re.compile(r"^(\d+)\s*([dhm])$")
 
 
 @dataclass(frozen=True)
@@ -116,15 +116,6 @@ class Config:
     @property
     def lake_is_s3(self) -> bool:
         return self.lake.startswith("s3://")
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """'400d', '36h' or '15m' as a timedelta; a ConfigError otherwise."""
-    match = DURATION.fullmatch(str(text).strip())
-    if not match:
-        raise ConfigError(f"{text!r} is not a duration: write a number and a unit, e.g. 400d, 36h or 15m")
-    unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
-    return dt.timedelta(**{unit: int(match.group(1))})
 
 
 class _Table:
