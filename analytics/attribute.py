@@ -14,6 +14,7 @@ import duckdb
 from analytics.attribution_store import STORED, LakeDays, basis, day_filter, split_days, store_dir, stored_file
 from analytics.connection import connect
 from analytics.queries import literal
+from analytics.tenants import remember_tenants
 from ingest.faults import crash_point
 from ingest.lake.state import RunLock
 from ingest.lake.store import Lake
@@ -32,6 +33,8 @@ class AttributionReport:
     removed: list[str] = field(default_factory=list)
     operations: int = 0
     seconds: float = 0.0
+    tenants_file: str | None = None  # the tenants file it attributed with, and how that was chosen
+    tenants_origin: str = "none"
 
     def describe(self) -> str:
         """One line for a person."""
@@ -62,7 +65,7 @@ def refresh_attribution(
     interrupted refresh leaves at worst some days to compute again.
     """
     started = time.perf_counter()
-    lake = lake if isinstance(lake, Lake) else Lake(lake)
+    lake = (lake if isinstance(lake, Lake) else Lake(lake)).require()
     report = AttributionReport(store_dir(lake))
     if lake.remote:
         return report
@@ -73,6 +76,10 @@ def refresh_attribution(
         con = connect(lake, tenants, memory_limit=memory_limit, threads=threads)
         try:
             _store(con, lake, report)
+            report.tenants_file, report.tenants_origin = con.sql(
+                "SELECT tenants_file, tenants_origin FROM settings"
+            ).fetchall()[0]
+            remember_tenants(lake.state_dir, report.tenants_file)
         finally:
             con.close()
     report.seconds = time.perf_counter() - started

@@ -45,14 +45,16 @@ def connect(
     Args:
         lake: the lake folder, or `s3://bucket/prefix` (read through pyarrow datasets; endpoint from
             $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL), or a `Lake`.
-        tenants: the tenants file; default $KEYTRAIL_TENANTS, else ./tenants.toml if present, else none.
+        tenants: the tenants file; default $KEYTRAIL_TENANTS, else the file the lake was last attributed with,
+            else ./tenants.toml if present, else none (the `settings` table says which, and why).
         memory_limit: DuckDB's memory limit (it spills to disk beyond it).
         threads: DuckDB worker threads (default: all cores).
     """
     con = duckdb.connect(config={"memory_limit": memory_limit, **({"threads": threads} if threads else {})})
     con.execute("SET TimeZone = 'UTC'")
-    register_lake(con, lake if isinstance(lake, Lake) else Lake(lake))
-    register_tenants(con, load_tenants(tenants))
+    lake = (lake if isinstance(lake, Lake) else Lake(lake)).require()
+    register_lake(con, lake)
+    register_tenants(con, load_tenants(tenants, lake.state_dir))
     refresh(con)
     return con
 
@@ -164,6 +166,7 @@ def register_tenants(con: duckdb.DuckDBPyConnection, tenants: Tenants) -> None:
             "price_per_10k_requests": pa.array([tenants.price_per_10k_requests], pa.float64()),
             "context_keys": pa.array([context_keys(tenants)], pa.list_(pa.string())),
             "tenants_file": pa.array([str(tenants.path) if tenants.path else None], pa.string()),
+            "tenants_origin": pa.array([tenants.origin], pa.string()),
         }
     )
     tables = {

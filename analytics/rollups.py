@@ -76,7 +76,7 @@ def lake_signature(lake: str | os.PathLike[str], tenants: str | os.PathLike[str]
         files = sorted(base.rglob("*.parquet")) if base.exists() else []
         for f in files:
             digest.update(f"{f.relative_to(root)}\0{f.stat().st_size}\n".encode())
-    path = load_tenants(tenants).path
+    path = load_tenants(tenants, Lake(lake).state_dir).path
     digest.update(b"tenants\0" + (Path(path).read_bytes() if path else b""))
     digest.update(b"code\0" + code_digest().encode())
     return digest.hexdigest()[:32]
@@ -129,7 +129,7 @@ def refresh_rollups(
     files are written atomically and the manifest last, so a reader never pairs new files with an old manifest
     as fresh."""
     started = time.perf_counter()
-    with RunLock(Lake(lake).state_dir / "ingest.lock", reentrant=True, command="rollups"):
+    with RunLock(Lake(lake).require().state_dir / "ingest.lock", reentrant=True, command="rollups"):
         attribution = refresh_attribution(lake, tenants, memory_limit=memory_limit)
         folder = rollup_dir(lake)
         signature = lake_signature(lake, tenants)

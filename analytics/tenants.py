@@ -7,10 +7,11 @@ says how to fix it. tomllib keeps no line numbers, so `_Lines` finds them by sca
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from ingest.errors import ConfigError
 
 DEFAULT_PRICE_PER_10K = 0.03  # USD, the published KMS price per 10,000 requests
 ENV_VAR = "KEYTRAIL_TENANTS"
+# In the lake's state folder: the tenants file the lake was last attributed with.
+REMEMBERED = "tenants.json"
 # The list fields of a tenant: what each item must look like, and the hint an error gives.
 LIST_FIELDS: dict[str, tuple[re.Pattern[str], str]] = {
     "accounts": (re.compile(r"\d{12}"), 'a 12-digit AWS account id, e.g. "444455556666"'),
@@ -61,6 +64,7 @@ class Tenants:
     price_per_10k_requests: float = DEFAULT_PRICE_PER_10K
     path: Path | None = None
     ids: frozenset[str] = field(default_factory=frozenset)
+    origin: str = "none"  # how the file was chosen (resolve_path)
 
 
 class _Lines:
@@ -84,27 +88,50 @@ class _Lines:
         return start + 1
 
 
-def resolve_path(tenants: str | os.PathLike[str] | None) -> Path | None:
-    """The tenants file to use: the argument, else $KEYTRAIL_TENANTS, else ./tenants.toml if present, else none."""
+def resolve_path(tenants: str | os.PathLike[str] | None, state_dir: Path | None = None) -> tuple[Path | None, str]:
+    """The tenants file to use and why: the argument, else $KEYTRAIL_TENANTS, else the file the lake remembers
+    (the last one `keytrail attribute` or the nightly job used), else ./tenants.toml if present, else none."""
     if tenants is not None:
-        return Path(tenants)
+        return Path(tenants), "--tenants"
     if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR])
+        return Path(os.environ[ENV_VAR]), f"${ENV_VAR}"
+    remembered = remembered_tenants(state_dir) if state_dir else None
+    if remembered:
+        return remembered, "the file this lake was last attributed with"
     local = Path("tenants.toml")
-    return local if local.is_file() else None
+    return (local, "./tenants.toml") if local.is_file() else (None, "none")
 
 
-def load_tenants(tenants: str | os.PathLike[str] | None = None) -> Tenants:
+def remembered_tenants(state_dir: Path) -> Path | None:
+    """The tenants file the lake was last attributed with (see `remember_tenants`), if any."""
+    try:
+        return Path(json.loads((state_dir / REMEMBERED).read_text(encoding="utf-8"))["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remember_tenants(state_dir: Path, path: str | None) -> None:
+    """Note in the lake's state which tenants file attributed it, so later commands use the same one."""
+    if path is None:
+        return
+    record = {"path": str(Path(path).resolve()), "remembered_at": dt.datetime.now(dt.UTC).isoformat()}
+    state_dir.mkdir(parents=True, exist_ok=True)
+    scratch = state_dir / f"{REMEMBERED}.tmp"
+    scratch.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    scratch.replace(state_dir / REMEMBERED)
+
+
+def load_tenants(tenants: str | os.PathLike[str] | None = None, state_dir: Path | None = None) -> Tenants:
     """Read and validate a tenants file (see `resolve_path`); no file means no tenants."""
-    path = resolve_path(tenants)
+    path, origin = resolve_path(tenants, state_dir)
     if path is None:
         return Tenants()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        msg = f"cannot read tenants file {path}: {err.strerror}. Pass --tenants FILE or set ${ENV_VAR}."
+        msg = f"cannot read tenants file {path} ({origin}): {err.strerror}. Pass --tenants FILE or set ${ENV_VAR}."
         raise ConfigError(msg) from None
-    return parse_tenants(text, path)
+    return replace(parse_tenants(text, path), origin=origin)
 
 
 def parse_tenants(text: str, path: Path | None = None) -> Tenants:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+import click
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,6 +25,24 @@ def require_tenant(con: duckdb.DuckDBPyConnection, tenant: str | None) -> None:
     if tenant not in known:
         where = con.sql("SELECT tenants_file FROM settings").fetchall()[0][0] or "no tenants file"
         raise ConfigError(f"unknown tenant {tenant!r} in {where}; known tenants: {', '.join(known) or 'none'}")
+
+
+def announce_tenants(file: str | None, origin: str) -> None:
+    """Say on stderr which tenants file attributes this command's figures, and warn when none does."""
+    if file:
+        click.echo(f"Tenants: {file} ({origin})", err=True)
+    else:
+        click.secho(
+            "Warning: no tenants file (no --tenants, $KEYTRAIL_TENANTS, file remembered by the lake or "
+            "./tenants.toml): no operation is attributed to a tenant.",
+            fg="yellow",
+            err=True,
+        )
+
+
+def tenants_in_effect(con: duckdb.DuckDBPyConnection) -> None:
+    """announce_tenants for a connection made by `analytics.connect`."""
+    announce_tenants(*con.sql("SELECT tenants_file, tenants_origin FROM settings").fetchall()[0])
 
 
 def write_relation(

@@ -52,20 +52,47 @@ def test_sql_json_csv_and_parquet(lake: Path, tmp_path: Path) -> None:
     assert (code, [json.loads(line) for line in out.splitlines()]) == (0, [{"operation": "Decrypt", "n": 3}, {"operation": "Encrypt", "n": 1}])  # fmt: skip  # noqa: E501
     assert keytrail("sql", query, "--lake", str(lake), "--csv")[1] == "operation,n\nDecrypt,3\nEncrypt,1\n"
     code, _, err = keytrail("sql", query, "--lake", str(lake), "--parquet", str(tmp_path / "out.parquet"))
-    assert (code, err) == (0, f"Wrote 2 rows to {tmp_path / 'out.parquet'}\n")
+    assert (code, err.splitlines()[-1]) == (0, f"Wrote 2 rows to {tmp_path / 'out.parquet'}")
     assert pq.read_table(tmp_path / "out.parquet").to_pylist()[0] == {"operation": "Decrypt", "n": 3}
 
 
 def test_sql_error_is_reported_with_exit_2(lake: Path) -> None:
     code, out, err = keytrail("sql", "SELECT * FROM nope", "--lake", str(lake))
     assert (code, out) == (2, "")
-    assert err.startswith("Error: query failed: Catalog Error: Table with name nope does not exist!")
+    assert "\nError: query failed: Catalog Error: Table with name nope does not exist!" in err
     assert "Views you can query: kms_events, hsm_events" in err
 
 
 def test_sql_on_an_empty_lake_returns_no_rows(tmp_path: Path) -> None:
-    code, out, _ = keytrail("sql", "SELECT event_id, tenant_id FROM key_operations", "--lake", str(tmp_path / "none"))
+    (tmp_path / "empty" / "_state").mkdir(parents=True)  # what an ingest that found nothing yet leaves
+    code, out, _ = keytrail("sql", "SELECT event_id, tenant_id FROM key_operations", "--lake", str(tmp_path / "empty"))
     assert (code, out) == (0, "event_id  tenant_id\n--------  ---------\n(0 rows)\n")
+
+
+@pytest.mark.parametrize("command", [["sql", "SELECT 1"], ["usage"], ["anomalies"], ["attribute"], ["rollups"]])
+def test_a_typo_in_lake_is_an_error_not_an_empty_answer(tmp_path: Path, command: list[str]) -> None:
+    code, out, err = keytrail(*command, "--lake", str(tmp_path / "typo"))
+    assert (code, out) == (2, "")
+    assert f"Error: {tmp_path / 'typo'} is not a keytrail lake" in err
+    assert f"create it with `keytrail ingest cloudtrail SOURCE --lake {tmp_path / 'typo'}`" in err
+    assert not (tmp_path / "typo").exists(), "a read command never creates a lake"
+    (tmp_path / "file").write_text("x")
+    code, _, err = keytrail(*command, "--lake", str(tmp_path / "file"))
+    assert code == 2 and f"{tmp_path / 'file'} is a file, not a keytrail lake folder" in err
+
+
+def test_the_tenants_file_in_effect_is_said_and_remembered(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tenants.toml").rename(tmp_path / "acme.toml")
+    code, _, err = keytrail("sql", "SELECT count(*) FROM key_operations WHERE tenant_id IS NULL", "--lake", str(lake))
+    assert (code, err) == (0, "Warning: no tenants file (no --tenants, $KEYTRAIL_TENANTS, file remembered by the lake or ./tenants.toml): no operation is attributed to a tenant.\n")  # fmt: skip  # noqa: E501
+    code, _, err = keytrail("attribute", "--lake", str(lake), "--tenants", "acme.toml")
+    assert code == 0 and err == "Tenants: acme.toml (--tenants)\n"
+    code, out, err = keytrail("sql", "SELECT count(*) AS n FROM key_operations WHERE tenant_id = 'acme'", "--lake", str(lake))  # fmt: skip  # noqa: E501
+    assert (code, out.splitlines()[2].strip()) == (0, "3")
+    assert err == f"Tenants: {tmp_path / 'acme.toml'} (the file this lake was last attributed with)\n"
 
 
 def test_usage_of_one_tenant_between_days(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,7 +110,7 @@ def test_usage_of_one_tenant_between_days(lake: Path, monkeypatch: pytest.Monkey
 def test_usage_of_an_unknown_tenant_lists_the_known_ones(lake: Path) -> None:
     code, _, err = keytrail("usage", "--tenant", "initech", "--lake", str(lake), "--tenants", str(lake.parent / "tenants.toml"))  # fmt: skip  # noqa: E501
     assert code == 2
-    assert err == f"Error: unknown tenant 'initech' in {lake.parent / 'tenants.toml'}; known tenants: acme, globex\n"
+    assert err.splitlines()[-1] == f"Error: unknown tenant 'initech' in {lake.parent / 'tenants.toml'}; known tenants: acme, globex"  # fmt: skip  # noqa: E501
 
 
 def test_bad_tenants_file_exits_2(lake: Path, tmp_path: Path) -> None:
@@ -100,6 +127,7 @@ def test_commands_have_help(command: str) -> None:
 
 
 def test_every_sql_file_binds_on_an_empty_lake(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "_state").mkdir(parents=True)
     con = connect(tmp_path / "empty")
     for name in set(list_queries()) - {"macros", "operation_classes"}:
         params = dict.fromkeys(parameters(load_sql(name)))

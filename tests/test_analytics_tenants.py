@@ -98,6 +98,7 @@ def test_default_file_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(
-        ConfigError, match=r"cannot read tenants file .*nope.toml: No such file or directory\. Pass --tenants"
+        ConfigError,
+        match=r"cannot read tenants file .*nope.toml \(--tenants\): No such file or directory\. Pass --tenants",
     ):
         load_tenants(tmp_path / "nope.toml")

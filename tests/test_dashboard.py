@@ -78,12 +78,20 @@ def test_every_page_runs_on_the_sample_lake(monkeypatch: pytest.MonkeyPatch, sam
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_runs_on_an_empty_lake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, page: str) -> None:
+    (tmp_path / "empty-lake" / "_state").mkdir(parents=True)  # what an ingest that found nothing yet leaves
     at = app(monkeypatch, tmp_path / "empty-lake").switch_page(f"app_pages/{page}").run()
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.body for e in at.error]
     if page not in ("sql.py",):
         text = " ".join(i.body for i in at.info)
         assert "keytrail" in text, f"{page} should say what to do next on an empty lake, got {text!r}"
+
+
+def test_a_lake_path_that_is_no_lake_is_named_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = app(monkeypatch, tmp_path / "typo-lake")
+    assert [e.body for e in at.error] and "is not a keytrail lake" in at.error[0].body
+    assert f"keytrail ingest cloudtrail SOURCE --lake {tmp_path / 'typo-lake'}" in at.error[0].body
+    assert not (tmp_path / "typo-lake").exists(), "reading a lake never creates one"
 
 
 def test_overview_figures_match_sql(
@@ -259,8 +267,9 @@ def test_anomalies_page_pages_through_many_findings(monkeypatch: pytest.MonkeyPa
 def test_without_a_tenants_file_everything_is_unattributed(
     monkeypatch: pytest.MonkeyPatch, sample_lake: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # no ./tenants.toml either
-    at = app(monkeypatch, sample_lake, tenants=None).switch_page("app_pages/tenants.py").run()
+    monkeypatch.chdir(tmp_path)  # no ./tenants.toml either, and a lake that remembers none
+    lake = shutil.copytree(sample_lake, tmp_path / "lake", ignore=shutil.ignore_patterns("tenants.json"))
+    at = app(monkeypatch, lake, tenants=None).switch_page("app_pages/tenants.py").run()
     assert not at.exception
     assert any("No tenants file" in i.body for i in at.info)
     assert list(at.dataframe[0].value["tenant"]) == ["(unattributed)"]

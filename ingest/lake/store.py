@@ -33,10 +33,13 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ingest.errors import ConfigError
 from ingest.lake.schema import QUARANTINE, TABLES
 
 DEFAULT_LAKE = "keytrail-lake"
 TMP_SUFFIX = ".tmp"
+# What only a keytrail lake has at its top: its tables, or the ingest state of a run that found nothing yet.
+LAKE_MARKERS = ("kms_events", "hsm_events", "_state")
 # Where an S3 lake keeps its lock, SQLite state and scratch space unless told otherwise.
 DEFAULT_REMOTE_STATE = "keytrail-state"
 
@@ -72,6 +75,20 @@ class Lake:
     def is_remote(uri: str) -> bool:
         """True for an `s3://` lake."""
         return uri.startswith("s3://")
+
+    def require(self) -> Lake:
+        """This lake, or a ConfigError naming the path when it is not one: only ingest and nightly create a lake,
+        so a typo in --lake is an error, not an empty answer."""
+        where = "--lake (or $KEYTRAIL_LAKE)"
+        if not self.remote and self.root.is_file():
+            raise ConfigError(f"{self.uri} is a file, not a keytrail lake folder: check {where}")
+        markers = [(self.root / name).as_posix() for name in LAKE_MARKERS]
+        if not any(info.type != pafs.FileType.NotFound for info in self.fs.get_file_info(markers)):
+            raise ConfigError(
+                f"{self.uri} is not a keytrail lake (it has none of {', '.join(LAKE_MARKERS)}): check {where}, or "
+                f"create it with `keytrail ingest cloudtrail SOURCE --lake {self.uri}`"
+            )
+        return self
 
     def table_dir(self, table: str) -> Path:
         return self.root / table

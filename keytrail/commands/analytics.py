@@ -14,8 +14,9 @@ from analytics import connect, run_query
 from analytics.attribute import refresh_attribution
 from analytics.queries import run_sql
 from keytrail.cli import cli, lake_option, reports_errors, window_options
-from keytrail.output import require_tenant, write_relation
+from keytrail.output import announce_tenants, require_tenant, tenants_in_effect, write_relation
 
+TENANTS_HELP = "Tenants file (default $KEYTRAIL_TENANTS, else the lake's last, else ./tenants.toml)."
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -33,7 +34,7 @@ def tenants_options(func: F) -> F:
     """--tenants and --memory-limit, shared by every command that attributes."""
     func = click.option("--memory-limit", default="2GB", show_default=True, help="DuckDB memory limit.")(func)
     return click.option(
-        "--tenants", type=click.Path(dir_okay=False), help="Tenants file (default $KEYTRAIL_TENANTS or ./tenants.toml)."
+        "--tenants", type=click.Path(dir_okay=False), help=TENANTS_HELP
     )(func)  # fmt: skip
 
 
@@ -47,6 +48,7 @@ def sql_command(
 ) -> None:
     """Run a SQL query over the lake's views (key_operations, usage_daily, tenants, …) and print the result."""
     con = connect(lake, tenants, memory_limit=memory_limit)
+    tenants_in_effect(con)
     write_relation(run_sql(con, query), fmt, parquet)
 
 
@@ -62,6 +64,7 @@ def usage_command(
 ) -> None:  # fmt: skip
     """How much a tenant used which keys: operations, failures, first and last use per key and operation."""
     con = connect(lake, tenants, memory_limit=memory_limit)
+    tenants_in_effect(con)
     require_tenant(con, tenant)
     last_day = until and (until - dt.timedelta(microseconds=1)).date()
     params = {"tenant": tenant, "since": since and since.date(), "until": last_day}
@@ -75,4 +78,6 @@ def usage_command(
 def attribute_command(lake: str, tenants: str | None, memory_limit: str) -> None:
     """Attribute the lake days not yet attributed (new or changed since, or all after tenants.toml changed) and
     store their hourly usage in <lake>/_attribution/, so usage queries read it instead of every event."""
-    click.echo(refresh_attribution(lake, tenants, memory_limit=memory_limit).describe())
+    report = refresh_attribution(lake, tenants, memory_limit=memory_limit)
+    announce_tenants(report.tenants_file, report.tenants_origin)
+    click.echo(report.describe())

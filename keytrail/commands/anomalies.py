@@ -14,7 +14,7 @@ from analytics import connect
 from analytics.anomalies import SEVERITIES, detector_names, find_anomalies
 from ingest.errors import ConfigError
 from keytrail.cli import cli, lake_option, reports_errors, window_options
-from keytrail.output import require_tenant, write_relation
+from keytrail.output import require_tenant, tenants_in_effect, write_relation
 
 CONFIG_ENV = "KEYTRAIL_CONFIG"
 COLUMNS = "severity, detector, tenant_id, window_start, window_end, observed, expected, explanation"
@@ -59,6 +59,7 @@ def anomalies_command(
     changes, logging gaps and CloudHSM events; most severe first. Exits 0 whether or not anything is found."""
     settings = load_anomaly_settings(config)
     con = connect(lake, tenants)
+    tenants_in_effect(con)
     require_tenant(con, tenant)
     found = find_anomalies(con, since, until, tenant, detectors or None, min_severity, settings)
     rel = con.from_arrow(found)
