@@ -107,6 +107,13 @@ def split_days(lake: Lake, name: str, signatures: dict[str, str]) -> tuple[dict[
     return fresh, [day for day in signatures if day not in fresh]
 
 
+def stored_days(con: duckdb.DuckDBPyConnection, lake: Lake) -> tuple[int, int]:
+    """(days whose stored usage is current, days that `keytrail attribute` would attribute again)."""
+    signatures = LakeDays.of(lake).signatures(basis(con, "attributed_usage"))
+    fresh, stale = split_days(lake, "attributed_usage", signatures)
+    return len(fresh), len(stale)
+
+
 def register_stored(con: duckdb.DuckDBPyConnection, days: LakeDays | None, name: str, kind: str = "VIEW") -> None:
     """The view (or table, read once) `name`: its stored days read from their files, the other days computed by
     its SQL (all of them for an S3 lake, `days` None, where nothing is stored). The view `computed_<name>` always

@@ -88,7 +88,7 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
+        return iso(value)
     if isinstance(value, list | dict):
         return json.dumps(_plain(value), default=_jsonable)
     return str(value)
@@ -103,4 +103,11 @@ def _plain(value: Any) -> Any:
 
 def _jsonable(value: Any) -> Any:
     """JSON for what json cannot encode itself: times as ISO 8601, the rest as text."""
-    return value.isoformat() if isinstance(value, dt.datetime | dt.date) else str(value)
+    return iso(value) if isinstance(value, dt.datetime | dt.date) else str(value)
+
+
+def iso(value: dt.datetime | dt.date) -> str:
+    """ISO 8601; an aware time in UTC with a Z, as CloudTrail writes times."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
