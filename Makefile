@@ -9,13 +9,18 @@ PORT ?= 8501
 help: ## Show this help message
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+# The runtime alone for the demo; the dev tools (tests, linters, browser driver) on top for everything else.
+$(VENV)/.runtime: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-demo: $(VENV)/.installed ## Ingest the sample logs and open the dashboard
+demo: $(VENV)/.runtime ## Ingest the sample logs and open the dashboard
 	$(VENV)/bin/keytrail demo --lake $(LAKE) --port $(PORT)
 
 test: $(VENV)/.installed ## Run the test suite

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from analytics import connect, run_query
 from keytrail.cli import cli, ingest, lake_option, reports_errors
+from keytrail.output import write_relation
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_logs"
 
@@ -20,12 +22,14 @@ SAMPLE = Path(__file__).resolve().parents[2] / "sample_logs"
 @reports_errors
 def demo(ctx: click.Context, lake: str, sample: str, port: int, no_dashboard: bool) -> None:
     """Ingest the sample CloudTrail and CloudHSM logs, attribute them, print usage per tenant, then open the
-    dashboard."""
+    dashboard (its address is the last line printed)."""
     tenants = str(Path(sample) / "tenants.toml")
     ctx.invoke(ingest.commands["cloudtrail"], source=str(Path(sample) / "cloudtrail"), lake=lake)
     ctx.invoke(ingest.commands["cloudhsm"], source=str(Path(sample) / "cloudhsm"), lake=lake)
     ctx.invoke(cli.commands["attribute"], lake=lake, tenants=tenants)
-    click.echo("\nUsage per tenant and key (keytrail usage):")
-    ctx.invoke(cli.commands["usage"], lake=lake, tenants=tenants)
+    click.echo(f"\nUsage per tenant (per key and operation: keytrail usage --lake {lake}):")
+    con = connect(lake, tenants)
+    write_relation(run_query(con, "usage_per_tenant"), None, None)
+    con.close()
     if not no_dashboard and "dashboard" in cli.commands:
         ctx.invoke(cli.commands["dashboard"], lake=lake, tenants=tenants, port=port)
