@@ -7,12 +7,27 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
 
-from ingest.errors import SourceError
+from ingest.errors import ConfigError, KeytrailError, SourceError
 
-# Standard retry mode backs off with jitter on throttling; "adaptive" also paces the client itself.
-RETRIES = Config(retries={"max_attempts": 10, "mode": "adaptive"}, connect_timeout=10, read_timeout=60)
+# keytrail's one retry policy is botocore's: "adaptive" backs off with jitter on throttling and paces the client
+# itself. Connection attempts are bounded, so an unreachable endpoint is reported within seconds.
+RETRIES = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=60)
+THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
+CREDENTIALS_FIX = (
+    "configure credentials (aws configure, $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY, or an instance role), "
+    "or pass --profile"
+)
 
 
 def make_client(
@@ -59,7 +74,35 @@ def explain_client_error(err: ClientError, what: str) -> SourceError:
         return SourceError(
             f"access denied by AWS on {op} for {what}: grant {action} on it to the identity keytrail runs as"
         )
+    if code in THROTTLED:
+        return SourceError(
+            f"AWS throttled {op} for {what} past botocore's retries: rerun later (a rerun resumes where this one "
+            "stopped), or run fewer keytrail jobs at once against this account"
+        )
     if code in ("NoSuchBucket", "ResourceNotFoundException"):
         return SourceError(f"{what} does not exist ({code} on {op}): check the name, region and account")
     message = err.response.get("Error", {}).get("Message", "")
     return SourceError(f"{op} failed for {what}: {code} {message}".strip())
+
+
+def call_aws(func: Any, what: str, **kwargs: Any) -> Any:
+    """Call a boto3 method (botocore retries it as RETRIES says); a refusal becomes a SourceError naming `what`."""
+    try:
+        return func(**kwargs)
+    except ClientError as err:
+        raise explain_client_error(err, what) from err
+
+
+def explain_aws_error(err: BotoCoreError | ClientError) -> KeytrailError:
+    """One line a person can act on for any boto3 failure that reached the command line."""
+    if isinstance(err, ClientError):
+        return explain_client_error(err, "this request")
+    if isinstance(err, NoCredentialsError | PartialCredentialsError):
+        return ConfigError(f"no usable AWS credentials: {CREDENTIALS_FIX}")
+    if isinstance(err, ProfileNotFound):
+        return ConfigError(f"{err}: check --profile or $AWS_PROFILE against `aws configure list-profiles`")
+    if isinstance(err, NoRegionError):
+        return ConfigError("no AWS region: pass --region, or set one in your AWS config or $AWS_DEFAULT_REGION")
+    if isinstance(err, EndpointConnectionError | ConnectTimeoutError):
+        return SourceError(f"cannot reach AWS ({err}): check --endpoint-url, --region and the network")
+    return SourceError(f"AWS request failed: {err}")

@@ -1,5 +1,6 @@
 """Fault injection for crash tests: `KEYTRAIL_KILL_AT=<point>[:<n>]` makes the process SIGKILL itself the
-n-th time (default 1st) it reaches that named point, so tests can kill a run at an exact step."""
+n-th time (default 1st) it reaches that named point, so tests can kill a run at an exact step;
+`KEYTRAIL_KILL_SIGNAL=INT` sends SIGINT instead, as Ctrl+C does."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ _reached: Counter[str] = Counter()
 
 
 def crash_point(name: str) -> None:
-    """Die here, as by kill -9, when the environment asks for it; otherwise do nothing."""
+    """Die here, as by kill -9 (or stop as by Ctrl+C), when the environment asks for it; otherwise do nothing."""
     wanted = os.environ.get("KEYTRAIL_KILL_AT")
     if not wanted:
         return
@@ -20,4 +21,4 @@ def crash_point(name: str) -> None:
         return
     _reached[name] += 1
     if _reached[name] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.Signals[f"SIG{os.environ.get('KEYTRAIL_KILL_SIGNAL', 'KILL')}"])

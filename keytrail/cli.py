@@ -12,11 +12,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 
+from ingest.aws import explain_aws_error
 from ingest.errors import ConfigError, KeytrailError
 from ingest.lake.store import DEFAULT_LAKE
 from ingest.times import check_window, parse_time
 
+INTERRUPTED = (
+    "Interrupted: every file that landed before it is kept and recorded, nothing is half-written; rerun the "
+    "same command to resume where it stopped."
+)
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,17 +96,24 @@ def window_options(since_help: str, until_help: str) -> Callable[[F], F]:
 
 
 def reports_errors(func: F) -> F:
-    """Turn keytrail's domain errors into `Error: …` on stderr with the error's exit code."""
+    """Turn keytrail's domain errors and boto3's failures into one `Error: …` line on stderr with the error's exit
+    code, and Ctrl+C into exit 130; $KEYTRAIL_DEBUG=1 shows the traceback instead."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except KeytrailError as err:
+        except (KeytrailError, BotoCoreError, ClientError) as err:
             if os.environ.get("KEYTRAIL_DEBUG"):
                 raise
-            click.secho(f"Error: {err}", fg="red", err=True)
-            sys.exit(err.exit_code)
+            error = err if isinstance(err, KeytrailError) else explain_aws_error(err)
+            click.secho(f"Error: {error}", fg="red", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            if os.environ.get("KEYTRAIL_DEBUG"):
+                raise
+            click.secho(INTERRUPTED, fg="yellow", err=True)
+            sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
 

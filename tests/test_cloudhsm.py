@@ -12,14 +12,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from ingest.aws import make_client
 from ingest.cloudhsm.load import run_ingest
 from ingest.cloudhsm.parse import attribute_sessions, link_cluster_logins, messages_frame, parse_hsm_messages
-from ingest.cloudhsm.sources import CloudWatchSource, call_with_backoff, open_source, stream_events
-from ingest.errors import LockedError, SourceError
+from ingest.cloudhsm.sources import CloudWatchSource, open_source, stream_events
+from ingest.errors import LockedError
 from ingest.integrity.hsm_sequence import lake_sequence_findings, sequence_findings
 from ingest.lake.state import IngestState, RunLock
 from ingest.lake.store import Lake
@@ -457,22 +456,6 @@ def test_missing_log_group_is_a_clear_error(moto_endpoint: str, lake_dir: Path) 
     result = CliRunner().invoke(cli, [*args, "--lake", str(lake_dir)])
     assert result.exit_code == 1
     assert "log group /aws/cloudhsm/cluster-nope does not exist (ResourceNotFoundException" in result.output
-
-
-def test_throttling_is_retried_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("time.sleep", lambda seconds: None)
-    calls = []
-    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "FilterLogEvents")
-
-    def flaky(**kwargs: object) -> dict[str, list[object]]:
-        calls.append(kwargs)
-        if len(calls) < 3:
-            raise throttled
-        return {"events": []}
-
-    assert call_with_backoff(flaky, "stream x", logGroupName="g") == {"events": []}
-    with pytest.raises(SourceError, match="stream x: still throttled after 2 attempts; rerun later"):
-        call_with_backoff(lambda **kw: (_ for _ in ()).throw(throttled), "stream x", attempts=2)
 
 
 def test_empty_pages_with_a_token_do_not_end_the_stream() -> None:

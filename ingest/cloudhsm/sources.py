@@ -22,7 +22,6 @@ import gzip
 import io
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,17 +31,16 @@ import polars as pl
 import pyarrow as pa
 from botocore.exceptions import ClientError
 
-from ingest.aws import explain_client_error
+from ingest.aws import call_aws, explain_client_error
 from ingest.cloudhsm.load import Batch
 from ingest.cloudhsm.parse import TABLE, messages_frame
-from ingest.errors import ConfigError, SourceError
+from ingest.errors import ConfigError
 from ingest.lake.schema import QUARANTINE
 from ingest.lake.state import IngestState, ObjectVersion
 from ingest.lake.store import quarantine_rows
 
 LOG_GROUP_PREFIX = "/aws/cloudhsm/"
 BATCH_ENTRIES = 200_000
-THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 CLUSTER_IN_PATH = re.compile(r"(cluster-[a-z0-9]+)")
 LOG_SUFFIXES = {".gz", ".json", ".jsonl", ".ndjson", ".log", ".txt", ""}
 JSON_EVENT = {"timestamp": pl.Int64, "message": pl.String, "logStreamName": pl.String}
@@ -52,21 +50,6 @@ EXPORT_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d) "
 def cluster_of_group(log_group: str) -> str:
     """The cluster id in a log group name `/aws/cloudhsm/<cluster-id>`."""
     return log_group.rstrip("/").rsplit("/", 1)[-1]
-
-
-def call_with_backoff(func: Callable[..., Any], what: str, attempts: int = 6, **kwargs: Any) -> Any:
-    """Call a boto3 method, retrying throttling with exponential backoff beyond botocore's own retries."""
-    for attempt in range(attempts):
-        try:
-            return func(**kwargs)
-        except ClientError as err:
-            code = err.response.get("Error", {}).get("Code", "")
-            if code not in THROTTLED:
-                raise explain_client_error(err, what) from err
-            if attempt == attempts - 1:
-                raise SourceError(f"{what}: still throttled after {attempts} attempts; rerun later") from err
-            time.sleep(min(2**attempt * 0.5, 20))
-    raise AssertionError("unreachable")
 
 
 # --- CloudWatch Logs -------------------------------------------------------------------------------------
@@ -90,7 +73,7 @@ def _all_names(call: Callable[..., Any], what: str, items: str, name: str, **kwa
     token: str | None = None
     while True:
         args: dict[str, Any] = {**kwargs, **({"nextToken": token} if token else {})}
-        page = call_with_backoff(call, what, **args)
+        page = call_aws(call, what, **args)
         names += [item[name] for item in page.get(items, [])]
         token = page.get("nextToken")
         if not token:
@@ -104,7 +87,7 @@ def stream_events(
     kwargs: dict[str, Any] = {"logGroupName": log_group, "logStreamNames": [stream]}
     kwargs |= {k: v for k, v in (("startTime", start_ms), ("endTime", end_ms), ("limit", page_size)) if v}
     while True:
-        page = call_with_backoff(client.filter_log_events, f"log stream {log_group}/{stream}", **kwargs)
+        page = call_aws(client.filter_log_events, f"log stream {log_group}/{stream}", **kwargs)
         yield from page.get("events", [])
         if not page.get("nextToken"):
             return
