@@ -208,8 +208,24 @@ def test_dry_run_lists_and_writes_nothing(aws: dict[str, Any], tmp_path: Path) -
     result = nightly(cfg, "--dry-run")
     assert result.exit_code == 0, result.output
     assert "org-trail: would fetch 3 new of 3 trail files" in result.output
-    assert f"{GROUP}/hsm-one from" in result.output
+    assert "hsm-prod: would read CloudHSM log streams" in result.output
+    assert len(result.output.splitlines()) == 3, "a summary: the lake and a line per source"
+    verbose = nightly(cfg, "--dry-run", "-v")
+    assert f"{GROUP}/hsm-one from" in verbose.output and verbose.output.count(".json.gz") == 3
     assert not (tmp_path / "dry-lake").exists()
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_missing_tenants_file_stops_before_anything_is_fetched(
+    aws: dict[str, Any], tmp_path: Path, dry_run: bool
+) -> None:
+    cfg = write_config(tmp_path, "typo", aws["endpoint"])
+    cfg.write_text(cfg.read_text().replace("tenants.toml", "tenant.toml"))
+    result = nightly(cfg, *(["--dry-run"] if dry_run else []))
+    assert result.exit_code == 2
+    assert f"{cfg}: tenants = {SAMPLE_LOGS / 'tenant.toml'} cannot be read (No such file or directory)" in result.output
+    assert "--tenants" not in result.output, "nightly has no --tenants option to advise"
+    assert not (tmp_path / "typo-lake").exists(), "nothing was ingested"
 
 
 class FlakyClients:

@@ -26,16 +26,17 @@ config_option = click.option(
 
 @cli.command()
 @config_option
-@click.option("--dry-run", is_flag=True, help="List what each source would fetch; write nothing.")
+@click.option("--dry-run", is_flag=True, help="Say what each source would fetch; write nothing.")
+@click.option("-v", "--verbose", is_flag=True, help="With --dry-run: every file and stream too.")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), help="Log lines on stderr (default: from the config).")
 @reports_errors
-def nightly(config_path: str, dry_run: bool, log_format: str | None) -> None:
+def nightly(config_path: str, dry_run: bool, verbose: bool, log_format: str | None) -> None:
     """Ingest every configured source, compact, refresh rollups, detect anomalies, alert; exit 0 ok, 1 some
     source or step failed, 2 bad config."""
     cfg = load_config(config_path)
     setup_logging(log_format or cfg.log_format)
     if dry_run:
-        click.echo("\n".join(plan_nightly(cfg)))
+        click.echo("\n".join(plan_nightly(cfg, verbose=verbose)))
         return
     result = run_nightly(cfg)
     failed = ", ".join(result.failed_sources) or "none"

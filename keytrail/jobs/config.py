@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from analytics.anomalies import resolve_settings
+from analytics.tenants import parse_tenants
 from ingest.errors import ConfigError
 from ingest.times import parse_duration
 
@@ -401,3 +402,26 @@ def _unique(table: _Table, key: str, names: list[str]) -> None:
         if name in seen:
             raise table.error(key, f"has two entries named {name!r}", "give each entry its own name")
         seen.add(name)
+
+
+def check_files(cfg: Config) -> None:
+    """Before anything is ingested: the tenants file exists and is valid, and every local folder a source reads
+    exists, so a wrong path stops the run with exit 2 instead of after a night's ingest."""
+    if cfg.tenants is not None:
+        try:
+            text = cfg.tenants.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(
+                f"{cfg.path}: tenants = {cfg.tenants} cannot be read ({err.strerror}); fix the path (relative to "
+                f"{cfg.path.name}), or remove the line to attribute nothing to tenants"
+            ) from None
+        parse_tenants(text, cfg.tenants)  # names the tenants file, line and field
+    for source in cfg.sources:
+        local = _local_location(source)
+        if local is not None and not local.exists():
+            raise ConfigError(f"{cfg.path}: source {source.name!r} reads {local}, which does not exist; fix its path")
+
+
+def _local_location(source: Source) -> Path | None:
+    location = source.location if isinstance(source, TrailSource) else getattr(source, "exports", None)
+    return Path(location) if location and not location.startswith("s3://") else None

@@ -51,7 +51,16 @@ from ingest.lake.state import IngestState, RunLock, utcnow
 from ingest.lake.store import Lake, new_run_id
 from ingest.logs import LOGGER
 from keytrail.jobs.alerts import SinkReport, make_sinks, send_alerts
-from keytrail.jobs.config import AwsAccess, Config, HsmSource, LookupSource, SinkConfig, Source, TrailSource
+from keytrail.jobs.config import (
+    AwsAccess,
+    Config,
+    HsmSource,
+    LookupSource,
+    SinkConfig,
+    Source,
+    TrailSource,
+    check_files,
+)
 from keytrail.jobs.prune import RETENTION  # the floor `keytrail prune` sets: nothing older is fetched again
 
 log = logging.getLogger(LOGGER)
@@ -125,7 +134,9 @@ class NightlyResult:
 
 
 def run_nightly(cfg: Config, clients: ClientFactory = default_clients, now: dt.datetime | None = None) -> NightlyResult:
-    """One nightly run as configured (see the module docstring); never raises for a failing source or step."""
+    """One nightly run as configured (see the module docstring); never raises for a failing source or step (a
+    missing tenants file or source folder is a ConfigError before anything is fetched)."""
+    check_files(cfg)
     lake = open_lake(cfg)
     with RunLock(lake.state_dir / "ingest.lock", reentrant=True, command=COMMAND) as lock:
         lake.remove_orphans()
@@ -432,15 +443,19 @@ def read_runs(lake: Lake, limit: int = 30) -> list[dict[str, Any]]:
 # --- dry run --------------------------------------------------------------------------------------------
 
 
-def plan_nightly(cfg: Config, clients: ClientFactory = default_clients, now: dt.datetime | None = None) -> list[str]:
-    """What a run would fetch, one line each, without writing anything (listing calls AWS, read-only)."""
+def plan_nightly(
+    cfg: Config, clients: ClientFactory = default_clients, now: dt.datetime | None = None, verbose: bool = False
+) -> list[str]:
+    """What a run would fetch, a line per source (and with `verbose` a line per file or stream), without writing
+    anything (listing calls AWS, read-only)."""
+    check_files(cfg)
     now = now or dt.datetime.now(dt.UTC)
     lake = open_lake(cfg)
     lines = [f"Lake: {lake.uri} (state {lake.state_dir})"]
     with _state(lake) if (lake.state_dir / "ingest.sqlite").exists() else _no_state() as state:
         for source in cfg.sources:
             try:
-                lines += _plan_source(cfg, state, source, clients, now)
+                lines += [line for line in _plan_source(cfg, state, source, clients, now) if verbose or line[0] != " "]
             except Exception as err:  # noqa: BLE001 - show every source's plan
                 lines.append(f"{source.name}: cannot list ({_describe(err)})")
     return lines
