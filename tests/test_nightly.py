@@ -4,15 +4,17 @@ events arriving between runs, alerts once, the lake equal to a from-scratch inge
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gzip
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import duckdb
 import pytest
-from botocore.exceptions import ClientError
+from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
@@ -229,22 +231,45 @@ def test_a_missing_tenants_file_stops_before_anything_is_fetched(
 
 
 class FlakyClients:
-    """boto3 clients from the default factory, with chosen calls failing the way AWS fails them."""
+    """boto3 clients from the default factory whose chosen calls get the answer AWS gives when it refuses them,
+    at the HTTP layer, so botocore retries what it retries (throttling) exactly as against AWS."""
 
     def __init__(self, failures: dict[tuple[str, str], tuple[str, int]]) -> None:
-        self.failures = dict(failures)  # (service, method) -> (error code, times; -1 = always)
+        self.failures = dict(failures)  # (service, operation) -> (error code, times; -1 = always)
 
     def __call__(self, service: str, access: AwsAccess) -> Any:
         client = default_clients(service, access)
-
-        def fail(params: Any, model: Any, **kwargs: Any) -> None:
-            code, times = self.failures.get((service, model.name), ("", 0))
-            if times:
-                self.failures[(service, model.name)] = (code, times - 1)
-                raise ClientError({"Error": {"Code": code, "Message": "injected"}}, model.name)
-
-        client.meta.events.register("before-call", fail)
+        for (svc, operation), (code, _) in self.failures.items():
+            if svc == service:
+                answer = functools.partial(self._answer, (svc, operation), code)
+                client.meta.events.register(
+                    f"before-send.{client.meta.service_model.endpoint_prefix}.{operation}", answer
+                )
         return client
+
+    def _answer(self, key: tuple[str, str], code: str, request: Any, **kwargs: Any) -> AWSResponse | None:
+        _, times = self.failures[key]
+        if not times:
+            return None
+        self.failures[key] = (code, times - 1)
+        if key[0] == "s3":
+            body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+            return AWSResponse(request.url, 403, {"Content-Type": "application/xml"}, Raw(body))
+        body = json.dumps({"__type": code, "message": "injected"}).encode()
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, Raw(body))
+
+
+class Raw:
+    """The raw body of an injected HTTP answer, as botocore reads it."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self.body
+
+    def read(self, *args: Any) -> bytes:
+        return self.body
 
 
 def test_one_source_denied_the_others_still_land(aws: dict[str, Any], tmp_path: Path) -> None:
@@ -272,11 +297,11 @@ def test_throttled_cloudwatch_is_retried_and_a_deleted_log_group_fails_alone(
     assert result.sources[1].counts["kept"] == 10
 
     with monkeypatch.context() as patch:  # throttled past every retry: that source fails, the other lands
-        patch.setattr("ingest.cloudhsm.sources.time.sleep", lambda seconds: None)
+        patch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)
         put_hsm(aws["logs"], "hsm-two", 14, 2, NOW - dt.timedelta(hours=3))
         put_trail(aws["s3"], 9, DAYS[1])
         stuck = run_nightly(cfg, FlakyClients({("logs", "FilterLogEvents"): ("ThrottlingException", -1)}))
-    assert stuck.failed_sources == ["hsm-prod"] and "still throttled after 6 attempts" in str(stuck.sources[1].error)
+    assert stuck.failed_sources == ["hsm-prod"] and "AWS throttled FilterLogEvents" in str(stuck.sources[1].error)
     assert stuck.sources[0].counts["kept"] == 20
 
     aws["logs"].delete_log_group(logGroupName=GROUP)
