@@ -8,6 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from analytics.attribute import refresh_attribution
 from ingest.lake.state import IngestState
 from ingest.lake.store import Lake
 from keytrail.cli import cli
@@ -63,6 +64,16 @@ def test_dry_run_lists_then_yes_removes_and_nightly_does_not_bring_it_back(tmp_p
     assert again.exit_code == 0
     assert (again.sources[0].counts["files_seen"], again.sources[0].counts["files_new"]) == (1, 0)
     assert [d.isoformat() for d in lake.days("kms_events")] == [RECENT]
+
+
+def test_pruned_days_leave_the_stored_attribution(tmp_path: Path) -> None:
+    setup(tmp_path)
+    refresh_attribution(tmp_path / "lake")
+    stored = tmp_path / "lake" / "_attribution"
+    assert sorted(p.name for p in stored.glob("event_date=*")) == [f"event_date={OLD}", f"event_date={RECENT}"]
+    done = CliRunner().invoke(cli, ["prune", "--lake", str(tmp_path / "lake"), "--older-than", "400d", "--yes"])
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in stored.glob("event_date=*")) == [f"event_date={RECENT}"]
 
 
 def test_nothing_to_prune_and_json(tmp_path: Path) -> None:

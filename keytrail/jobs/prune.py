@@ -5,7 +5,7 @@ Under the lake's lock, in an order that is safe to interrupt and rerun:
 
 1. the retention floor is raised to the cutoff (checkpoint `retention`): from then on the nightly run never
    lists or fetches anything older, so what is pruned does not come back;
-2. the partitions' files are deleted, then their folders;
+2. the partitions' files are deleted, then their folders and the days' stored attribution (`_attribution/`);
 3. state rows about them go: ingested trail objects delivered before the cutoff, alert records of findings
    that started before it, and run rows older than it.
 
@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analytics.attribution_store import store_dir
 from ingest.cloudtrail.sources import TRAIL_PATH
 from ingest.lake.schema import TABLES
 from ingest.lake.state import IngestState, RunLock, utcnow
@@ -96,6 +98,8 @@ def _remove(lake: Lake, plan: PrunePlan) -> None:
         for path in files:
             lake.delete(path)
         lake.remove_partition_dir(table, day)
+        if not lake.remote:  # the day's stored attribution goes with it (S3 lakes store none)
+            shutil.rmtree(store_dir(lake) / f"event_date={day.isoformat()}", ignore_errors=True)
 
 
 def _state_rows(state: IngestState, cutoff: dt.date, delete: bool) -> dict[str, int]:
