@@ -215,7 +215,9 @@ class _Checker:
         if not isinstance(value, list):
             raise self.error(i, key, f'must be a list, e.g. {key} = ["…"]; each item {hint}')
         for item in value:
-            if not isinstance(item, str) or not pattern.fullmatch(item):
+            if not isinstance(item, str):
+                raise self.error(i, key, f'{item!r} is a TOML {type(item).__name__}, not a string: quote it, "{item}"')
+            if not pattern.fullmatch(item):
                 raise self.error(i, key, f"{item!r} is not {hint}")
         return tuple(value)
 

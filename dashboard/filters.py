@@ -63,9 +63,9 @@ def require_events() -> Filters:
             f"**The lake `{lake}` holds no KMS or CloudHSM operations yet.**\n\n"
             "Fill it, then press **Reload data** in the sidebar:\n"
             "- try it with the sample logs: `keytrail demo` (or `make demo`)\n"
-            "- your CloudTrail logs: `keytrail ingest cloudtrail --source s3://<trail-bucket>/AWSLogs/ "
-            f"--lake {lake}`\n"
-            f"- your CloudHSM audit logs: `keytrail ingest cloudhsm --source <log group or folder> --lake {lake}`\n\n"
+            f"- your CloudTrail logs: `keytrail ingest cloudtrail s3://<trail-bucket>/<prefix> --lake {lake}`\n"
+            f"- your CloudHSM audit logs: `keytrail ingest cloudhsm cloudwatch --lake {lake}` (or a folder of "
+            "exports)\n\n"
             "The **Data health** page shows past ingest runs and quarantined records.",
             icon=":material/inbox:",
         )
