@@ -12,7 +12,7 @@ import click
 
 from analytics import connect, run_query
 from analytics.attribute import refresh_attribution
-from analytics.queries import run_sql
+from analytics.sandbox import run_read_only
 from keytrail.cli import cli, lake_option, reports_errors
 from keytrail.output import require_tenant, write_relation
 
@@ -46,9 +46,12 @@ def tenants_options(func: F) -> F:
 def sql_command(
     query: str, lake: str, tenants: str | None, memory_limit: str, fmt: str | None, parquet: Path | None
 ) -> None:
-    """Run a SQL query over the lake's views (key_operations, usage_daily, tenants, …) and print the result."""
+    """Run a read-only SQL query over the lake's views (key_operations, usage_daily, tenants, …) and print the
+    result. Only SELECT (DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN of one run; files outside the lake stay out of
+    reach. Anything else is refused with exit 2: the lake is evidence."""
     con = connect(lake, tenants, memory_limit=memory_limit)
-    write_relation(run_sql(con, query), fmt, parquet)
+    table, _ = run_read_only(con, query, surface="keytrail sql")
+    write_relation(con.from_arrow(table), fmt, parquet)
 
 
 @cli.command(name="usage")
