@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.errors import ConfigError
+from ingest.lake.store import Lake
 
 
 def require_tenant(con: duckdb.DuckDBPyConnection, tenant: str | None) -> None:
@@ -24,6 +25,16 @@ def require_tenant(con: duckdb.DuckDBPyConnection, tenant: str | None) -> None:
     if tenant not in known:
         where = con.sql("SELECT tenants_file FROM settings").fetchall()[0][0] or "no tenants file"
         raise ConfigError(f"unknown tenant {tenant!r} in {where}; known tenants: {', '.join(known) or 'none'}")
+
+
+def outside_lake(target: Path | None, lake: str) -> Path | None:
+    """`target` (an output file a user named), unless it lies inside the lake folder: the lake is evidence, and
+    keytrail writes nothing there on a user's say-so (ConfigError, exit 2)."""
+    if target is None or Lake.is_remote(lake):
+        return target
+    if Path(lake).resolve() in [target.resolve(), *target.resolve().parents]:
+        raise ConfigError(f"--parquet {target} is inside the lake {lake}: the lake is evidence; write it elsewhere")
+    return target
 
 
 def write_relation(

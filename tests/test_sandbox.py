@@ -164,6 +164,17 @@ def test_parquet_export_is_written_by_keytrail(lake: Path, tmp_path: Path) -> No
     assert fingerprint(lake) == before
 
 
+@pytest.mark.parametrize("command", ["sql", "usage"])
+def test_an_export_into_the_lake_is_refused(lake: Path, command: str) -> None:
+    before = fingerprint(lake)
+    target = lake / "kms_events" / f"event_date={DAY}" / "evil.parquet"
+    args = ["SELECT * FROM kms_events"] if command == "sql" else []
+    code, out, err = keytrail(command, *args, "--lake", str(lake), "--parquet", str(lake / ".." / lake.name / target.relative_to(lake)))  # fmt: skip  # noqa: E501
+    assert (code, out) == (2, "")
+    assert "is inside the lake" in err and "the lake is evidence; write it elsewhere" in err
+    assert fingerprint(lake) == before
+
+
 @pytest.mark.parametrize(
     ("sql", "inner"),
     [

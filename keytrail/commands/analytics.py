@@ -14,7 +14,7 @@ from analytics import connect, run_query
 from analytics.attribute import refresh_attribution
 from analytics.sandbox import run_read_only
 from keytrail.cli import cli, lake_option, reports_errors
-from keytrail.output import require_tenant, write_relation
+from keytrail.output import outside_lake, require_tenant, write_relation
 
 F = TypeVar("F", bound=Callable[..., Any])
 DAY = click.DateTime(formats=["%Y-%m-%d"])
@@ -51,7 +51,7 @@ def sql_command(
     reach. Anything else is refused with exit 2: the lake is evidence."""
     con = connect(lake, tenants, memory_limit=memory_limit)
     table, _ = run_read_only(con, query, surface="keytrail sql")
-    write_relation(con.from_arrow(table), fmt, parquet)
+    write_relation(con.from_arrow(table), fmt, outside_lake(parquet, lake))
 
 
 @cli.command(name="usage")
@@ -69,7 +69,7 @@ def usage_command(
     con = connect(lake, tenants, memory_limit=memory_limit)
     require_tenant(con, tenant)
     params = {"tenant": tenant, "since": since and since.date(), "until": until and until.date()}
-    write_relation(run_query(con, "tenant_usage", params), fmt, parquet)
+    write_relation(run_query(con, "tenant_usage", params), fmt, outside_lake(parquet, lake))
 
 
 @cli.command(name="attribute")
