@@ -16,11 +16,13 @@ Two locks, each tested on its own (tests/test_sandbox.py):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import tempfile
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
@@ -150,20 +152,27 @@ def run_read_only(
     if not is_locked(con):
         raise ReadOnlyViolation(f"{surface} runs typed SQL only on a read-only connection (connect(read_only=True))")
     check_read_only(con, sql, surface)
+    try:
+        with _read_only_transaction(con, timeout):
+            return _fetch(con, sql, limit)
+    except duckdb.InterruptException:
+        raise QueryError(f"the query ran longer than {timeout:.0f} s and was stopped") from None
+    except duckdb.PermissionException as err:  # a file outside the lake, an extension
+        reason = f"{err} (only the lake's files can be read)"
+        raise ReadOnlyViolation(f"{surface} runs read-only queries: {reason}") from None
+    except duckdb.Error as err:
+        raise QueryError(f"query failed: {err}\nViews you can query: {VIEWS}") from None
+
+
+@contextlib.contextmanager
+def _read_only_transaction(con: duckdb.DuckDBPyConnection, timeout: float | None) -> Iterator[None]:
+    """A read-only transaction, rolled back after; `con.interrupt()` after `timeout` seconds."""
     timer = threading.Timer(timeout, con.interrupt) if timeout else None
     if timer:
         timer.start()
     con.execute("BEGIN TRANSACTION READ ONLY")
     try:
-        return _fetch(con, sql, limit)
-    except duckdb.InterruptException:
-        raise QueryError(f"the query ran longer than {timeout:.0f} s and was stopped") from None
-    except duckdb.PermissionException as err:  # a file outside the lake, an extension
-        raise ReadOnlyViolation(
-            f"{surface} runs read-only queries: {err} (only the lake's files are readable)"
-        ) from None
-    except duckdb.Error as err:
-        raise QueryError(f"query failed: {err}\nViews you can query: {VIEWS}") from None
+        yield
     finally:
         if timer:
             timer.cancel()

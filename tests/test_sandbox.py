@@ -122,7 +122,7 @@ def test_a_refusal_names_what_and_why(lake: Path) -> None:
     err = keytrail("sql", bypasses(lake)["copy through a WITH clause"], "--lake", str(lake))[2]
     assert "a WITH clause running COPY is not allowed" in err
     err = keytrail("sql", bypasses(lake)["read_text"], "--lake", str(lake))[2]
-    assert '"/etc/passwd"' in err and "only the lake's files are readable" in err
+    assert '"/etc/passwd"' in err and "only the lake's files can be read" in err
 
 
 READS = {
