@@ -21,6 +21,10 @@ TENANTS_HELP = "Tenants file (default $KEYTRAIL_TENANTS or ./tenants.toml)."
 SECRETS = (Path.home() / ".streamlit" / "secrets.toml", Path(".streamlit") / "secrets.toml")
 AUTH_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
 SECURITY = "docs/security.md"
+NO_AUTH_WARNING = (
+    "Warning: --no-auth on {host}: anyone who can reach port {port} sees every tenant's key usage and can query the "
+    "lake (read-only)."
+)
 
 
 def streamlit_command(port: int, host: str, secrets: Path | None = None) -> list[str]:
@@ -86,6 +90,14 @@ def access_mode(host: str, secrets: dict[str, Any], no_auth: bool) -> str:
     )
 
 
+def refresh_first(lake: str, tenants: str | None) -> None:
+    """Rebuild stale rollups before serving, unless an ingest holds the lock (the app computes what is stale)."""
+    try:
+        click.echo(describe(refresh_rollups(lake, tenants)), err=True)
+    except LockedError as err:
+        click.echo(f"Rollups not refreshed: {err}", err=True)
+
+
 def has_events(lake: str) -> bool:
     return any(any((Path(lake) / t).rglob("*.parquet")) for t in ("kms_events", "hsm_events"))
 
@@ -113,16 +125,9 @@ def dashboard(
     It listens on 127.0.0.1 unless told otherwise; another address needs a login (docs/security.md)."""
     auth = access_mode(host, read_secrets(secrets), no_auth)
     if auth == "none" and not is_loopback(host):
-        click.secho(
-            f"Warning: --no-auth on {host}: anyone who can reach port {port} sees every tenant's key usage and "
-            "can query the lake (read-only).",
-            fg="yellow", err=True,
-        )  # fmt: skip
+        click.secho(NO_AUTH_WARNING.format(host=host, port=port), fg="yellow", err=True)
     if not no_refresh and has_events(lake):
-        try:
-            click.echo(describe(refresh_rollups(lake, tenants)), err=True)
-        except LockedError as err:  # an ingest is running: serve now, the app computes what is stale
-            click.echo(f"Rollups not refreshed: {err}", err=True)
+        refresh_first(lake, tenants)
     click.echo(f"keytrail dashboard on http://{host}:{port} (Ctrl+C stops it)", err=True)
     # become the streamlit server: signals (Ctrl+C, a supervisor's SIGTERM) reach it directly, no orphan is left
     command = streamlit_command(port, host, secrets)
