@@ -73,7 +73,7 @@ def refresh_attribution(
     # no second refresh shares the scratch folder
     with RunLock(lake.state_dir / "ingest.lock", command="attribute"):
         shutil.rmtree(scratch_dir(lake), ignore_errors=True)  # what a killed refresh left
-        con = connect(lake, tenants, memory_limit=memory_limit, threads=threads)
+        con = connect(lake, tenants, memory_limit=memory_limit, threads=threads, read_only=False)  # it writes with COPY
         try:
             _store(con, lake, report)
             report.tenants_file, report.tenants_origin = con.sql(

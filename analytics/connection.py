@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from analytics.attribution_store import LakeDays, register_stored
 from analytics.queries import literal, load_sql
+from analytics.sandbox import lock_down
 from analytics.tenants import Tenants, context_keys, load_tenants, rules_table, tenants_table
 from analytics.vocabulary import operation_names
 from ingest.lake.schema import QUARANTINE, TABLES, TRAIL_VERIFICATION
@@ -39,6 +40,7 @@ def connect(
     tenants: str | os.PathLike[str] | None = None,
     memory_limit: str = "2GB",
     threads: int | None = None,
+    read_only: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake, tenants, attribution and usage views registered.
 
@@ -49,13 +51,19 @@ def connect(
             else ./tenants.toml if present, else none (the `settings` table says which, and why).
         memory_limit: DuckDB's memory limit (it spills to disk beyond it).
         threads: DuckDB worker threads (default: all cores).
+        read_only: lock the connection in DuckDB's sandbox once the views are set up (analytics/sandbox.py):
+            files only under the lake folder, no extensions, configuration locked. `read_only=False` is for
+            keytrail's own writers (`keytrail attribute` stores its results with COPY) and for notebooks that
+            knowingly read other files; it is never used for SQL typed into keytrail sql or the dashboard.
     """
     con = duckdb.connect(config={"memory_limit": memory_limit, **({"threads": threads} if threads else {})})
     con.execute("SET TimeZone = 'UTC'")
-    lake = (lake if isinstance(lake, Lake) else Lake(lake)).require()
-    register_lake(con, lake)
-    register_tenants(con, load_tenants(tenants, lake.state_dir))
+    store = (lake if isinstance(lake, Lake) else Lake(lake)).require()
+    register_lake(con, store)
+    register_tenants(con, load_tenants(tenants, store.state_dir))
     refresh(con)
+    if read_only:
+        lock_down(con, store)
     return con
 
 

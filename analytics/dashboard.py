@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,26 +24,19 @@ import pyarrow as pa
 
 from analytics.anomalies import detector_names
 from analytics.connection import connect
-from analytics.queries import QueryError, run_query
+from analytics.queries import run_query
 from analytics.rollups import RollupReport, register_rollups
-from ingest.errors import KeytrailError
 from ingest.integrity.hsm_sequence import SEQUENCE_SQL
 
 UNATTRIBUTED = "(unattributed)"
 SEVERITIES = ("critical", "high", "medium", "low", "info")
-READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
-
-
-class ReadOnlyViolation(KeytrailError):
-    """An ad hoc query tried to do more than read."""
-
-    exit_code = 2
 
 
 def open_dashboard(
     lake: str | os.PathLike[str], tenants: str | os.PathLike[str] | None = None, memory_limit: str = "2GB"
 ) -> tuple[duckdb.DuckDBPyConnection, RollupReport]:
-    """The dashboard's connection: `analytics.connect` plus the `dash_*` rollup tables (from files when fresh)."""
+    """The dashboard's connection: `analytics.connect` (read-only: locked in DuckDB's sandbox) plus the `dash_*`
+    rollup tables (from files when fresh). The SQL page runs typed SQL on it through `analytics.sandbox`."""
     con = connect(lake, tenants, memory_limit=memory_limit)
     return con, register_rollups(con, lake, tenants)
 
@@ -314,43 +306,3 @@ def quarantine_reasons(con: duckdb.DuckDBPyConnection) -> pa.Table:
 def quarantine_records(con: duckdb.DuckDBPyConnection, limit: int = 500) -> pa.Table:
     """The newest quarantined records with their reason and raw text."""
     return _table(con, "quarantine_records", limit=limit)
-
-
-# ---------- SQL
-
-
-def run_readonly_sql(
-    con: duckdb.DuckDBPyConnection, sql: str, limit: int = 10_000, timeout: float = 30.0
-) -> tuple[pa.Table, bool]:
-    """Run one SELECT (or EXPLAIN) over the views; returns up to `limit` rows and whether more were cut off.
-
-    Anything else (CREATE, COPY, ATTACH, SET, several statements) raises ReadOnlyViolation before it runs; a
-    query still running after `timeout` seconds is interrupted.
-    """
-    try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as err:
-        raise QueryError(f"the query does not parse: {err}") from None
-    if len(statements) != 1:
-        raise ReadOnlyViolation(f"run exactly one statement (got {len(statements)})")
-    kind = statements[0].type.name
-    if kind not in READ_ONLY_STATEMENTS:
-        raise ReadOnlyViolation(f"only SELECT (or EXPLAIN) queries run here; this is a {kind} statement")
-    timer = threading.Timer(timeout, con.interrupt)
-    timer.start()
-    try:
-        reader = con.sql(sql).to_arrow_reader(batch_size=min(limit + 1, 100_000))
-        batches, rows = [], 0
-        for batch in reader:
-            batches.append(batch)
-            rows += batch.num_rows
-            if rows > limit:
-                break
-        table = pa.Table.from_batches(batches, reader.schema)
-    except duckdb.InterruptException:
-        raise QueryError(f"the query ran longer than {timeout:.0f} s and was stopped") from None
-    except duckdb.Error as err:
-        raise QueryError(str(err)) from None
-    finally:
-        timer.cancel()
-    return table.slice(0, limit), table.num_rows > limit

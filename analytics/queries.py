@@ -15,6 +15,7 @@ from ingest.errors import KeytrailError
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 PARAM = re.compile(r"(?<![$\w])\$([A-Za-z_]\w*)")
+VIEWS = "kms_events, hsm_events, quarantine, tenants, key_operations, usage_hourly, usage_daily, tenant_cost"
 
 
 class QueryError(KeytrailError):
@@ -77,8 +78,7 @@ def run_sql(
     try:
         return con.sql(sql, params=params)
     except duckdb.Error as err:
-        views = "kms_events, hsm_events, quarantine, tenants, key_operations, usage_hourly, usage_daily, tenant_cost"
-        raise QueryError(f"{name} failed: {err}\nViews you can query: {views}") from None
+        raise QueryError(f"{name} failed: {err}\nViews you can query: {VIEWS}") from None
 
 
 def literal(text: str) -> str:

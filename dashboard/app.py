@@ -6,12 +6,17 @@ starts `streamlit run` on this file. Pages live in app_pages/ and read data only
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from analytics import KeytrailError
-from dashboard import data, filters
+from dashboard import access, data, filters
 
-st.set_page_config(page_title="keytrail", page_icon=":material/key:", layout="wide")
+ICON = Path(__file__).resolve().parent / "static" / "favicon.svg"
+
+st.set_page_config(page_title="keytrail", page_icon=str(ICON), layout="wide")  # served here, not by a font host
+access.require_viewer()  # a login button, or a refusal, until this viewer may see the data
 
 pages = {
     "Usage": [

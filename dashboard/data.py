@@ -20,6 +20,7 @@ import streamlit as st
 from analytics import DEFAULT_LAKE, integrity
 from analytics import dashboard as q
 from analytics.rollups import RollupReport, lake_signature
+from analytics.sandbox import run_read_only
 
 UNATTRIBUTED = q.UNATTRIBUTED
 SEVERITIES = q.SEVERITIES
@@ -224,11 +225,12 @@ def verification_problems(start: dt.date, end: dt.date) -> pd.DataFrame:
 
 
 def run_sql(sql: str, limit: int = 10_000) -> tuple[pd.DataFrame, bool]:
-    """An ad hoc read-only query (not cached: people rerun a query to see new data); raises KeytrailError."""
+    """An ad hoc query through the read-only sandbox (not cached: people rerun a query to see new data); raises
+    KeytrailError, ReadOnlyViolation for anything but a read."""
     con, _ = _database(*_key())
     cursor = con.cursor()
     try:
-        table, truncated = q.run_readonly_sql(cursor, sql, limit=limit)
+        table, truncated = run_read_only(cursor, sql, surface="The SQL page", limit=limit, timeout=30)
     finally:
         cursor.close()
     return table.to_pandas(), truncated

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.errors import ConfigError
+from ingest.lake.store import Lake
 
 
 def require_tenant(con: duckdb.DuckDBPyConnection, tenant: str | None) -> None:
@@ -43,6 +44,16 @@ def announce_tenants(file: str | None, origin: str) -> None:
 def tenants_in_effect(con: duckdb.DuckDBPyConnection) -> None:
     """announce_tenants for a connection made by `analytics.connect`."""
     announce_tenants(*con.sql("SELECT tenants_file, tenants_origin FROM settings").fetchall()[0])
+
+
+def outside_lake(target: Path | None, lake: str) -> Path | None:
+    """`target` (an output file a user named), unless it lies inside the lake folder: the lake is evidence, and
+    keytrail writes nothing there on a user's say-so (ConfigError, exit 2)."""
+    if target is None or Lake.is_remote(lake):
+        return target
+    if Path(lake).resolve() in [target.resolve(), *target.resolve().parents]:
+        raise ConfigError(f"--parquet {target} is inside the lake {lake}: the lake is evidence; write it elsewhere")
+    return target
 
 
 def write_relation(

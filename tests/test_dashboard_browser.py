@@ -1,15 +1,18 @@
 """End to end: `keytrail dashboard` as a real server, driven in Debian's headless Chromium with Playwright.
 
 Changes the tenant filter and checks a figure against SQL, opens the Anomalies page, and saves a screenshot of
-every page under test-artifacts/dashboard/. Needs /usr/bin/chromium (CI installs it); never `playwright install`.
+every page under test-artifacts/dashboard/; checks that no page asks a host beyond this machine for anything (the
+page icon included). Needs /usr/bin/chromium (CI installs it); never `playwright install`.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
+ICON = ROOT / "dashboard" / "static" / "favicon.svg"
 PAGES = {"": "Overview", "tenants": "Tenants", "keys": "Keys", "anomalies": "Anomalies", "cloudhsm": "CloudHSM",
          "data_health": "Data health", "sql": "SQL"}  # fmt: skip
 
@@ -134,3 +138,25 @@ def test_dashboard_in_chromium(server: tuple[str, Path]) -> None:
             page.screenshot(path=str(ARTIFACTS / f"{path or 'overview'}.png"), full_page=True)
         browser.close()
     assert all((ARTIFACTS / f"{path or 'overview'}.png").stat().st_size > 10_000 for path in PAGES)
+
+
+def test_no_page_asks_an_outside_host(server: tuple[str, Path]) -> None:
+    """The page icon, fonts and scripts all come from the dashboard itself (an icon name such as
+    `:material/key:` as page_icon made every page fetch an SVG from a font host)."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    requested: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("request", lambda request: requested.append(request.url))
+        for path, title in PAGES.items():
+            page.goto(f"{url}/{path}")
+            settle(page, title)
+        icon = page.evaluate("document.querySelector('link[rel~=icon]').href")
+        browser.close()
+    hosts = {urllib.parse.urlsplit(u).hostname for u in requested}
+    assert hosts == {"127.0.0.1"}, [u for u in requested if urllib.parse.urlsplit(u).hostname != "127.0.0.1"]
+    # keytrail's own icon, inlined in the page by Streamlit
+    assert icon == "data:image/svg+xml;base64," + base64.b64encode(ICON.read_bytes()).decode()

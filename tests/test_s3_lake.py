@@ -101,3 +101,24 @@ def test_verify_hsm_sequence_reads_an_s3_lake(s3_config: Path) -> None:
     result = CliRunner().invoke(cli, ["verify", "hsm-sequence", "--lake", LAKE])
     assert result.exit_code == 0, result.output + result.stderr
     assert "CloudHSM audit trail complete" in result.output
+
+
+def test_keytrail_sql_on_an_s3_lake_only_reads(aws: dict[str, Any], tmp_path: Path, s3_config: Path) -> None:  # noqa: F811
+    """The sandbox over an S3 lake (views over pyarrow datasets; DuckDB itself may open no file at all)."""
+    assert CliRunner().invoke(cli, ["nightly", "--config", str(s3_config)]).exit_code == 0
+
+    def objects() -> dict[str, str]:
+        return {o["Key"]: o["ETag"] for o in aws["s3"].list_objects_v2(Bucket="audit-lake")["Contents"]}
+
+    before = objects()
+    (tmp_path / "secret.csv").write_text("password\nhunter2\n")
+    result = CliRunner().invoke(cli, ["sql", "SELECT count(*) AS n FROM kms_events", "--lake", LAKE, "--csv"])
+    assert (result.exit_code, result.stdout) == (0, f"n\n{len(table_rows(LAKE, 'kms_events'))}\n")
+    for sql in (
+        f"COPY (SELECT 1) TO '{LAKE}/kms_events/event_date=2026-11-01/evil.parquet' (FORMAT parquet)",
+        f"COPY (SELECT 1) TO '{tmp_path}/out.csv'",
+        f"SELECT * FROM read_csv('{tmp_path}/secret.csv')",
+    ):
+        result = CliRunner().invoke(cli, ["sql", sql, "--lake", LAKE])
+        assert result.exit_code == 2 and "keytrail sql runs read-only queries" in result.stderr, sql
+    assert objects() == before and not (tmp_path / "out.csv").exists()

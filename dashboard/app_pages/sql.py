@@ -1,4 +1,5 @@
-"""SQL: ad hoc read-only queries over the lake's views; the result as a table and a CSV download."""
+"""SQL: ad hoc read-only queries over the lake's views (through analytics.sandbox); the result as a table and a CSV
+download."""
 
 import streamlit as st
 
@@ -14,7 +15,10 @@ ORDER BY operations DESC
 LIMIT 20"""
 
 st.title("SQL")
-st.caption("One read-only statement (SELECT or EXPLAIN) in DuckDB SQL; at most 10,000 rows are shown.")
+st.caption(
+    "One read-only statement in DuckDB SQL (SELECT, DESCRIBE, SHOW, SUMMARIZE, or EXPLAIN of a SELECT) over the "
+    "lake's views and files; anything that writes, or reads outside the lake, is refused. At most 10,000 rows show."
+)
 with st.form("sql_form"):
     sql = st.text_area("Query", EXAMPLE, height=180, key="sql_text")
     run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")

@@ -12,9 +12,9 @@ import click
 
 from analytics import connect, run_query
 from analytics.attribute import refresh_attribution
-from analytics.queries import run_sql
+from analytics.sandbox import run_read_only
 from keytrail.cli import cli, lake_option, reports_errors, window_options
-from keytrail.output import announce_tenants, require_tenant, tenants_in_effect, write_relation
+from keytrail.output import announce_tenants, outside_lake, require_tenant, tenants_in_effect, write_relation
 
 TENANTS_HELP = "Tenants file (default $KEYTRAIL_TENANTS, else the lake's last, else ./tenants.toml)."
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,10 +46,13 @@ def tenants_options(func: F) -> F:
 def sql_command(
     query: str, lake: str, tenants: str | None, memory_limit: str, fmt: str | None, parquet: Path | None
 ) -> None:
-    """Run a SQL query over the lake's views (key_operations, usage_daily, tenants, …) and print the result."""
+    """Run a read-only SQL query over the lake's views (key_operations, usage_daily, tenants, …) and print the
+    result. Only SELECT (DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN of one run; files outside the lake stay out of
+    reach. Anything else is refused with exit 2: the lake is evidence."""
     con = connect(lake, tenants, memory_limit=memory_limit)
     tenants_in_effect(con)
-    write_relation(run_sql(con, query), fmt, parquet)
+    table, _ = run_read_only(con, query, surface="keytrail sql")
+    write_relation(con.from_arrow(table), fmt, outside_lake(parquet, lake))
 
 
 @cli.command(name="usage")
@@ -68,7 +71,7 @@ def usage_command(
     require_tenant(con, tenant)
     last_day = until and (until - dt.timedelta(microseconds=1)).date()
     params = {"tenant": tenant, "since": since and since.date(), "until": last_day}
-    write_relation(run_query(con, "tenant_usage", params), fmt, parquet)
+    write_relation(run_query(con, "tenant_usage", params), fmt, outside_lake(parquet, lake))
 
 
 @cli.command(name="attribute")
