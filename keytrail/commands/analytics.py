@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -14,20 +13,18 @@ from analytics import connect, run_query
 from analytics.attribute import refresh_attribution
 from analytics.sandbox import run_read_only
 from keytrail.cli import cli, lake_option, reports_errors, window_options
-from keytrail.output import announce_tenants, outside_lake, require_tenant, tenants_in_effect, write_relation
+from keytrail.output import (
+    Output,
+    announce_tenants,
+    output_options,
+    outside_lake,
+    require_tenant,
+    tenants_in_effect,
+    write_relation,
+)
 
 TENANTS_HELP = "Tenants file (default $KEYTRAIL_TENANTS, else the lake's last, else ./tenants.toml)."
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def output_options(func: F) -> F:
-    """--tenants, --memory-limit and the output formats, shared by the analytics commands."""
-    func = click.option(
-        "--parquet", "parquet", type=click.Path(dir_okay=False, path_type=Path), help="Write a Parquet file."
-    )(func)
-    func = click.option("--csv", "fmt", flag_value="csv", help="CSV on stdout.")(func)
-    func = click.option("--json", "fmt", flag_value="json", help="JSON lines on stdout.")(func)
-    return tenants_options(func)
 
 
 def tenants_options(func: F) -> F:
@@ -41,29 +38,29 @@ def tenants_options(func: F) -> F:
 @cli.command(name="sql")
 @click.argument("query")
 @lake_option
-@output_options
+@tenants_options
+@output_options()
 @reports_errors
-def sql_command(
-    query: str, lake: str, tenants: str | None, memory_limit: str, fmt: str | None, parquet: Path | None
-) -> None:
+def sql_command(query: str, lake: str, tenants: str | None, memory_limit: str, output: Output) -> None:
     """Run a read-only SQL query over the lake's views (key_operations, usage_daily, tenants, …) and print the
     result. Only SELECT (DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN of one run; files outside the lake stay out of
     reach. Anything else is refused with exit 2: the lake is evidence."""
     con = connect(lake, tenants, memory_limit=memory_limit)
     tenants_in_effect(con)
     table, _ = run_read_only(con, query, surface="keytrail sql")
-    write_relation(con.from_arrow(table), fmt, outside_lake(parquet, lake))
+    write_relation(con.from_arrow(table), outside_lake(output, lake))
 
 
 @cli.command(name="usage")
 @click.option("--tenant", help="Tenant id (default: every tenant, and the unattributed operations).")
 @window_options("First UTC day counted (the day of this time).", "Usage before this time, by whole UTC days.")
 @lake_option
-@output_options
+@tenants_options
+@output_options()
 @reports_errors
 def usage_command(
     tenant: str | None, since: dt.datetime | None, until: dt.datetime | None, lake: str, tenants: str | None,
-    memory_limit: str, fmt: str | None, parquet: Path | None,
+    memory_limit: str, output: Output,
 ) -> None:  # fmt: skip
     """How much a tenant used which keys: operations, failures, first and last use per key and operation."""
     con = connect(lake, tenants, memory_limit=memory_limit)
@@ -71,7 +68,7 @@ def usage_command(
     require_tenant(con, tenant)
     last_day = until and (until - dt.timedelta(microseconds=1)).date()
     params = {"tenant": tenant, "since": since and since.date(), "until": last_day}
-    write_relation(run_query(con, "tenant_usage", params), fmt, outside_lake(parquet, lake))
+    write_relation(run_query(con, "tenant_usage", params), outside_lake(output, lake))
 
 
 @cli.command(name="attribute")

@@ -14,7 +14,7 @@ from analytics import connect
 from analytics.anomalies import SEVERITIES, detector_names, find_anomalies
 from ingest.errors import ConfigError
 from keytrail.cli import cli, lake_option, reports_errors, window_options
-from keytrail.output import require_tenant, tenants_in_effect, write_relation
+from keytrail.output import Output, output_options, outside_lake, require_tenant, tenants_in_effect, write_relation
 
 CONFIG_ENV = "KEYTRAIL_CONFIG"
 COLUMNS = "severity, detector, tenant_id, window_start, window_end, observed, expected, explanation"
@@ -47,13 +47,12 @@ def load_anomaly_settings(path: str | None) -> dict[str, Any]:
 @click.option("--all-columns", is_flag=True, help="Table with every column (key, principal, score, evidence).")
 @click.option("--config", type=click.Path(dir_okay=False), help="keytrail.toml with [anomalies.settings].")
 @click.option("--tenants", type=click.Path(dir_okay=False), help="Tenants file (default $KEYTRAIL_TENANTS).")
-@click.option("--json", "fmt", flag_value="json", help="JSON lines on stdout.")
-@click.option("--csv", "fmt", flag_value="csv", help="CSV on stdout.")
+@output_options()
 @lake_option
 @reports_errors
 def anomalies_command(
     since: dt.datetime | None, until: dt.datetime | None, tenant: str | None, detectors: tuple[str, ...],
-    min_severity: str | None, all_columns: bool, config: str | None, tenants: str | None, fmt: str | None, lake: str,
+    min_severity: str | None, all_columns: bool, config: str | None, tenants: str | None, output: Output, lake: str,
 ) -> None:  # fmt: skip
     """Find unusual key use: volume spikes, error bursts, use after revocation, cross-tenant use, destructive key
     changes, logging gaps and CloudHSM events; most severe first. Exits 0 whether or not anything is found."""
@@ -63,4 +62,4 @@ def anomalies_command(
     require_tenant(con, tenant)
     found = find_anomalies(con, since, until, tenant, detectors or None, min_severity, settings)
     rel = con.from_arrow(found)
-    write_relation(rel if fmt or all_columns else rel.select(COLUMNS), fmt, None)
+    write_relation(rel if output.fmt != "table" or all_columns else rel.select(COLUMNS), outside_lake(output, lake))

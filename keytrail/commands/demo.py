@@ -29,7 +29,7 @@ def demo(ctx: click.Context, lake: str, sample: str, port: int, no_dashboard: bo
     ctx.invoke(cli.commands["attribute"], lake=lake, tenants=tenants)
     click.echo(f"\nUsage per tenant (per key and operation: keytrail usage --lake {lake}):")
     con = connect(lake, tenants)
-    write_relation(run_query(con, "usage_per_tenant"), None, None)
+    write_relation(run_query(con, "usage_per_tenant"))
     con.close()
     if not no_dashboard and "dashboard" in cli.commands:
         ctx.invoke(cli.commands["dashboard"], lake=lake, tenants=tenants, port=port)

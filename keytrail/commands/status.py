@@ -10,19 +10,19 @@ import pyarrow as pa
 from ingest.lake.store import Lake
 from keytrail.cli import cli, lake_option, reports_errors
 from keytrail.jobs.status import STALE_HOURS, LakeStatus, as_json, lake_status
-from keytrail.output import format_table
+from keytrail.output import Output, format_table, output_options
 
 
 @cli.command(name="status")
 @lake_option
 @click.option("--tenants", type=click.Path(dir_okay=False), help="Tenants file (default: as every command finds it).")
-@click.option("--json", "json_output", is_flag=True, help="One JSON object.")
+@output_options(formats=("table", "json"))
 @reports_errors
-def status_command(lake: str, tenants: str | None, json_output: bool) -> None:
+def status_command(lake: str, tenants: str | None, output: Output) -> None:
     """Show the lake: size, tenants file in effect, events, quarantine, stored attribution and rollups, last runs,
     sources and checkpoints, and how fresh each log stream is."""
     status = lake_status(Lake(lake), tenants)
-    click.echo(as_json(status) if json_output else describe(status), nl=json_output)
+    click.echo(as_json(status) if output.fmt == "json" else describe(status), nl=output.fmt == "json")
 
 
 def describe(status: LakeStatus) -> str:
