@@ -24,7 +24,7 @@ import itertools
 import json
 import re
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,8 @@ STATUSES = {
     "log_file_missing": "a digest lists the log file, but it is not there",
     "log_file_modified": "the log file's SHA-256 differs from the one its digest recorded",
     "digest_missing": "a newer digest points to this digest, but it is not there",
-    "digest_unreadable": "not a gzip'd JSON CloudTrail digest",
+    "log_file_unreadable": "the log file cannot be read back to its content: corrupt or truncated gzip, or refused",
+    "digest_unreadable": "not a gzip'd JSON CloudTrail digest (corrupt or truncated gzip, bad JSON), or refused",
     "signature_invalid": "the digest's signature does not verify with CloudTrail's public key (altered or forged)",
     "digest_moved": "the digest is not at the bucket/key recorded inside it",
     "chain_broken": "no link to the previous digest: log file validation was off, or the chain was tampered with",
@@ -65,6 +66,10 @@ CHUNK = 256 * 1024
 
 class BadDigest(KeytrailError):
     """A digest file is not a gzip'd CloudTrail digest (bad gzip, bad JSON, or fields missing)."""
+
+
+class Unreadable(KeytrailError):
+    """A stored file cannot be read back to its content: corrupt or truncated gzip, or the store refused it."""
 
 
 @dataclass(frozen=True)
@@ -176,10 +181,12 @@ def parse_digest(raw: bytes, location: str, name: DigestName, metadata: dict[str
 
 def read_digest(data: bytes, location: str, name: DigestName, metadata: dict[str, str] | None = None) -> Digest:
     """A digest from its gzip'd bytes as stored."""
+    if not data.startswith(GZIP_MAGIC):
+        raise BadDigest(f"{location} is not a CloudTrail digest: not gzip")
     try:
-        raw = zlib.decompress(data, wbits=31)
-    except zlib.error as err:
-        raise BadDigest(f"{location} is not a CloudTrail digest: not gzip ({err})") from None
+        raw = b"".join(inflate([data]))
+    except Unreadable as err:
+        raise BadDigest(f"{location} is not a CloudTrail digest: {err}") from None
     return parse_digest(raw, location, name, metadata)
 
 
@@ -236,24 +243,44 @@ def signature_problem(digest: Digest, key: rsa.RSAPublicKey | None) -> str | Non
 # --- log files -----------------------------------------------------------------------------------------
 
 
-def sha256_of_content(chunks: Iterable[bytes]) -> str:
-    """Hex SHA-256 of a file's uncompressed content, read in chunks: gzip members are inflated on the fly, a
-    file that is not gzip is hashed as it is. zlib and hashlib release the GIL, so threads run it in parallel."""
-    digest = hashlib.sha256()
+def inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """A stored file's content, from its bytes in chunks: gzip members are inflated on the fly, a file that is
+    not gzip comes out as it is. Raises Unreadable for a corrupt member (bad block, CRC or length), a stream
+    cut before its end, or bytes after a member that are not another gzip member: the AWS CLI reports such a
+    file as invalid too, and a hash of whatever could be inflated would prove nothing."""
     stream = (c for c in chunks if c)
     first = next(stream, b"")
     if not first.startswith(GZIP_MAGIC):
+        yield from itertools.chain([first], stream)
+        return
+    inflater, members = zlib.decompressobj(wbits=31), 1
+    try:
         for chunk in itertools.chain([first], stream):
-            digest.update(chunk)
-        return digest.hexdigest()
-    inflater = zlib.decompressobj(wbits=31)
-    for chunk in itertools.chain([first], stream):
-        while chunk:
-            digest.update(inflater.decompress(chunk))
-            chunk = inflater.unused_data  # the start of the next gzip member, if any
-            if chunk:
-                inflater = zlib.decompressobj(wbits=31)
-    digest.update(inflater.flush())
+            while chunk:
+                if inflater.eof:  # the start of the next gzip member
+                    inflater, members = zlib.decompressobj(wbits=31), members + 1
+                yield inflater.decompress(chunk)
+                chunk = inflater.unused_data
+        yield inflater.flush()
+    except zlib.error as err:
+        raise Unreadable(gzip_problem(err, members)) from None
+    if not inflater.eof:
+        raise Unreadable("truncated gzip: the file ends before the end of its compressed stream")
+
+
+def gzip_problem(err: zlib.error, member: int) -> str:
+    """What a zlib error means for a stored file, naming the decompression error."""
+    if member > 1:
+        return f"bytes after the end of its gzip stream are not gzip (decompression error: {err})"
+    return f"corrupt gzip (decompression error: {err})"
+
+
+def sha256_of_content(chunks: Iterable[bytes]) -> str:
+    """Hex SHA-256 of a file's uncompressed content, read in chunks (see `inflate`; raises Unreadable). zlib and
+    hashlib release the GIL, so threads run it in parallel."""
+    digest = hashlib.sha256()
+    for piece in inflate(chunks):
+        digest.update(piece)
     return digest.hexdigest()
 
 
@@ -297,9 +324,14 @@ def digest_verdict(digest: Digest, status: str, detail: str, signature_checked: 
     )  # fmt: skip
 
 
-def log_file_verdict(digest: Digest, entry: LogFileEntry, location: str, actual: str | None, signed: bool) -> Verdict:
-    """The verdict row of one log file a digest lists, from the SHA-256 of its content (None: not found)."""
-    if actual is None:
+def log_file_verdict(
+    digest: Digest, entry: LogFileEntry, location: str, actual: str | None, signed: bool, problem: str = ""
+) -> Verdict:
+    """The verdict row of one log file a digest lists, from the SHA-256 of its content (None: not found) or
+    why its content could not be read (`problem`)."""
+    if problem:
+        status, detail = "log_file_unreadable", f"{problem} (digest {digest.location})"
+    elif actual is None:
         status, detail = "log_file_missing", f"listed by {digest.location} but not found at {location}"
     elif actual != entry.sha256:
         status, detail = "log_file_modified", f"its content changed after delivery (digest {digest.location})"
