@@ -59,6 +59,11 @@ def explain_client_error(err: ClientError, what: str) -> SourceError:
         return SourceError(
             f"access denied by AWS on {op} for {what}: grant {action} on it to the identity keytrail runs as"
         )
+    if code == "InvalidObjectState":
+        return SourceError(
+            f"{what} is archived ({code} on {op}): restore it from its Glacier storage class first "
+            "(aws s3api restore-object), or keep trail files in a storage class that reads directly"
+        )
     if code in ("NoSuchBucket", "ResourceNotFoundException"):
         return SourceError(f"{what} does not exist ({code} on {op}): check the name, region and account")
     message = err.response.get("Error", {}).get("Message", "")

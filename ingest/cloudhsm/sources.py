@@ -393,27 +393,44 @@ class FileSource:
         return [o for o in objects if state.is_new(known, o.version)]
 
     def batches(self, state: IngestState) -> Iterator[Batch]:
-        """Batches of whole files, about `batch_entries` messages each."""
-        pending: list[tuple[FileObject, pl.DataFrame, pa.Table]] = []
+        """Batches of whole files, about `batch_entries` messages each. A file that cannot be read is quarantined
+        and remembered as unreadable, not as read: the next run tries it again."""
+        pending: list[tuple[FileObject, pl.DataFrame, pa.Table, str | None]] = []
         for obj in self.plan(state):
-            frame, bad = read_export(obj.url, obj.read(), self.cluster_id)
-            pending.append((obj, frame, bad))
+            try:
+                frame, bad = read_export(obj.url, obj.read(), self.cluster_id)
+                problem = None
+            except (OSError, SourceError) as err:
+                problem = _cannot_read(err)
+                frame, bad = _empty_messages(), _one_bad(obj.url, problem)
+            pending.append((obj, frame, bad, problem))
             if sum(p[1].height for p in pending) >= self.batch_entries:
                 yield self._batch(pending)
                 pending = []
         if pending:
             yield self._batch(pending)
 
-    def _batch(self, pending: list[tuple[FileObject, pl.DataFrame, pa.Table]]) -> Batch:
+    def _batch(self, pending: list[tuple[FileObject, pl.DataFrame, pa.Table, str | None]]) -> Batch:
         frame = pl.concat([p[1] for p in pending])
         bad = pa.concat_tables([p[2] for p in pending])
 
         def commit(state: IngestState, run_id: str, counts: dict[str, dict[str, int]]) -> None:
             empty = {"records": 0, "kept": 0, "quarantined": 0}
-            done = [(o.version, counts.get(o.url, empty)) for o, _, _ in pending]
+            done = [(o.version, counts.get(o.url, empty)) for o, _, _, problem in pending if problem is None]
             state.record_objects(self.root, run_id, done)
+            failed = {o.version.key: problem for o, _, _, problem in pending if problem is not None}
+            state.record_unreadable(self.root, run_id, failed)
 
         return Batch(frame, bad, commit)
+
+
+def _cannot_read(err: OSError | SourceError) -> str:
+    if isinstance(err, SourceError):
+        return f"{err}; every run retries it"
+    return (
+        f"cannot read the file: {err.strerror or err} ({type(err).__name__}, errno {err.errno}): give the user "
+        "keytrail runs as read permission on it; every run retries it"
+    )
 
 
 # --- Choosing a source ----------------------------------------------------------------------------------
