@@ -316,6 +316,11 @@ def quarantine_records(con: duckdb.DuckDBPyConnection, limit: int = 500) -> pa.T
     return _table(con, "quarantine_records", limit=limit)
 
 
+def conflicting_duplicates(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Quarantined KMS records whose event id is taken by a different record: event_id, where, when, raw."""
+    return _table(con, "conflicting_duplicates")
+
+
 # ---------- SQL
 
 

@@ -56,16 +56,19 @@ class IngestSummary:
         return int(self.totals.get("quarantined", 0))
 
     def paragraph(self) -> str:
-        """One readable paragraph: files, records kept, skipped, quarantined, duplicates, speed."""
+        """One readable paragraph: files, records kept, skipped, quarantined (conflicting duplicates among them),
+        duplicates dropped (the same record again: in the lake, or twice in this run), speed."""
         t = self.totals
         rate = t.get("records", 0) / self.seconds if self.seconds else 0.0
         skipped = ", ".join(f"{n} {s}" for s, n in sorted(t.get("skipped_sources", {}).items()))
+        conflicts = f" ({t.get('conflicts')} of them conflicting duplicates: a taken event id, other content)"
+        conflicts = conflicts if t.get("conflicts") else ""
         text = (
             f"Ingested {self.files_new} new of {self.files_seen} files from {self.source} "
             f"({self.bytes_read / 1e6:.1f} MB): {t.get('records', 0)} records read, "
             f"{t.get('kept', 0)} KMS events kept, {t.get('skipped', 0)} non-KMS records skipped"
-            f"{f' ({skipped})' if skipped else ''}, {t.get('quarantined', 0)} quarantined, "
-            f"{t.get('duplicates', 0)} duplicate event ids dropped; {rate:,.0f} records/s over {self.seconds:.1f} s."
+            f"{f' ({skipped})' if skipped else ''}, {t.get('quarantined', 0)} quarantined{conflicts}, "
+            f"{t.get('duplicates', 0)} duplicate records dropped; {rate:,.0f} records/s over {self.seconds:.1f} s."
         )
         if self.files_vanished:
             text += f" {self.files_vanished} files disappeared between listing and reading; the next run retries them."
