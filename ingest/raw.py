@@ -50,3 +50,11 @@ def not_utf8(bad_byte: re.Match[str], start: int, what: str = "record") -> str:
         f"not valid UTF-8: byte 0x{byte:02x} at character {bad_byte.start() - start} of the {what}; its bytes are "
         "kept unchanged in raw_base64 (AWS writes UTF-8: the file was altered or written by another tool)"
     )
+
+
+def cannot_read(err: OSError) -> str:
+    """Why a local file cannot be read (the OS error), and the fix."""
+    return (
+        f"cannot read the file: {err.strerror or err} ({type(err).__name__}, errno {err.errno}): give the user "
+        "keytrail runs as read permission on it (and search permission on its folders)"
+    )

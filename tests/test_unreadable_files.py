@@ -1,5 +1,6 @@
 """One trail file that cannot be read never blocks its source: it is quarantined with the error and what to grant,
-remembered in the ingest state, the rest lands, the run exits 3, and the next run tries it again."""
+remembered in the ingest state, the rest lands, the run exits 3, and the next run tries it again; `verify cloudtrail`
+gives it its own verdict and checks the rest."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ from typing import Any
 
 import boto3
 import duckdb
+import pytest
 from click.testing import CliRunner
 
+import keytrail.commands.verify_cloudtrail as command
+from ingest.aws import make_client
 from keytrail.cli import cli
+from tests.digestfiles import KeyService, build_trail, rsa_key
 from tests.trailfiles import fresh_records, trail_key, trail_text, write_trail
 
 EXIT_QUARANTINED = 3
@@ -100,3 +105,51 @@ def test_an_archived_s3_object_is_set_apart_and_retried_once_restored(moto_endpo
     assert second.exit_code == 0, second.output
     assert event_ids(lake) == {r["eventID"] for recs in records for r in recs}
     assert unreadable(lake) == []
+
+
+def keytrail_verify(source: Path, lake: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "keytrail", "verify", "cloudtrail", str(source), "--lake", str(lake)]
+    prefix = WITHOUT_ROOT_OVERRIDES if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=120, check=False)
+
+
+def verdicts(lake: Path) -> dict[str, tuple[str, str]]:
+    rows = duckdb.sql(f"SELECT object_key, status, detail FROM read_parquet('{lake}/trail_verification/*.parquet')")
+    return {key: (status, detail) for key, status, detail in rows.fetchall()}
+
+
+def test_verify_gives_an_unreadable_log_file_its_verdict_and_checks_the_rest(tmp_path: Path) -> None:
+    trail = build_trail(hours=2)
+    trail.copy_to(tmp_path / "copy")
+    locked = tmp_path / "copy" / trail.hours[0].logs[0]
+    locked.chmod(0)
+    result = keytrail_verify(tmp_path / "copy", tmp_path / "lake")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "4 log files listed (3 valid); 1 log_file_unreadable." in result.stdout
+    found = verdicts(tmp_path / "lake")
+    status, detail = found.pop(str(locked))
+    assert status == "log_file_unreadable"
+    assert detail.startswith("cannot read the file: Permission denied (PermissionError, errno 13): give the user")
+    assert {s for s, _ in found.values()} == {"valid", "signature_unchecked"}
+
+
+def test_verify_gives_an_archived_s3_log_file_its_verdict(moto_endpoint: str, tmp_path: Path) -> None:
+    s3: Any = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    trail = build_trail(hours=2)
+    trail.upload(s3)
+    archived = trail.hours[1].logs[0]
+    s3.copy_object(Bucket=trail.bucket, Key=archived, CopySource={"Bucket": trail.bucket, "Key": archived},
+                   StorageClass="GLACIER")  # fmt: skip
+    args = ["verify", "cloudtrail", f"s3://{trail.bucket}", "--lake", str(tmp_path / "lake")]
+    keys = KeyService()
+    keys.publish("us-east-1", (rsa_key(0), "pkcs1"))
+
+    def clients(service: str, region: str | None, endpoint: str | None, profile: str | None) -> Any:
+        return keys.client(region or "") if service == "cloudtrail" else make_client(service, region, endpoint, profile)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(command, "make_client", clients)
+        result = CliRunner().invoke(cli, [*args, "--endpoint-url", moto_endpoint])
+    assert result.exit_code == 1, result.output
+    status, detail = verdicts(tmp_path / "lake")[f"s3://{trail.bucket}/{archived}"]
+    assert status == "log_file_unreadable" and "is archived (InvalidObjectState on GetObject)" in detail

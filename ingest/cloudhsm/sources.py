@@ -38,7 +38,7 @@ from ingest.errors import ConfigError, SourceError
 from ingest.lake.schema import QUARANTINE
 from ingest.lake.state import IngestState, ObjectVersion
 from ingest.lake.store import quarantine_rows
-from ingest.raw import NOT_UTF8, decode, decompress, not_utf8
+from ingest.raw import NOT_UTF8, cannot_read, decode, decompress, not_utf8
 
 LOG_GROUP_PREFIX = "/aws/cloudhsm/"
 BATCH_ENTRIES = 200_000
@@ -462,12 +462,7 @@ class FileSource:
 
 
 def _cannot_read(err: OSError | SourceError) -> str:
-    if isinstance(err, SourceError):
-        return f"{err}; every run retries it"
-    return (
-        f"cannot read the file: {err.strerror or err} ({type(err).__name__}, errno {err.errno}): give the user "
-        "keytrail runs as read permission on it; every run retries it"
-    )
+    return f"{err if isinstance(err, SourceError) else cannot_read(err)}; every run retries it"
 
 
 # --- Choosing a source ----------------------------------------------------------------------------------

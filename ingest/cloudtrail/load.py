@@ -23,6 +23,7 @@ from ingest.errors import SourceError
 from ingest.faults import crash_point
 from ingest.lake.state import IngestState, ObjectVersion, RunLock
 from ingest.lake.store import Lake, new_run_id, quarantine_rows
+from ingest.raw import cannot_read
 
 STATE_SOURCE = "cloudtrail"
 BATCH_BYTES = 8 * 1024 * 1024
@@ -131,11 +132,7 @@ def _read_in_place(batch: list[ObjectVersion], _: Path) -> Materialised:
             with open(obj.key, "rb") as fh:
                 fh.read(1)
         except OSError as err:
-            unreadable[obj.key] = (
-                f"cannot read the file: {err.strerror or err} ({type(err).__name__}, errno {err.errno}): give the "
-                "user keytrail runs as read permission on it (and search permission on its folders); every run "
-                "retries it"
-            )
+            unreadable[obj.key] = f"{cannot_read(err)}; every run retries it"
             continue
         files.append((Path(obj.key), obj.key))
     return files, unreadable

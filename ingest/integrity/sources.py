@@ -34,6 +34,7 @@ from ingest.integrity.digests import (
     sha256_of_content,
 )
 from ingest.lake.state import utcnow
+from ingest.raw import cannot_read
 
 SIDECAR = ".sig"
 # A digest ends up to an hour after the last delivery it lists.
@@ -183,11 +184,6 @@ class LocalDigests:
 
     def contains(self, object_key: str) -> bool:
         return object_key.startswith(str(self.root).rstrip("/") + "/")
-
-
-def cannot_read(err: OSError) -> str:
-    """An OS error reading a local file, with the fix."""
-    return f"cannot read the file ({err.strerror or err}): give the user keytrail runs as read access to it"
 
 
 def read_sidecar(digest: Path) -> dict[str, str] | None:
