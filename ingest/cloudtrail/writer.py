@@ -230,10 +230,12 @@ class KmsLakeWriter:
         a record twice). A different record under a taken id is evidence too: it goes to the quarantine with its
         original text. Only the few colliding ids are compared, so the hot path stays a join on ids."""
         repeats = self.con.execute(
-            """SELECT c.source_object, c.record_index, c.event_id, p.raw, k.event_id IS NOT NULL
-               FROM candidates c JOIN parsed p USING (source_object, record_index)
-               LEFT JOIN (SELECT DISTINCT event_id FROM known) k ON k.event_id = c.event_id
-               WHERE c.nth > 1 OR k.event_id IS NOT NULL"""
+            """WITH repeats AS MATERIALIZED (
+                   SELECT source_object, record_index, event_id, event_id IN (SELECT event_id FROM known) AS in_lake
+                   FROM candidates WHERE nth > 1 OR event_id IN (SELECT event_id FROM known)
+               )
+               SELECT r.source_object, r.record_index, r.event_id, p.raw, r.in_lake
+               FROM repeats r JOIN parsed p USING (source_object, record_index)"""
         ).fetchall()
         if not repeats:
             return
