@@ -172,3 +172,18 @@ def test_cloudhsm_entries_with_a_byte_order_mark_or_bytes_that_are_not_utf8(tmp_
     assert entry_held["record_index"] == 1 and entry_held["raw"] is None
     assert entry_held["reason"].startswith("not valid UTF-8: byte 0xff at character ")
     assert base64.b64decode(entry_held["raw_base64"]) == data[len(BOM) : data.index(b"\n2026-03-01T12:00:01")]
+
+
+def test_a_trail_file_whose_gzip_crc_fails_lands_no_altered_record(tmp_path: Path) -> None:
+    # Stored (level 0) gzip: one changed byte keeps the stream readable, and only the CRC at its end tells.
+    records = fresh_records(5, seed=33)
+    data = bytearray(gzip.compress(trail_text(records).encode(), compresslevel=0))
+    at = data.index(b'"eventName":"') + len(b'"eventName":"')
+    data[at] ^= 0x01
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "crc.json.gz").write_bytes(bytes(data))
+    code, out = ingest("cloudtrail", tmp_path / "src", tmp_path / "lake")
+    assert code == EXIT_QUARANTINED, out
+    assert not (tmp_path / "lake" / "kms_events").exists()
+    (entry_held,) = held(tmp_path / "lake")
+    assert entry_held["reason"] == "corrupt gzip (Error -3 while decompressing data: incorrect data check)"

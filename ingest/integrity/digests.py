@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import itertools
 import json
 import re
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ingest.errors import KeytrailError
+from ingest.raw import GZIP_MAGIC, Unreadable, inflate
 
 # The one vocabulary of verification verdicts (the `status` column of the trail_verification table).
 STATUSES = {
@@ -60,16 +59,10 @@ DIGEST_PATH = re.compile(
 )
 # A trail file's delivery time in its name: <account>_CloudTrail_<region>_<YYYYMMDDTHHMMZ>_<unique>.json.gz
 TRAIL_STAMP = re.compile(r"_CloudTrail_[a-z0-9-]+_(\d{8}T\d{4}Z)_[^/]+$")
-GZIP_MAGIC = b"\x1f\x8b"
-CHUNK = 256 * 1024
 
 
 class BadDigest(KeytrailError):
     """A digest file is not a gzip'd CloudTrail digest (bad gzip, bad JSON, or fields missing)."""
-
-
-class Unreadable(KeytrailError):
-    """A stored file cannot be read back to its content: corrupt or truncated gzip, or the store refused it."""
 
 
 @dataclass(frozen=True)
@@ -241,38 +234,6 @@ def signature_problem(digest: Digest, key: rsa.RSAPublicKey | None) -> str | Non
 
 
 # --- log files -----------------------------------------------------------------------------------------
-
-
-def inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """A stored file's content, from its bytes in chunks: gzip members are inflated on the fly, a file that is
-    not gzip comes out as it is. Raises Unreadable for a corrupt member (bad block, CRC or length), a stream
-    cut before its end, or bytes after a member that are not another gzip member: the AWS CLI reports such a
-    file as invalid too, and a hash of whatever could be inflated would prove nothing."""
-    stream = (c for c in chunks if c)
-    first = next(stream, b"")
-    if not first.startswith(GZIP_MAGIC):
-        yield from itertools.chain([first], stream)
-        return
-    inflater, members = zlib.decompressobj(wbits=31), 1
-    try:
-        for chunk in itertools.chain([first], stream):
-            while chunk:
-                if inflater.eof:  # the start of the next gzip member
-                    inflater, members = zlib.decompressobj(wbits=31), members + 1
-                yield inflater.decompress(chunk)
-                chunk = inflater.unused_data
-        yield inflater.flush()
-    except zlib.error as err:
-        raise Unreadable(gzip_problem(err, members)) from None
-    if not inflater.eof:
-        raise Unreadable("truncated gzip: the file ends before the end of its compressed stream")
-
-
-def gzip_problem(err: zlib.error, member: int) -> str:
-    """What a zlib error means for a stored file, naming the decompression error."""
-    if member > 1:
-        return f"bytes after the end of its gzip stream are not gzip (decompression error: {err})"
-    return f"corrupt gzip (decompression error: {err})"
 
 
 def sha256_of_content(chunks: Iterable[bytes]) -> str:

@@ -23,18 +23,16 @@ from ingest.aws import explain_client_error
 from ingest.cloudtrail.sources import S3Trail, TrailFilter
 from ingest.errors import ConfigError
 from ingest.integrity.digests import (
-    CHUNK,
     DIGEST_PATH,
     Digest,
     DigestName,
-    Unreadable,
     fingerprint,
     parse_digest_name,
     public_key,
     sha256_of_content,
 )
 from ingest.lake.state import utcnow
-from ingest.raw import cannot_read
+from ingest.raw import CHUNK, Unreadable, cannot_read
 
 SIDECAR = ".sig"
 # A digest ends up to an hour after the last delivery it lists.

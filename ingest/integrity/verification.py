@@ -35,7 +35,6 @@ from ingest.integrity.digests import (
     BadDigest,
     Digest,
     DigestName,
-    Unreadable,
     Verdict,
     chain_verdicts,
     digest_verdict,
@@ -50,6 +49,7 @@ from ingest.integrity.sources import DIGEST_LAG, DigestStore, PublicKeys, window
 from ingest.lake.schema import TRAIL_VERIFICATION
 from ingest.lake.state import IngestState
 from ingest.lake.store import Lake
+from ingest.raw import Unreadable
 
 # How long after its delivery a trail file must be listed by a digest: the hour it falls in, plus an hour.
 DIGEST_DUE = dt.timedelta(hours=2)
