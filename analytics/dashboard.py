@@ -306,3 +306,8 @@ def quarantine_reasons(con: duckdb.DuckDBPyConnection) -> pa.Table:
 def quarantine_records(con: duckdb.DuckDBPyConnection, limit: int = 500) -> pa.Table:
     """The newest quarantined records with their reason and raw text."""
     return _table(con, "quarantine_records", limit=limit)
+
+
+def conflicting_duplicates(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Quarantined KMS records whose event id is taken by a different record: event_id, where, when, raw."""
+    return _table(con, "conflicting_duplicates")

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from ingest.cloudtrail.sources import TrailFilter
-from ingest.integrity.digests import CHUNK, sha256_of_content
+from ingest.integrity.digests import sha256_of_content
 from ingest.integrity.sources import LocalDigests
 from ingest.integrity.verification import verify_trail
 from ingest.lake.store import Lake
+from ingest.raw import CHUNK
 from tests.digestfiles import KeyService, build_trail, rsa_key
 
 FILES_PER_HOUR = 20

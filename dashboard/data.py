@@ -212,6 +212,10 @@ def quarantine_records(limit: int = 500) -> pd.DataFrame:
     return _query("quarantine_records", limit)  # type: ignore[no-any-return]
 
 
+def conflicting_duplicates() -> pd.DataFrame:
+    return _query("conflicting_duplicates")  # type: ignore[no-any-return]
+
+
 def verified_events(start: dt.date, end: dt.date) -> pd.DataFrame:
     return _query("verified_events", start, end)  # type: ignore[no-any-return]
 

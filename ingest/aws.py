@@ -79,6 +79,11 @@ def explain_client_error(err: ClientError, what: str) -> SourceError:
             f"AWS throttled {op} for {what} past botocore's retries: rerun later (a rerun resumes where this one "
             "stopped), or run fewer keytrail jobs at once against this account"
         )
+    if code == "InvalidObjectState":
+        return SourceError(
+            f"{what} is archived ({code} on {op}): restore it from its Glacier storage class first "
+            "(aws s3api restore-object), or keep trail files in a storage class that reads directly"
+        )
     if code in ("NoSuchBucket", "ResourceNotFoundException"):
         return SourceError(f"{what} does not exist ({code} on {op}): check the name, region and account")
     message = err.response.get("Error", {}).get("Message", "")

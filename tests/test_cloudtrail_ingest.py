@@ -75,7 +75,7 @@ def test_duplicate_event_ids_never_appear_twice(tmp_path: Path, lake_dir: Path) 
     write_trail(tmp_path / "src/one.json.gz", recs[:8])
     write_trail(tmp_path / "src/two.json.gz", recs[4:])  # CloudTrail delivered 4 records twice
     code, out = ingest(str(tmp_path / "src"), "--lake", str(lake_dir))
-    assert "4 duplicate event ids dropped" in out
+    assert "4 duplicate records dropped" in out
     write_trail(tmp_path / "later/three.json.gz", recs[10:] + fresh_records(3, seed=5))
     ingest(str(tmp_path / "later"), "--lake", str(lake_dir))  # and once more in a later run
     ids = lake_ids(lake_dir)

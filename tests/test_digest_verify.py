@@ -35,6 +35,7 @@ from keytrail.jobs.config import AwsAccess, load_config
 from keytrail.jobs.nightly import default_clients, run_nightly
 from tests.conftest import ROOT, SHARED_DATA
 from tests.digestfiles import ACCOUNT, KeyService, build_trail, der, rsa_key
+from tests.trailfiles import fresh_records, trail_text
 
 BUCKET = "trail-bucket"
 
@@ -415,3 +416,168 @@ def test_the_nightly_job_verifies_a_trail_source_marked_verify(
         "source": "org-trail", "problems": 1, "valid": 8, "log_file_missing": 1,
     }  # fmt: skip
     assert problems(tmp_path / "lake") == {("log_file", "log_file_missing", uri(trail.hours[2].logs[0]))}
+
+
+# --- damaged files: each gets its own verdict, the rest of the window is still verified ---------------------
+
+
+def damage(body: bytes, kind: str) -> bytes:
+    """A gzip file's bytes with one kind of damage."""
+    if kind == "flipped-bit":
+        middle = len(body) // 2
+        return body[:middle] + bytes([body[middle] ^ 0x10]) + body[middle + 1 :]
+    if kind == "crc-byte":  # the CRC-32 is the 8th to 5th last bytes of a gzip member
+        return body[:-8] + bytes([body[-8] ^ 0xFF]) + body[-7:]
+    if kind == "junk-appended":
+        return body + b"appended by someone else\n"
+    return body[: len(body) * 2 // 3]  # truncated
+
+
+DAMAGE = ["flipped-bit", "crc-byte", "junk-appended", "truncated"]
+# The decompression error each damage leaves in the verdict's detail.
+DAMAGE_DETAIL = {
+    "flipped-bit": "corrupt gzip (decompression error: ",
+    "crc-byte": "corrupt gzip (decompression error: Error -3 while decompressing data: incorrect data check)",
+    "junk-appended": "bytes after the end of its gzip stream are not gzip (decompression error: ",
+    "truncated": "truncated gzip: the file ends before the end of its compressed stream",
+}
+
+
+def newest_rows(lake: Path) -> list[dict[str, Any]]:
+    files = str(lake / "trail_verification" / "*.parquet")
+    rows = duckdb.execute(
+        "SELECT object_kind, status, object_key, detail FROM read_parquet($f) "
+        "WHERE checked_at = (SELECT max(checked_at) FROM read_parquet($f))",
+        {"f": files},
+    )
+    return [dict(zip(["kind", "status", "key", "detail"], r, strict=True)) for r in rows.fetchall()]
+
+
+def verify_folder(folder: Path, lake: Path) -> Any:
+    return CliRunner().invoke(cli, ["verify", "cloudtrail", str(folder), "--lake", str(lake)])
+
+
+def assert_only_damaged(rows: list[dict[str, Any]], damaged: str, status: str, kind: str, fine: str) -> None:
+    """The damaged object has its verdict with the decompression error; every other object has `fine`."""
+    (bad,) = [r for r in rows if r["key"] == damaged]
+    assert bad["status"] == status and DAMAGE_DETAIL[kind] in bad["detail"], bad
+    assert {r["status"] for r in rows if r["key"] != damaged} <= {fine, "signature_unchecked"}
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_a_damaged_log_file_gets_its_own_verdict_over_s3(
+    moto_endpoint: str, s3: Any, keys: KeyService, lake_dir: Path, kind: str
+) -> None:
+    trail = build_trail(hours=3)
+    target = trail.hours[1].logs[0]
+    trail.objects[target] = (damage(trail.objects[target][0], kind), {})
+    trail.upload(s3)
+    keys.publish("us-east-1", (rsa_key(0), "pkcs1"))
+    code, out, err = verify(moto_endpoint, lake_dir)
+    assert code == 1 and "Traceback" not in err, out + err
+    assert "3 digests (3 valid), 6 log files listed (5 valid); 1 log_file_unreadable." in out
+    assert_only_damaged(newest_rows(lake_dir), uri(target), "log_file_unreadable", kind, "valid")
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_a_damaged_log_file_gets_its_own_verdict_in_a_folder(tmp_path: Path, lake_dir: Path, kind: str) -> None:
+    trail = build_trail(hours=3)
+    trail.copy_to(tmp_path / "copy")
+    target = tmp_path / "copy" / trail.hours[2].logs[1]
+    target.write_bytes(damage(target.read_bytes(), kind))
+    result = verify_folder(tmp_path / "copy", lake_dir)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "6 log files listed (5 valid); 1 log_file_unreadable." in result.stdout
+    assert_only_damaged(newest_rows(lake_dir), str(target), "log_file_unreadable", kind, "valid")
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_a_damaged_digest_gets_its_own_verdict_over_s3(
+    moto_endpoint: str, s3: Any, keys: KeyService, lake_dir: Path, kind: str
+) -> None:
+    trail = build_trail(hours=3)
+    target = trail.hours[1].digest
+    body, meta = trail.objects[target]
+    trail.objects[target] = (damage(body, kind), meta)
+    trail.upload(s3)
+    keys.publish("us-east-1", (rsa_key(0), "pkcs1"))
+    code, out, err = verify(moto_endpoint, lake_dir)
+    assert code == 1 and "Traceback" not in err, out + err
+    assert "3 digests (2 valid), 4 log files listed (4 valid); 1 digest_unreadable." in out
+    assert_only_damaged(newest_rows(lake_dir), uri(target), "digest_unreadable", kind, "valid")
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_a_damaged_digest_gets_its_own_verdict_in_a_folder(tmp_path: Path, lake_dir: Path, kind: str) -> None:
+    trail = build_trail(hours=3)
+    trail.copy_to(tmp_path / "copy")
+    target = tmp_path / "copy" / trail.hours[0].digest
+    target.write_bytes(damage(target.read_bytes(), kind))
+    result = verify_folder(tmp_path / "copy", lake_dir)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "4 log files listed (4 valid); 1 digest_unreadable." in result.stdout
+    assert_only_damaged(newest_rows(lake_dir), str(target), "digest_unreadable", kind, "valid")
+
+
+def test_the_nightly_job_reports_a_damaged_log_file_and_verifies_the_rest(
+    moto_endpoint: str, s3: Any, keys: KeyService, tmp_path: Path
+) -> None:
+    trail = build_trail(hours=3)
+    target = trail.hours[0].logs[1]
+    trail.objects[target] = (damage(trail.objects[target][0], "crc-byte"), {})
+    trail.upload(s3)
+    config = tmp_path / "keytrail.toml"
+    config.write_text(
+        f'[lake]\npath = "{tmp_path / "lake"}"\n\n[aws]\nregion = "us-east-1"\nendpoint_url = "{moto_endpoint}"\n\n'
+        f'[ingest]\nfirst_run = "all"\n\n[anomalies]\nenabled = false\n\n'
+        f'[[cloudtrail]]\nname = "org-trail"\nbucket = "s3://{BUCKET}"\nverify = true\n'
+    )
+    keys.publish("us-east-1", (rsa_key(0), "pkcs1"))
+
+    def clients(service: str, access: AwsAccess) -> Any:
+        return keys.client(access.region or "") if service == "cloudtrail" else default_clients(service, access)
+
+    result = run_nightly(load_config(config), clients)
+    assert result.exit_code == 0, result.errors
+    assert {k: v for k, v in result.record()["verification"][0].items() if k != "run_id"} == {
+        "source": "org-trail", "problems": 1, "valid": 8, "log_file_unreadable": 1,
+    }  # fmt: skip
+    assert_only_damaged(newest_rows(tmp_path / "lake"), uri(target), "log_file_unreadable", "crc-byte", "valid")
+
+
+# --- files added under any name or place: not covered -------------------------------------------------------
+
+DAY_FOLDER = f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/11/20/"
+ADDED = {
+    "odd-name": DAY_FOLDER + "kms-events-export.json.gz",
+    "future-stamp": DAY_FOLDER + f"{ACCOUNT}_CloudTrail_us-east-1_20301231T2359Z_a1b2c3d4e5f60718.json.gz",
+    "outside-AWSLogs": "exports/kms-events.json.gz",
+}
+
+
+def added_file(n: int) -> bytes:
+    return gzip.compress(trail_text(fresh_records(4, seed=900 + n)).encode())
+
+
+@pytest.mark.parametrize("where", ["folder", "s3"])
+def test_every_ingested_file_no_digest_lists_is_not_covered(
+    moto_endpoint: str, s3: Any, keys: KeyService, tmp_path: Path, lake_dir: Path, where: str
+) -> None:
+    trail = build_trail(hours=3)
+    # Over S3 the ingest lists only the trail layout under AWSLogs/: a file elsewhere is never ingested.
+    added = {k: v for k, v in ADDED.items() if where == "folder" or k != "outside-AWSLogs"}
+    for n, key in enumerate(added.values()):
+        trail.objects[key] = (added_file(n), {})
+    if where == "s3":
+        trail.upload(s3)
+        keys.publish("us-east-1", (rsa_key(0), "pkcs1"))
+        source, expected = f"s3://{BUCKET}", {uri(k) for k in added.values()}
+    else:
+        trail.copy_to(tmp_path / "copy")
+        source, expected = str(tmp_path / "copy"), {str(tmp_path / "copy" / k) for k in added.values()}
+    assert keytrail(moto_endpoint, lake_dir, "ingest", "cloudtrail", source)[0] == 0
+    code, out, err = verify(moto_endpoint, lake_dir, source)
+    assert code == 1, out + err
+    assert problems(lake_dir) == {("log_file", "not_covered", k) for k in expected}
+    assert f"; {len(expected)} not_covered." in out
+    assert "claims a delivery at 2030-12-31 23:59 UTC, in the future" in out.replace("\n", " ")

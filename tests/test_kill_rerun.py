@@ -34,7 +34,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp_path_factory.mktemp("trails")
     for n in range(40):
         recs = fresh_records(150, seed=n, day=f"2026-11-{10 + n % 5:02d}")
-        recs[:10] = fresh_records(10, seed=n - 1, day=f"2026-11-{10 + (n - 1) % 5:02d}")  # repeated deliveries
+        if n:  # repeated deliveries: the first 10 records of the previous file, identical
+            recs[:10] = fresh_records(10, seed=n - 1, day=f"2026-11-{10 + (n - 1) % 5:02d}")
         write_trail(src / f"f{n:03d}.json.gz", recs)
     return src
 

@@ -61,6 +61,14 @@ else:
         hide_index=True,
         column_config={"raw": st.column_config.TextColumn("Raw record", width="large")},
     )
+    conflicts = data.conflicting_duplicates()
+    if not conflicts.empty:
+        st.warning(
+            f"{len(conflicts)} record(s) carry an event id already taken by a different record: the first landed, "
+            "these are kept here, not counted. A source reusing ids, or a forged record?",
+            icon=":material/content_copy:",
+        )
+        st.dataframe(conflicts, hide_index=True, column_config={"raw": st.column_config.TextColumn(width="large")})
 
 st.subheader("Trail integrity")
 summary = data.verification_summary()

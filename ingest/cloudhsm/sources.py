@@ -18,7 +18,6 @@ the stream checkpoint or the source objects in the ingest state.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import io
 import json
 import re
@@ -34,10 +33,11 @@ from botocore.exceptions import ClientError
 from ingest.aws import call_aws, explain_client_error
 from ingest.cloudhsm.load import Batch
 from ingest.cloudhsm.parse import TABLE, messages_frame
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, SourceError
 from ingest.lake.schema import QUARANTINE
 from ingest.lake.state import IngestState, ObjectVersion
 from ingest.lake.store import quarantine_rows
+from ingest.raw import NOT_UTF8, cannot_read, decode, decompress, not_utf8
 
 LOG_GROUP_PREFIX = "/aws/cloudhsm/"
 BATCH_ENTRIES = 200_000
@@ -232,17 +232,54 @@ def _s3_reader(client: Any, bucket: str, key: str) -> Callable[[], bytes]:
 
 
 def read_export(url: str, data: bytes, cluster_id: str | None) -> tuple[pl.DataFrame, pa.Table]:
-    """Messages of one exported file (gzip or plain; export text or JSON) and quarantine for bad lines."""
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as err:
-            return _empty_messages(), _one_bad(url, f"unreadable gzip ({err}): re-export or re-download the file")
-    text = data.decode("utf-8", errors="replace")
+    """Messages of one exported file (gzip or plain; export text or JSON) and quarantine for bad lines. As for
+    trail files, nothing is lost or altered: a damaged gzip gives up the entries before the damage, a byte-order
+    mark is not part of the first entry, and an entry with bytes that are not UTF-8 is quarantined as its bytes."""
+    inflated, gzip_problem = decompress(data)
+    text = decode(inflated)
+    bad: list[tuple[str, int | None, str, str | None]] = []
+    if gzip_problem:
+        text, tail = _complete_entries(text)
+        bad.append((url, None, f"{gzip_problem}; the entries before it were read, the last one cut", tail or None))
+    text, undecodable = _without_undecodable(url, text)
     cluster = cluster_id or _cluster_in(url)
-    if text.lstrip()[:1] in ("{", "["):
-        return _json_messages(url, text, cluster)
-    return _export_messages(url, text, cluster)
+    read = _json_messages if _is_json(text) else _export_messages
+    frame, quarantine = read(url, text, cluster)
+    return frame, pa.concat_tables([quarantine, quarantine_rows(TABLE, iter(bad + undecodable))])
+
+
+def _is_json(text: str) -> bool:
+    return text.lstrip()[:1] in ("{", "[")
+
+
+def _starts(lines: list[str], json_lines: bool) -> list[int]:
+    """Where each entry starts: every line of JSON lines, every timestamped line of export text."""
+    return [i for i, line in enumerate(lines) if json_lines or re.match(EXPORT_LINE, line)]
+
+
+def _complete_entries(text: str) -> tuple[str, str]:
+    """A cut file's text up to its last entry, which the cut may have shortened, and that entry."""
+    lines = text.split("\n")
+    starts = _starts(lines, _is_json(text))
+    last = starts[-1] if starts else 0
+    return "\n".join(lines[:last]), "\n".join(lines[last:])
+
+
+def _without_undecodable(url: str, text: str) -> tuple[str, list[tuple[str, int | None, str, str | None]]]:
+    """Entries holding bytes that are not UTF-8 (lone surrogates after the decode) go to the quarantine whole;
+    their lines are blanked, so the other entries keep their line numbers."""
+    if not NOT_UTF8.search(text):
+        return text, []
+    lines = text.split("\n")
+    starts = _starts(lines, _is_json(text)) or [0]
+    bad: list[tuple[str, int | None, str, str | None]] = []
+    for first, end in zip(starts, [*starts[1:], len(lines)], strict=True):
+        entry = "\n".join(lines[first:end])
+        bad_byte = NOT_UTF8.search(entry)
+        if bad_byte:
+            bad.append((url, first + 1, not_utf8(bad_byte, 0, "entry"), entry))
+            lines[first:end] = [""] * (end - first)
+    return "\n".join(lines), bad
 
 
 def _cluster_in(url: str) -> str | None:
@@ -376,27 +413,39 @@ class FileSource:
         return [o for o in objects if state.is_new(known, o.version)]
 
     def batches(self, state: IngestState) -> Iterator[Batch]:
-        """Batches of whole files, about `batch_entries` messages each."""
-        pending: list[tuple[FileObject, pl.DataFrame, pa.Table]] = []
+        """Batches of whole files, about `batch_entries` messages each. A file that cannot be read is quarantined
+        and remembered as unreadable, not as read: the next run tries it again."""
+        pending: list[tuple[FileObject, pl.DataFrame, pa.Table, str | None]] = []
         for obj in self.plan(state):
-            frame, bad = read_export(obj.url, obj.read(), self.cluster_id)
-            pending.append((obj, frame, bad))
+            try:
+                frame, bad = read_export(obj.url, obj.read(), self.cluster_id)
+                problem = None
+            except (OSError, SourceError) as err:
+                problem = _cannot_read(err)
+                frame, bad = _empty_messages(), _one_bad(obj.url, problem)
+            pending.append((obj, frame, bad, problem))
             if sum(p[1].height for p in pending) >= self.batch_entries:
                 yield self._batch(pending)
                 pending = []
         if pending:
             yield self._batch(pending)
 
-    def _batch(self, pending: list[tuple[FileObject, pl.DataFrame, pa.Table]]) -> Batch:
+    def _batch(self, pending: list[tuple[FileObject, pl.DataFrame, pa.Table, str | None]]) -> Batch:
         frame = pl.concat([p[1] for p in pending])
         bad = pa.concat_tables([p[2] for p in pending])
 
         def commit(state: IngestState, run_id: str, counts: dict[str, dict[str, int]]) -> None:
             empty = {"records": 0, "kept": 0, "quarantined": 0}
-            done = [(o.version, counts.get(o.url, empty)) for o, _, _ in pending]
+            done = [(o.version, counts.get(o.url, empty)) for o, _, _, problem in pending if problem is None]
             state.record_objects(self.root, run_id, done)
+            failed = {o.version.key: problem for o, _, _, problem in pending if problem is not None}
+            state.record_unreadable(self.root, run_id, failed)
 
         return Batch(frame, bad, commit)
+
+
+def _cannot_read(err: OSError | SourceError) -> str:
+    return f"{err if isinstance(err, SourceError) else cannot_read(err)}; every run retries it"
 
 
 # --- Choosing a source ----------------------------------------------------------------------------------

@@ -18,10 +18,12 @@ from botocore.exceptions import ClientError
 
 from ingest.aws import explain_client_error
 from ingest.cloudtrail.sources import S3Trail, TrailFilter, list_local
-from ingest.cloudtrail.writer import BatchResult, KmsLakeWriter, records_table, summary_counts
+from ingest.cloudtrail.writer import BatchResult, Counts, KmsLakeWriter, records_table, summary_counts
+from ingest.errors import SourceError
 from ingest.faults import crash_point
 from ingest.lake.state import IngestState, ObjectVersion, RunLock
-from ingest.lake.store import Lake, new_run_id
+from ingest.lake.store import Lake, new_run_id, quarantine_rows
+from ingest.raw import cannot_read
 
 STATE_SOURCE = "cloudtrail"
 BATCH_BYTES = 8 * 1024 * 1024
@@ -31,6 +33,9 @@ LOOKUP_MAX_AGE = dt.timedelta(days=90)
 
 # Called after each batch with (files done in it, files to do in all).
 Progress = Callable[[int, int], None]
+# A batch made readable on local disk: (local path, source object) per file, and the objects that could not be
+# read, with why.
+Materialised = tuple[list[tuple[Path, str]], dict[str, str]]
 
 
 @dataclass
@@ -42,6 +47,7 @@ class IngestSummary:
     files_seen: int = 0
     files_new: int = 0
     files_vanished: int = 0
+    files_unreadable: int = 0
     bytes_read: int = 0
     seconds: float = 0.0
     totals: dict[str, Any] = field(default_factory=dict)
@@ -51,19 +57,27 @@ class IngestSummary:
         return int(self.totals.get("quarantined", 0))
 
     def paragraph(self) -> str:
-        """One readable paragraph: files, records kept, skipped, quarantined, duplicates, speed."""
+        """One readable paragraph: files, records kept, skipped, quarantined (conflicting duplicates among them),
+        duplicates dropped (the same record again: in the lake, or twice in this run), speed."""
         t = self.totals
         rate = t.get("records", 0) / self.seconds if self.seconds else 0.0
         skipped = ", ".join(f"{n} {s}" for s, n in sorted(t.get("skipped_sources", {}).items()))
+        conflicts = f" ({t.get('conflicts')} of them conflicting duplicates: a taken event id, other content)"
+        conflicts = conflicts if t.get("conflicts") else ""
         text = (
             f"Ingested {self.files_new} new of {self.files_seen} files from {self.source} "
             f"({self.bytes_read / 1e6:.1f} MB): {t.get('records', 0)} records read, "
             f"{t.get('kept', 0)} KMS events kept, {t.get('skipped', 0)} non-KMS records skipped"
-            f"{f' ({skipped})' if skipped else ''}, {t.get('quarantined', 0)} quarantined, "
-            f"{t.get('duplicates', 0)} duplicate event ids dropped; {rate:,.0f} records/s over {self.seconds:.1f} s."
+            f"{f' ({skipped})' if skipped else ''}, {t.get('quarantined', 0)} quarantined{conflicts}, "
+            f"{t.get('duplicates', 0)} duplicate records dropped; {rate:,.0f} records/s over {self.seconds:.1f} s."
         )
         if self.files_vanished:
             text += f" {self.files_vanished} files disappeared between listing and reading; the next run retries them."
+        if self.files_unreadable:
+            text += (
+                f" {self.files_unreadable} files could not be read (the quarantine says why and what to grant); "
+                "the next run retries them."
+            )
         if self.quarantined:
             text += ' See the quarantine with: keytrail sql "SELECT * FROM quarantine".'
         return text
@@ -107,8 +121,21 @@ def ingest_local(
 ) -> IngestSummary:
     """Ingest trail files under a local folder (or one file)."""
     objects = list(list_local(root, flt))
-    local = lambda batch, _: [(Path(o.key), o.key) for o in batch]  # noqa: E731 - files are read in place
-    return _ingest_objects(lake, str(root), objects, local, progress, batch_files)
+    return _ingest_objects(lake, str(root), objects, _read_in_place, progress, batch_files)
+
+
+def _read_in_place(batch: list[ObjectVersion], _: Path) -> Materialised:
+    """Local files are read where they are; one that cannot be opened and read is set apart with the OS error."""
+    files, unreadable = [], {}
+    for obj in batch:
+        try:
+            with open(obj.key, "rb") as fh:
+                fh.read(1)
+        except OSError as err:
+            unreadable[obj.key] = f"{cannot_read(err)}; every run retries it"
+            continue
+        files.append((Path(obj.key), obj.key))
+    return files, unreadable
 
 
 def ingest_s3(
@@ -118,23 +145,27 @@ def ingest_s3(
     objects = list(trail.list_objects(flt))
     vanished: list[str] = []
 
-    def fetch(batch: list[ObjectVersion], folder: Path) -> list[tuple[Path, str]]:
+    def fetch(batch: list[ObjectVersion], folder: Path) -> Materialised:
         folder.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(max_workers=8) as pool:
             got = list(pool.map(lambda o: _download(trail, o, folder), enumerate(batch)))
         vanished.extend(o.key for o, path in zip(batch, got, strict=True) if path is None)
-        return [(path, o.key) for o, path in zip(batch, got, strict=True) if path is not None]
+        files = [(path, o.key) for o, path in zip(batch, got, strict=True) if isinstance(path, Path)]
+        return files, {o.key: problem for o, problem in zip(batch, got, strict=True) if isinstance(problem, str)}
 
     summary = _ingest_objects(lake, trail.uri, objects, fetch, progress, batch_files)
     summary.files_vanished = len(vanished)
     return summary
 
 
-def _download(trail: S3Trail, item: tuple[int, ObjectVersion], folder: Path) -> Path | None:
-    """Fetch one object to a local file; None when it was deleted after the listing."""
+def _download(trail: S3Trail, item: tuple[int, ObjectVersion], folder: Path) -> Path | str | None:
+    """Fetch one object to a local file; None when it was deleted after the listing; why, when S3 refused it."""
     n, obj = item
     suffix = ".json.gz" if obj.key.endswith(".gz") else ".json"
-    data = trail.fetch(obj.key)
+    try:
+        data = trail.fetch(obj.key)
+    except SourceError as err:
+        return f"{err}; every run retries it"
     if data is None:
         return None
     crash_point("download")
@@ -147,7 +178,7 @@ def _ingest_objects(
     lake: Lake,
     source: str,
     objects: list[ObjectVersion],
-    materialise: Callable[[list[ObjectVersion], Path], list[tuple[Path, str]]],
+    materialise: Callable[[list[ObjectVersion], Path], Materialised],
     progress: Progress | None,
     batch_files: int,
 ) -> IngestSummary:
@@ -160,8 +191,10 @@ def _ingest_objects(
         results: list[BatchResult] = []
         try:
             for n, batch in enumerate(batches(new, batch_files)):
-                local = materialise(batch, lake.work_dir / "_staging" / f"{run_id}-download-{n}")
+                local, unreadable = materialise(batch, lake.work_dir / "_staging" / f"{run_id}-download-{n}")
                 result = writer.ingest_files(local) if local else BatchResult()
+                result.counts.update(set_apart(lake, state, run_id, unreadable))
+                summary.files_unreadable += len(unreadable)
                 crash_point("before-state")
                 done = {s for _, s in local}
                 state.record_objects(
@@ -178,6 +211,15 @@ def _ingest_objects(
         summary.seconds = time.perf_counter() - started
         state.end_run(run_id, "quarantined" if summary.quarantined else "ok", {**summary.totals, "files": len(new)})
     return summary
+
+
+def set_apart(lake: Lake, state: IngestState, run_id: str, unreadable: dict[str, str]) -> dict[str, Counts]:
+    """Quarantine an entry per object that could not be read and remember it in the state, out of
+    `source_objects`: the rest of the batch lands, and the next run tries these objects again."""
+    rows = quarantine_rows("kms_events", ((key, None, error, None) for key, error in unreadable.items()))
+    lake.write_quarantine(rows, run_id)
+    state.record_unreadable(STATE_SOURCE, run_id, unreadable)
+    return {key: Counts(quarantined=1) for key in unreadable}
 
 
 def ingest_lookup_events(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from dataclasses import dataclass, field
+
+from ingest.raw import NOT_UTF8, decode, decompress, not_utf8
 
 # A record of a trail file starts with its eventVersion: where to resume after an unreadable record.
 RECORD_START = re.compile(r'\{\s*"eventVersion"')
@@ -22,25 +23,12 @@ class Salvaged:
     problems: list[tuple[int | None, str, str | None]] = field(default_factory=list)
 
 
-def decompress(data: bytes) -> tuple[bytes, str | None]:
-    """Gunzip what can be gunzipped; returns the bytes and, for a damaged stream, why it stopped."""
-    if data[:2] != b"\x1f\x8b":
-        return data, None
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        out = inflater.decompress(data)
-    except zlib.error as err:
-        return b"", f"corrupt gzip ({err})"
-    if not inflater.eof:
-        return out, "truncated gzip: the file ends before the end of its compressed stream"
-    return out, None
-
-
 def salvage(data: bytes) -> Salvaged:
     """Read a trail file record by record, resynchronising after each unreadable record."""
     result = Salvaged()
     text_bytes, gzip_problem = decompress(data)
-    text = text_bytes.decode("utf-8", errors="replace")
+    # Never replace a byte: what is not UTF-8 is carried as lone surrogates and quarantined as the bytes it was.
+    text = decode(text_bytes)
     start = RECORDS_ARRAY.match(text)
     if not text.strip():
         result.problems.append((None, gzip_problem or "empty file: not a CloudTrail log file", None))
@@ -70,7 +58,10 @@ def _read_records(text: str, pos: int, result: Salvaged) -> None:
             result.problems.append((index, reason, text[pos:stop].rstrip(" ,\n]}") or None))
             pos, index = stop, index + 1
             continue
-        if isinstance(obj, dict):
+        bad_byte = NOT_UTF8.search(text, pos, end)
+        if bad_byte:
+            result.problems.append((index, not_utf8(bad_byte, pos), text[pos:end]))
+        elif isinstance(obj, dict):
             result.records.append((index, text[pos:end]))
         else:
             result.problems.append((index, "record is not a JSON object", text[pos:end]))

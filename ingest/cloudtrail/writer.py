@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import shutil
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,11 @@ from ingest.cloudtrail.salvage import salvage
 from ingest.faults import crash_point
 from ingest.lake.schema import KMS_EVENTS
 from ingest.lake.store import Lake, quarantine_rows
+from ingest.raw import gzip_intact
 
 SQL_DIR = Path(__file__).parent / "sql"
+# The quarantine reason of a record whose event id is taken by a different record: CONFLICT + the id.
+CONFLICT = "conflicting duplicate of event "
 KMS_SOURCE = "kms.amazonaws.com"
 # read_csv reads a trail file as one line; CloudTrail files stay far below this.
 MAX_LINE = 64 * 1024 * 1024
@@ -70,6 +75,7 @@ class Counts:
     quarantined: int = 0
     skipped: int = 0
     duplicates: int = 0
+    conflicts: int = 0  # records quarantined because their event id belongs to another record
 
     def as_dict(self) -> dict[str, int]:
         return {"records": self.records, "kept": self.kept, "quarantined": self.quarantined}
@@ -103,7 +109,7 @@ class KmsLakeWriter:
             self.con.execute(setting)
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
-        self.con.execute("CREATE TABLE seen (event_id VARCHAR)")
+        self.con.execute("CREATE TABLE seen (event_id VARCHAR, event_date DATE)")
 
     def close(self) -> None:
         self.con.close()
@@ -113,7 +119,14 @@ class KmsLakeWriter:
         self.con.register(
             "objects", pa.table({"local_path": [str(p) for p, _ in files], "source_object": [s for _, s in files]})
         )
-        exact = self._parse_fast([str(p) for p, _ in files]) | self._unread([s for _, s in files])
+        # DuckDB's gzip reader does not check the CRC: a damaged file would land altered bytes as records, so
+        # each gzip stream is checked first (threads: zlib releases the GIL) and a damaged one read exactly.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            intact = [
+                str(p) for (p, _), ok in zip(files, pool.map(gzip_intact, [p for p, _ in files]), strict=True) if ok
+            ]
+        fast = self._parse_fast(intact) if intact else self._empty_parsed()
+        exact = fast | self._unread([s for _, s in files])
         problems = self._parse_exact(sorted(exact), {s: p for p, s in files})
         self.con.unregister("objects")
         return self._land(problems, [s for _, s in files])
@@ -192,28 +205,91 @@ class KmsLakeWriter:
         return problems
 
     def _land(self, problems: list[tuple[str, int | None, str, str | None]], objects: Iterable[str]) -> BatchResult:
-        """Quarantine the bad records of `parsed`, drop known event ids, write the rest; count per object."""
+        """Quarantine the bad records of `parsed`, drop repeated records, write the rest; count per object."""
         self._load_seen_days()
         # The ids already in the lake that this batch repeats: `seen` (every id of the run's days) is only
         # scanned, the hash table is built on the batch's ids, so the cost does not grow with the lake.
         self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE fresh AS
-                WITH candidates AS (
-                    SELECT source_object, record_index, event_id FROM parsed
-                    WHERE reason IS NULL AND event_source = '{KMS_SOURCE}'
-                ),
-                known AS (SELECT event_id FROM seen SEMI JOIN candidates USING (event_id))
-                SELECT * FROM candidates ANTI JOIN known USING (event_id)
-                QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_object, record_index) = 1"""
+            f"""CREATE OR REPLACE TEMP TABLE candidates AS
+                SELECT source_object, record_index, event_id, event_time::DATE AS event_date,
+                       row_number() OVER (PARTITION BY event_id ORDER BY source_object, record_index) AS nth
+                FROM parsed WHERE reason IS NULL AND event_source = '{KMS_SOURCE}'"""
         )
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE known AS SELECT * FROM seen SEMI JOIN candidates USING (event_id)"
+        )
+        self.con.execute(
+            """CREATE OR REPLACE TEMP TABLE fresh AS
+               SELECT source_object, record_index, event_id, event_date FROM candidates ANTI JOIN known USING (event_id)
+               WHERE nth = 1"""
+        )
+        self._quarantine_conflicts()
         self._write_fresh()
         crash_point("written")
         bad = self.con.execute(
             "SELECT source_object, record_index, reason, raw FROM parsed WHERE reason IS NOT NULL"
         ).fetchall()
         self.lake.write_quarantine(quarantine_rows("kms_events", iter(problems + bad)), self.run_id)
-        self.con.execute("INSERT INTO seen SELECT event_id FROM fresh")
+        self.con.execute("INSERT INTO seen SELECT event_id, event_date FROM fresh")
         return self._count(objects, problems)
+
+    def _quarantine_conflicts(self) -> None:
+        """A record whose event id is already taken (in the lake, or by an earlier record of the batch) is dropped
+        only when it is the same event: equal as JSON, whatever the key order or spacing (CloudTrail can deliver
+        a record twice). A different record under a taken id is evidence too: it goes to the quarantine with its
+        original text. Only the few colliding ids are compared, so the hot path stays a join on ids."""
+        repeats = self.con.execute(
+            """WITH repeats AS MATERIALIZED (
+                   SELECT source_object, record_index, event_id, event_id IN (SELECT event_id FROM known) AS in_lake
+                   FROM candidates WHERE nth > 1 OR event_id IN (SELECT event_id FROM known)
+               )
+               SELECT r.source_object, r.record_index, r.event_id, p.raw, r.in_lake
+               FROM repeats r JOIN parsed p USING (source_object, record_index)"""
+        ).fetchall()
+        if not repeats:
+            return
+        taken = self._taken_contents({r[2] for r in repeats if not r[4]}, {r[2] for r in repeats if r[4]})
+        conflicts = [(obj, index) for obj, index, event_id, raw, _ in repeats if same_event(raw) not in taken[event_id]]
+        if conflicts:
+            self.con.register("conflicts", pa.table({"source_object": [c[0] for c in conflicts],
+                                                     "record_index": [c[1] for c in conflicts]}))  # fmt: skip
+            self.con.execute(
+                f"""UPDATE parsed SET reason = '{CONFLICT}' || event_id
+                   FROM conflicts c WHERE parsed.source_object = c.source_object
+                   AND parsed.record_index = c.record_index"""
+            )
+            self.con.unregister("conflicts")
+
+    def _taken_contents(self, batch_ids: set[str], lake_ids: set[str]) -> dict[str, set[str]]:
+        """For each taken id, the contents (`same_event` form) it stands for: the lake's copies for ids in the
+        lake, else the batch's first record with that id."""
+        taken: dict[str, set[str]] = {i: set() for i in batch_ids | lake_ids}
+        firsts = self.con.execute(
+            """SELECT c.event_id, p.raw FROM candidates c JOIN parsed p USING (source_object, record_index)
+               WHERE c.nth = 1 AND list_contains($ids, c.event_id)""",
+            {"ids": sorted(batch_ids)},
+        ).fetchall()
+        for event_id, raw in [*firsts, *self._lake_raws(lake_ids)]:
+            taken[event_id].add(same_event(raw))
+        return taken
+
+    def _lake_raws(self, ids: set[str]) -> list[tuple[str, str]]:
+        """(event_id, raw) of the lake's records with these ids, read from the day partitions `seen` has them in."""
+        days = self.con.execute(
+            "SELECT DISTINCT event_date FROM known WHERE list_contains($ids, event_id)", {"ids": sorted(ids)}
+        ).fetchall()
+        files = [f for (day,) in days for f in self.lake.files("kms_events", day)]
+        if not files:
+            return []
+        schema = pa.schema([KMS_EVENTS.field("event_id"), KMS_EVENTS.field("raw")])
+        self.con.register("lake_copies", self.lake.dataset(files, schema))
+        try:
+            rows = self.con.execute(
+                "SELECT event_id, raw FROM lake_copies WHERE list_contains($ids, event_id)", {"ids": sorted(ids)}
+            ).fetchall()
+        finally:
+            self.con.unregister("lake_copies")
+        return [(str(i), str(r)) for i, r in rows]
 
     def _load_seen_days(self) -> None:
         """Load the event ids already in the lake for each event date this batch touches, once per run."""
@@ -227,11 +303,13 @@ class KmsLakeWriter:
             files = self.lake.files("kms_events", day)
             if files and self.lake.remote:
                 self.con.register("lake_day", self.lake.dataset(files, pa.schema([KMS_EVENTS.field("event_id")])))
-                self.con.execute("INSERT INTO seen SELECT event_id FROM lake_day")
+                self.con.execute("INSERT INTO seen SELECT event_id, $day FROM lake_day", {"day": day})
                 self.con.unregister("lake_day")
             elif files:
                 paths = [str(p) for p in files]
-                self.con.execute("INSERT INTO seen SELECT event_id FROM read_parquet($files)", {"files": paths})
+                self.con.execute(
+                    "INSERT INTO seen SELECT event_id, $day FROM read_parquet($files)", {"files": paths, "day": day}
+                )
 
     def _write_fresh(self) -> None:
         """Write `fresh` partitioned by event date: DuckDB writes into staging, then each file is renamed in."""
@@ -261,14 +339,15 @@ class KmsLakeWriter:
                        count(*),
                        count(*) FILTER (p.reason IS NOT NULL),
                        count(*) FILTER (p.reason IS NULL AND p.event_source <> '{KMS_SOURCE}'),
-                       count(f.event_id)
+                       count(f.event_id),
+                       count(*) FILTER (starts_with(p.reason, '{CONFLICT}'))
                 FROM parsed p
                 LEFT JOIN fresh f USING (source_object, record_index)
                 GROUP BY p.source_object"""
         ).fetchall()
-        for source_object, records, quarantined, skipped, kept in rows:
+        for source_object, records, quarantined, skipped, kept, conflicts in rows:
             c = result.counts.setdefault(source_object, Counts())
-            c.records, c.quarantined, c.skipped, c.kept = records, quarantined, skipped, kept
+            c.records, c.quarantined, c.skipped, c.kept, c.conflicts = records, quarantined, skipped, kept, conflicts
             c.duplicates = records - quarantined - skipped - kept
         for source_object, index, _, _ in problems:
             c = result.counts.setdefault(source_object, Counts())
@@ -308,10 +387,20 @@ def summary_counts(results: Iterable[BatchResult]) -> dict[str, Any]:
                     "quarantined": c.quarantined,
                     "skipped": c.skipped,
                     "duplicates": c.duplicates,
+                    "conflicts": c.conflicts,
                 }
             )
         sources.update(result.skipped_sources)
     return {**totals, "skipped_sources": dict(sources)}
+
+
+def same_event(raw: str) -> str:
+    """A record's content in a form equal for equal JSON (keys sorted, no spacing): two copies of one event
+    compare equal, two different events under one id do not."""
+    try:
+        return json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        return raw
 
 
 def parse_records(texts: list[str], source_object: str = "<memory>") -> pa.Table:

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import itertools
 import json
 import re
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ingest.errors import KeytrailError
+from ingest.raw import GZIP_MAGIC, Unreadable, inflate
 
 # The one vocabulary of verification verdicts (the `status` column of the trail_verification table).
 STATUSES = {
@@ -42,7 +41,8 @@ STATUSES = {
     "log_file_missing": "a digest lists the log file, but it is not there",
     "log_file_modified": "the log file's SHA-256 differs from the one its digest recorded",
     "digest_missing": "a newer digest points to this digest, but it is not there",
-    "digest_unreadable": "not a gzip'd JSON CloudTrail digest",
+    "log_file_unreadable": "the log file cannot be read back to its content: corrupt or truncated gzip, or refused",
+    "digest_unreadable": "not a gzip'd JSON CloudTrail digest (corrupt or truncated gzip, bad JSON), or refused",
     "signature_invalid": "the digest's signature does not verify with CloudTrail's public key (altered or forged)",
     "digest_moved": "the digest is not at the bucket/key recorded inside it",
     "chain_broken": "no link to the previous digest: log file validation was off, or the chain was tampered with",
@@ -59,8 +59,6 @@ DIGEST_PATH = re.compile(
 )
 # A trail file's delivery time in its name: <account>_CloudTrail_<region>_<YYYYMMDDTHHMMZ>_<unique>.json.gz
 TRAIL_STAMP = re.compile(r"_CloudTrail_[a-z0-9-]+_(\d{8}T\d{4}Z)_[^/]+$")
-GZIP_MAGIC = b"\x1f\x8b"
-CHUNK = 256 * 1024
 
 
 class BadDigest(KeytrailError):
@@ -176,10 +174,12 @@ def parse_digest(raw: bytes, location: str, name: DigestName, metadata: dict[str
 
 def read_digest(data: bytes, location: str, name: DigestName, metadata: dict[str, str] | None = None) -> Digest:
     """A digest from its gzip'd bytes as stored."""
+    if not data.startswith(GZIP_MAGIC):
+        raise BadDigest(f"{location} is not a CloudTrail digest: not gzip")
     try:
-        raw = zlib.decompress(data, wbits=31)
-    except zlib.error as err:
-        raise BadDigest(f"{location} is not a CloudTrail digest: not gzip ({err})") from None
+        raw = b"".join(inflate([data]))
+    except Unreadable as err:
+        raise BadDigest(f"{location} is not a CloudTrail digest: {err}") from None
     return parse_digest(raw, location, name, metadata)
 
 
@@ -237,23 +237,11 @@ def signature_problem(digest: Digest, key: rsa.RSAPublicKey | None) -> str | Non
 
 
 def sha256_of_content(chunks: Iterable[bytes]) -> str:
-    """Hex SHA-256 of a file's uncompressed content, read in chunks: gzip members are inflated on the fly, a
-    file that is not gzip is hashed as it is. zlib and hashlib release the GIL, so threads run it in parallel."""
+    """Hex SHA-256 of a file's uncompressed content, read in chunks (see `inflate`; raises Unreadable). zlib and
+    hashlib release the GIL, so threads run it in parallel."""
     digest = hashlib.sha256()
-    stream = (c for c in chunks if c)
-    first = next(stream, b"")
-    if not first.startswith(GZIP_MAGIC):
-        for chunk in itertools.chain([first], stream):
-            digest.update(chunk)
-        return digest.hexdigest()
-    inflater = zlib.decompressobj(wbits=31)
-    for chunk in itertools.chain([first], stream):
-        while chunk:
-            digest.update(inflater.decompress(chunk))
-            chunk = inflater.unused_data  # the start of the next gzip member, if any
-            if chunk:
-                inflater = zlib.decompressobj(wbits=31)
-    digest.update(inflater.flush())
+    for piece in inflate(chunks):
+        digest.update(piece)
     return digest.hexdigest()
 
 
@@ -297,9 +285,14 @@ def digest_verdict(digest: Digest, status: str, detail: str, signature_checked: 
     )  # fmt: skip
 
 
-def log_file_verdict(digest: Digest, entry: LogFileEntry, location: str, actual: str | None, signed: bool) -> Verdict:
-    """The verdict row of one log file a digest lists, from the SHA-256 of its content (None: not found)."""
-    if actual is None:
+def log_file_verdict(
+    digest: Digest, entry: LogFileEntry, location: str, actual: str | None, signed: bool, problem: str = ""
+) -> Verdict:
+    """The verdict row of one log file a digest lists, from the SHA-256 of its content (None: not found) or
+    why its content could not be read (`problem`)."""
+    if problem:
+        status, detail = "log_file_unreadable", f"{problem} (digest {digest.location})"
+    elif actual is None:
         status, detail = "log_file_missing", f"listed by {digest.location} but not found at {location}"
     elif actual != entry.sha256:
         status, detail = "log_file_modified", f"its content changed after delivery (digest {digest.location})"

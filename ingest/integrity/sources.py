@@ -23,7 +23,6 @@ from ingest.aws import explain_client_error
 from ingest.cloudtrail.sources import S3Trail, TrailFilter
 from ingest.errors import ConfigError
 from ingest.integrity.digests import (
-    CHUNK,
     DIGEST_PATH,
     Digest,
     DigestName,
@@ -33,6 +32,7 @@ from ingest.integrity.digests import (
     sha256_of_content,
 )
 from ingest.lake.state import utcnow
+from ingest.raw import CHUNK, Unreadable, cannot_read
 
 SIDECAR = ".sig"
 # A digest ends up to an hour after the last delivery it lists.
@@ -60,7 +60,8 @@ class DigestStore(Protocol):
         ...
 
     def read(self, location: str) -> tuple[bytes, dict[str, str] | None] | None:
-        """A digest's stored bytes and its signature metadata (None: a copy without any); None if it is gone."""
+        """A digest's stored bytes and its signature metadata (None: a copy without any); None if it is gone.
+        Raises Unreadable when the store refuses it."""
         ...
 
     def locate(self, near: str, bucket: str, key: str) -> str:
@@ -68,7 +69,8 @@ class DigestStore(Protocol):
         ...
 
     def content_sha256(self, location: str) -> str | None:
-        """Hex SHA-256 of an object's uncompressed content; None when it is not there."""
+        """Hex SHA-256 of an object's uncompressed content; None when it is not there. Raises Unreadable when
+        it cannot be read back to its content (corrupt or truncated gzip, refused)."""
         ...
 
     def contains(self, object_key: str) -> bool:
@@ -130,7 +132,7 @@ class S3Digests(S3Trail):
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
-            raise explain_client_error(err, location) from err
+            raise Unreadable(str(explain_client_error(err, location))) from err
 
 
 class LocalDigests:
@@ -155,7 +157,13 @@ class LocalDigests:
 
     def read(self, location: str) -> tuple[bytes, dict[str, str] | None] | None:
         path = Path(location)
-        return (path.read_bytes(), read_sidecar(path)) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise Unreadable(cannot_read(err)) from None
+        return data, read_sidecar(path)
 
     def locate(self, near: str, bucket: str, key: str) -> str:
         # The copy keeps the layout from AWSLogs/ on; what came before it (bucket, prefix) is the local root.
@@ -167,8 +175,11 @@ class LocalDigests:
         path = Path(location)
         if not path.is_file():
             return None
-        with path.open("rb") as fh:
-            return sha256_of_content(iter(lambda: fh.read(CHUNK), b""))
+        try:
+            with path.open("rb") as fh:
+                return sha256_of_content(iter(lambda: fh.read(CHUNK), b""))
+        except OSError as err:
+            raise Unreadable(cannot_read(err)) from None
 
     def contains(self, object_key: str) -> bool:
         return object_key.startswith(str(self.root).rstrip("/") + "/")

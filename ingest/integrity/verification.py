@@ -7,9 +7,11 @@ For the digests of the window (ingest/integrity/sources.py lists them), in order
    of its region and fingerprint (`valid`, `signature_invalid`; a copy without signatures: `signature_unchecked`);
 3. walk each chain back from its newest digest (`digest_missing`, `chain_broken`);
 4. hash every log file a trusted digest lists (threads: gunzip and SHA-256 release the GIL): `valid`,
-   `log_file_modified`, `log_file_missing`;
-5. every trail file of this source that the ingest state records, in the window, that no trusted digest lists:
-   `not_covered` (files delivered in the last two hours wait for their digest and the next run);
+   `log_file_modified`, `log_file_missing`, `log_file_unreadable` (corrupt or truncated gzip, junk after it, or
+   refused: the detail names the decompression or access error; the other files are still checked);
+5. every file of this source that the ingest state records, in the window, that no trusted digest lists:
+   `not_covered`, whatever its name or place (files delivered in the last two hours wait for their digest and
+   the next run; a name claiming a delivery in the future does not wait);
 6. write the verdicts to `<lake>/trail_verification/part-<run>.parquet` and the run to the state's `runs`.
 """
 
@@ -47,6 +49,7 @@ from ingest.integrity.sources import DIGEST_LAG, DigestStore, PublicKeys, window
 from ingest.lake.schema import TRAIL_VERIFICATION
 from ingest.lake.state import IngestState
 from ingest.lake.store import Lake
+from ingest.raw import Unreadable
 
 # How long after its delivery a trail file must be listed by a digest: the hour it falls in, plus an hour.
 DIGEST_DUE = dt.timedelta(hours=2)
@@ -151,7 +154,9 @@ def verify_trail(
     return report
 
 
-def check_store(store: DigestStore, flt: TrailFilter, keys: PublicKeys, ingested_keys: list[str]) -> list[Verdict]:
+def check_store(
+    store: DigestStore, flt: TrailFilter, keys: PublicKeys, ingested_files: dict[str, dt.datetime]
+) -> list[Verdict]:
     """Every verdict about the digests the filter admits, their chains, their log files and the ingested files."""
     digests, verdicts = read_digests(store, flt)
     keys.load(d for d in digests if d.has_metadata)
@@ -165,7 +170,7 @@ def check_store(store: DigestStore, flt: TrailFilter, keys: PublicKeys, ingested
         *checked,
         *chain_verdicts(digests, store.locate, flt.since, untrusted),
         *files,
-        *not_covered(ingested_keys, listed, flt),
+        *not_covered(ingested_files, listed, flt),
     ]
 
 
@@ -177,12 +182,12 @@ def read_digests(store: DigestStore, flt: TrailFilter) -> tuple[list[Digest], li
 
 
 def _read_one(store: DigestStore, location: str, name: DigestName) -> Digest | Verdict | None:
-    stored = store.read(location)
-    if stored is None:
-        return None  # deleted after the listing: the link from the next digest reports it
     try:
+        stored = store.read(location)
+        if stored is None:
+            return None  # deleted after the listing: the link from the next digest reports it
         return read_digest(stored[0], location, name, stored[1])
-    except BadDigest as err:
+    except (BadDigest, Unreadable) as err:
         return verdict("digest", "digest_unreadable", location, name, name.end - DIGEST_LAG, detail=str(err))
 
 
@@ -203,35 +208,71 @@ def check_log_files(store: DigestStore, digests: list[Digest], signed: dict[str,
     """Hash every log file the digests list, in threads, and compare with the digest."""
     work = [(d, e, store.locate(d.location, e.bucket, e.key)) for d in digests for e in d.log_files]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        hashes = list(pool.map(lambda item: store.content_sha256(item[2]), work))
-    return [log_file_verdict(d, e, where, h, signed[d.location]) for (d, e, where), h in zip(work, hashes, strict=True)]
+        hashes = list(pool.map(lambda item: _content_sha256(store, item[2]), work))
+    return [
+        log_file_verdict(d, e, where, sha, signed[d.location], problem)
+        for (d, e, where), (sha, problem) in zip(work, hashes, strict=True)
+    ]
 
 
-def ingested(state: IngestState, store: DigestStore) -> list[str]:
-    """Trail files of this source that keytrail ingested (object keys of the ingest state)."""
-    rows = state.db.execute("SELECT object_key FROM source_objects WHERE source = ?", (STATE_SOURCE,))
-    return [key for (key,) in rows if store.contains(key)]
+def _content_sha256(store: DigestStore, location: str) -> tuple[str | None, str]:
+    """The SHA-256 of a log file's content (None: not there), or why it cannot be read: one damaged or refused
+    file gets its own verdict and never stops the others."""
+    try:
+        return store.content_sha256(location), ""
+    except Unreadable as err:
+        return None, str(err)
 
 
-def not_covered(ingested_keys: list[str], listed: set[str], flt: TrailFilter) -> list[Verdict]:
-    """A `not_covered` verdict for each ingested trail file of the window that no trusted digest lists.
+def ingested(state: IngestState, store: DigestStore) -> dict[str, dt.datetime]:
+    """Trail files of this source that keytrail ingested (object keys of the ingest state), with when."""
+    rows = state.db.execute("SELECT object_key, ingested_at FROM source_objects WHERE source = ?", (STATE_SOURCE,))
+    return {key: dt.datetime.fromisoformat(at) for key, at in rows if store.contains(key)}
+
+
+NOT_LISTED = "ingested, but no valid digest lists it: its digest is missing or invalid, or validation was off"
+NOT_A_TRAIL_FILE = (
+    "ingested, but not where or under the name CloudTrail delivers a log file (AWSLogs/[o-org/]<account>/"
+    "CloudTrail/<region>/YYYY/MM/DD/<account>_CloudTrail_<region>_<YYYYMMDDTHHMMZ>_<id>.json.gz): no digest "
+    "can list it; CloudTrail did not deliver it"
+)
+
+
+def not_covered(ingested_files: dict[str, dt.datetime], listed: set[str], flt: TrailFilter) -> list[Verdict]:
+    """A `not_covered` verdict for each ingested file of the window that no trusted digest lists.
 
     CloudTrail delivers a digest every hour, empty or not, about an hour after the hour it covers; so every file
     delivered more than DIGEST_DUE ago must be listed, even one whose digest was the newest and was deleted.
-    Newer files wait for the next run."""
-    now = dt.datetime.now(dt.UTC) - DIGEST_DUE
+    Newer files wait for the next run. A file whose path or name is not CloudTrail's, or whose name claims a
+    delivery in the future, can never be listed: it is not covered whatever the window (its hour is when
+    keytrail ingested it)."""
+    now = dt.datetime.now(dt.UTC)
     until = window_end(flt)
-    decidable = min(until, now) if until else now
+    decidable = min(until, now - DIGEST_DUE) if until else now - DIGEST_DUE
     found = []
-    for key in ingested_keys:
-        match, delivered = TRAIL_PATH.search(key), trail_file_time(key)
-        if key in listed or not match or delivered is None or not flt.admits(key):
-            continue
-        if (flt.since and delivered < flt.since) or delivered >= decidable:
-            continue
-        detail = "ingested, but no valid digest lists it: its digest is missing or invalid, or validation was off"
-        found.append(
-            Verdict("log_file", "not_covered", key, match["account"], match["region"], None, hour_of(delivered),
-                    detail=detail)
-        )  # fmt: skip
+    for key, ingested_at in ingested_files.items():
+        if key not in listed:
+            found += _uncovered(key, ingested_at, flt, decidable, now)
     return found
+
+
+def _uncovered(
+    key: str, ingested_at: dt.datetime, flt: TrailFilter, decidable: dt.datetime, now: dt.datetime
+) -> list[Verdict]:
+    match, delivered = TRAIL_PATH.search(key), trail_file_time(key)
+    account, region = (match["account"], match["region"]) if match else (None, None)
+    if not flt.admits(key):  # another account, region or day (a path outside the layout is always admitted)
+        return []
+    if match is None or delivered is None:
+        detail, hour = NOT_A_TRAIL_FILE, hour_of(ingested_at)
+    elif flt.since and delivered < flt.since:
+        return []
+    elif delivered > now:
+        detail = f"its name claims a delivery at {delivered:%Y-%m-%d %H:%M} UTC, in the future: CloudTrail did not "
+        detail += "deliver it, and no digest will list it"
+        hour = hour_of(ingested_at)
+    elif delivered >= decidable:
+        return []  # its digest may not be written yet: the next run decides
+    else:
+        detail, hour = NOT_LISTED, hour_of(delivered)
+    return [Verdict("log_file", "not_covered", key, account, region, None, hour, detail=detail)]

@@ -81,8 +81,12 @@ QUARANTINE = pa.schema(
         pa.field("source_object", pa.string(), nullable=False),
         pa.field("record_index", pa.int64()),
         pa.field("reason", pa.string(), nullable=False),
-        pa.field("raw", pa.string()),
+        pa.field("raw", pa.string()),  # the record's text exactly as the source wrote it, when it is valid UTF-8
         pa.field("quarantined_at", TS, nullable=False),
+        pa.field("raw_base64", pa.string()),  # the record's bytes, base64, when they are not UTF-8 (raw is NULL)
+        # SHA-256 of the record's bytes (an entry about a whole file without bytes: of its reason). With
+        # (table_name, source_object, record_index) the key that makes a record quarantined only once.
+        pa.field("content_sha256", pa.string()),
     ]
 )
 

@@ -30,6 +30,15 @@ CREATE TABLE IF NOT EXISTS source_objects (
     run_id TEXT NOT NULL,
     PRIMARY KEY (source, object_key)
 );
+CREATE TABLE IF NOT EXISTS unreadable_objects (
+    source TEXT NOT NULL,          -- as in source_objects: a source object keytrail could not read
+    object_key TEXT NOT NULL,
+    error TEXT NOT NULL,           -- the OS or AWS error and what to grant; every run retries the object
+    first_failed_at TEXT NOT NULL, last_failed_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    run_id TEXT NOT NULL,          -- the last run that tried
+    PRIMARY KEY (source, object_key)
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     source TEXT NOT NULL,          -- e.g. a CloudWatch log group, lookup-events:<region>
     stream TEXT NOT NULL,          -- log stream name, or '' for a whole source
@@ -96,6 +105,20 @@ class IngestState:
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany("INSERT OR REPLACE INTO source_objects VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            self.db.executemany(
+                "DELETE FROM unreadable_objects WHERE source = ? AND object_key = ?", [(r[0], r[1]) for r in rows]
+            )
+
+    def record_unreadable(self, source: str, run_id: str, errors: dict[str, str]) -> None:
+        """Remember objects that could not be read, with why; they stay out of `source_objects`, so every run
+        retries them until one reads them."""
+        now = utcnow()
+        self.db.executemany(
+            """INSERT INTO unreadable_objects VALUES (?,?,?,?,?,1,?)
+               ON CONFLICT (source, object_key) DO UPDATE SET error = excluded.error,
+               last_failed_at = excluded.last_failed_at, attempts = attempts + 1, run_id = excluded.run_id""",
+            [(source, key, error, now, now, run_id) for key, error in errors.items()],
+        )
 
     def checkpoint(self, source: str, stream: str) -> dict[str, Any] | None:
         row = self.db.execute(

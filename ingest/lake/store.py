@@ -17,8 +17,10 @@ downloads, files being staged) always happens on local disk, in `work_dir`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import re
 import shutil
@@ -67,6 +69,7 @@ class Lake:
             self.root = Path(root)
             self._state_dir = Path(state_dir) if state_dir else self.root / "_state"
             self.work_dir = self.root
+        self._quarantine_keys: set[QuarantineKey] | None = None
 
     def __repr__(self) -> str:
         return f"Lake({self.uri!r})"
@@ -165,12 +168,28 @@ class Lake:
         return target
 
     def write_quarantine(self, rows: pa.Table, run_id: str) -> Path | None:
-        """Append quarantined records (with reason and origin); nothing is written for no rows."""
+        """Append quarantined records (with reason and origin) that the quarantine does not hold yet: a record
+        is there once per (table, source object, record index, content SHA-256), whether a killed run is rerun
+        or its file is copied again. Nothing is written for no new rows."""
+        known = self._quarantined()
+        keep = []
+        for key in _quarantine_keys(rows):
+            keep.append(key not in known)
+            known.add(key)
+        rows = rows.filter(pa.array(keep, pa.bool_()))
         if rows.num_rows == 0:
             return None
         target = self.quarantine_dir / f"part-{run_id}-{uuid.uuid4().hex[:8]}.parquet"
         self.write_parquet(rows.cast(QUARANTINE), target)
         return target
+
+    def _quarantined(self) -> set[QuarantineKey]:
+        """The keys of every quarantined record, read once per Lake (a run holds the lock: nobody else adds)."""
+        if self._quarantine_keys is None:
+            files = self.list_parquet(self.quarantine_dir)
+            table = self.dataset(files, QUARANTINE).to_table() if files else QUARANTINE.empty_table()
+            self._quarantine_keys = set(_quarantine_keys(table))
+        return self._quarantine_keys
 
     def write_parquet(self, rows: pa.Table, target: Path) -> None:
         """Write a complete Parquet file at `target`: temp + rename on disk, one atomic upload on S3."""
@@ -266,9 +285,15 @@ def new_run_id() -> str:
     return f"{now}-{uuid.uuid4().hex[:6]}"
 
 
-def quarantine_rows(table: str, items: Iterator[tuple[str, int | None, str, str | None]]) -> pa.Table:
-    """Build quarantine rows from (source_object, record_index, reason, raw) tuples."""
-    rows = list(items)
+# (table_name, source_object, record_index, content_sha256): one quarantined record.
+QuarantineKey = tuple[str, str, int | None, str]
+
+
+def quarantine_rows(table: str, items: Iterator[tuple[str, int | None, str, str | bytes | None]]) -> pa.Table:
+    """Build quarantine rows from (source_object, record_index, reason, raw) tuples. `raw` is the record as the
+    source gave it: bytes, or text (lone surrogates from a `surrogateescape` decode stand for the bytes that were
+    not UTF-8). Valid UTF-8 lands in `raw`; anything else, never altered, in `raw_base64`."""
+    rows = [(obj, index, reason, *_evidence(raw, reason)) for obj, index, reason, raw in items]
     now = dt.datetime.now(dt.UTC)
     return pa.table(
         {
@@ -278,6 +303,29 @@ def quarantine_rows(table: str, items: Iterator[tuple[str, int | None, str, str 
             "reason": [r[2] for r in rows],
             "raw": [r[3] for r in rows],
             "quarantined_at": [now] * len(rows),
+            "raw_base64": [r[4] for r in rows],
+            "content_sha256": [r[5] for r in rows],
         },
         schema=QUARANTINE,
     )
+
+
+def _evidence(raw: str | bytes | None, reason: str) -> tuple[str | None, str | None, str]:
+    """(raw text if UTF-8, base64 of the bytes otherwise, SHA-256 of the bytes or of the reason)."""
+    if raw is None:
+        return None, None, hashlib.sha256(reason.encode()).hexdigest()
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        return data.decode("utf-8"), None, sha
+    except UnicodeDecodeError:
+        return None, base64.b64encode(data).decode("ascii"), sha
+
+
+def _quarantine_keys(rows: pa.Table) -> list[QuarantineKey]:
+    """The key of each quarantine row (rows written before `content_sha256` existed: hashed from raw/reason)."""
+    columns = ["table_name", "source_object", "record_index", "content_sha256", "raw", "reason"]
+    return [
+        (table, obj, index, sha or _evidence(raw, reason)[2])
+        for table, obj, index, sha, raw, reason in zip(*(rows.column(c).to_pylist() for c in columns), strict=True)
+    ]

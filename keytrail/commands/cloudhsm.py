@@ -16,6 +16,7 @@ from ingest.cloudhsm.sources import CloudWatchSource, open_source
 from ingest.integrity.hsm_sequence import lake_sequence_findings
 from ingest.lake.store import Lake
 from keytrail.cli import aws_options, ingest, lake_option, reports_errors, verify, window_options
+from keytrail.commands.ingest_cloudtrail import EXIT_QUARANTINED
 from keytrail.output import format_table
 
 
@@ -51,9 +52,12 @@ def ingest_cloudhsm(
         return
     stats = run_ingest(Lake(lake), src.root if not isinstance(src, CloudWatchSource) else "cloudwatch", src.batches)
     click.echo(
-        f"Read {stats.entries} CloudHSM entries: wrote {stats.written}, skipped {stats.duplicates} already "
-        f"in the lake, quarantined {stats.quarantined} (run {stats.run_id}, lake {lake})."
+        f"Read {stats.entries} CloudHSM entries: wrote {stats.written}, dropped {stats.duplicates} duplicate "
+        f"entries (already in the lake or read twice), quarantined {stats.quarantined} "
+        f"(run {stats.run_id}, lake {lake})."
     )
+    if stats.quarantined:
+        sys.exit(EXIT_QUARANTINED)
 
 
 @verify.command(name="hsm-sequence")

@@ -7,7 +7,8 @@
 WITH pieces AS (
     SELECT
         source_object,
-        starts_with(line, '{"Records":[') AND ends_with(line, ']}') AS framed,
+        -- U+FFFD (65533): the reader replaced bytes that are not UTF-8; the exact parser keeps them as they were
+        starts_with(line, '{"Records":[') AND ends_with(line, ']}') AND NOT contains(line, chr(65533)) AS framed,
         string_split(substr(line, 13, length(line) - 14), '},{"eventVersion"') AS parts
     FROM trail_lines
     WHERE length(line) > 0

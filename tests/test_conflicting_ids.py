@@ -1,0 +1,98 @@
+"""A record whose eventID is already taken is dropped only when it is the same event; a different record under a
+taken id goes to the quarantine with its original text and shows on the Data health page. Nothing vanishes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+from streamlit.testing.v1 import AppTest
+
+from keytrail.cli import cli
+from tests.conftest import ROOT, SHARED_DATA
+from tests.trailfiles import fresh_records, trail_text, write_trail
+
+DOC_EXAMPLES = SHARED_DATA / "kms_docs_ct_examples_valid.json.gz"
+EXIT_QUARANTINED = 3
+
+
+def ingest(source: Path, lake: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["ingest", "cloudtrail", str(source), "--lake", str(lake)])
+    return result.exit_code, result.output
+
+
+def lake_events(lake: Path) -> list[dict[str, Any]]:
+    rows = duckdb.sql(f"SELECT raw FROM read_parquet('{lake}/kms_events/*/*.parquet')").fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+def conflicts(lake: Path) -> list[tuple[str, str]]:
+    rows = duckdb.sql(
+        f"SELECT reason, raw FROM read_parquet('{lake}/_quarantine/*.parquet') "
+        "WHERE starts_with(reason, 'conflicting duplicate of event ')"
+    )
+    return rows.fetchall()
+
+
+def test_the_documentation_examples_reusing_ids_all_stay_in_evidence(tmp_path: Path) -> None:
+    # The AWS KMS developer guide's examples reuse 7 event ids for 19 different events.
+    records = json.loads(gzip.decompress(DOC_EXAMPLES.read_bytes()))["Records"]
+    lake = tmp_path / "lake"
+    code, out = ingest(DOC_EXAMPLES, lake)
+    assert code == EXIT_QUARANTINED, out
+    assert "48 KMS events kept" in out and "12 quarantined (12 of them conflicting duplicates" in out
+    assert "0 duplicate records dropped" in out
+    held = conflicts(lake)
+    landed = lake_events(lake)
+    # Every record of the file is either in the lake or in the quarantine, byte for byte as the source wrote it.
+    assert sorted(map(json.dumps, landed + [json.loads(raw) for _, raw in held])) == sorted(map(json.dumps, records))
+    for reason, raw in held:
+        event_id = json.loads(raw)["eventID"]
+        assert reason == f"conflicting duplicate of event {event_id}"
+        assert any(e["eventID"] == event_id and e != json.loads(raw) for e in landed)
+
+
+def test_a_redelivered_record_is_dropped_and_a_different_one_under_its_id_is_held(tmp_path: Path) -> None:
+    lake, first, second = tmp_path / "lake", tmp_path / "first", tmp_path / "second"
+    records = fresh_records(6, seed=3)
+    write_trail(first / "a.json.gz", records)
+    assert ingest(first, lake)[0] == 0
+    # CloudTrail delivers record 0 again (its JSON re-serialised: other key order and spacing), and someone
+    # writes a different event under record 1's id.
+    again = json.dumps(dict(reversed(list(records[0].items()))), indent=1)
+    forged = {**records[1], "eventName": "ScheduleKeyDeletion"}
+    new = fresh_records(2, seed=4)
+    text = trail_text([json.loads(again), forged, *new]).replace(
+        json.dumps(json.loads(again), separators=(",", ":")), again
+    )
+    (second / "b.json").parent.mkdir(parents=True)
+    (second / "b.json").write_text(text)
+    code, out = ingest(second, lake)
+    assert code == EXIT_QUARANTINED, out
+    assert "2 KMS events kept" in out and "1 quarantined (1 of them conflicting duplicates" in out
+    assert "1 duplicate records dropped" in out
+    assert conflicts(lake) == [
+        (f"conflicting duplicate of event {forged['eventID']}", json.dumps(forged, separators=(",", ":")))
+    ]
+    assert len(lake_events(lake)) == 8
+
+
+def test_data_health_shows_the_conflicting_duplicates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake = tmp_path / "lake"
+    shutil.copy(DOC_EXAMPLES, tmp_path / "examples.json.gz")
+    assert ingest(tmp_path / "examples.json.gz", lake)[0] == EXIT_QUARANTINED
+    monkeypatch.setenv("KEYTRAIL_LAKE", str(lake))
+    monkeypatch.delenv("KEYTRAIL_TENANTS", raising=False)
+    at = AppTest.from_file(ROOT / "dashboard" / "app.py", default_timeout=90).run()
+    at = at.switch_page("app_pages/data_health.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    warnings = [w.body for w in at.warning]
+    assert any(w.startswith("12 record(s) carry an event id already taken by a different record") for w in warnings)
+    shown = next(df.value for df in at.dataframe if "event_id" in df.value.columns)
+    assert len(shown) == 12 and shown["event_id"].nunique() == 7
