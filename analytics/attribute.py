@@ -18,6 +18,7 @@ from analytics.tenants import remember_tenants
 from ingest.faults import crash_point
 from ingest.lake.state import RunLock
 from ingest.lake.store import Lake
+from ingest.progress import Progress, no_progress
 
 # Days computed per query when refreshing: bounds the memory of one COPY on a large lake.
 DAYS_PER_QUERY = 7
@@ -58,8 +59,10 @@ def refresh_attribution(
     tenants: str | os.PathLike[str] | None = None,
     memory_limit: str = "2GB",
     threads: int | None = None,
+    progress: Progress = no_progress,
 ) -> AttributionReport:
-    """Attribute and store every lake day whose stored files are missing or stale; drop days the lake lost.
+    """Attribute and store every lake day whose stored files are missing or stale; drop days the lake lost
+    (`progress` is told of the day files written, of all to write).
 
     Each file appears by rename, and only a file named by its day's current signature is ever read, so an
     interrupted refresh leaves at worst some days to compute again.
@@ -75,7 +78,7 @@ def refresh_attribution(
         shutil.rmtree(scratch_dir(lake), ignore_errors=True)  # what a killed refresh left
         con = connect(lake, tenants, memory_limit=memory_limit, threads=threads, read_only=False)  # it writes with COPY
         try:
-            _store(con, lake, report)
+            _store(con, lake, report, progress)
             report.tenants_file, report.tenants_origin = con.sql(
                 "SELECT tenants_file, tenants_origin FROM settings"
             ).fetchall()[0]
@@ -86,23 +89,21 @@ def refresh_attribution(
     return report
 
 
-def _store(con: duckdb.DuckDBPyConnection, lake: Lake, report: AttributionReport) -> None:
+def _store(con: duckdb.DuckDBPyConnection, lake: Lake, report: AttributionReport, progress: Progress) -> None:
     """Write every stale day of every stored result, then drop the files no signature names any more."""
     days = LakeDays.of(lake)
     signatures = {name: days.signatures(basis(con, name)) for name in STORED}
     fresh, stale = split_days(lake, "attributed_usage", signatures["attributed_usage"])
     report.kept, report.written = sorted(fresh), stale
-    for name in STORED:
-        _write_stale(con, lake, name, signatures[name])
+    work = {name: split_days(lake, name, signatures[name])[1] for name in STORED}
+    total = sum(len(days) for days in work.values())
+    for name, to_write in work.items():
+        for first in range(0, len(to_write), DAYS_PER_QUERY):
+            chunk = to_write[first : first + DAYS_PER_QUERY]
+            _write_days(con, lake, name, chunk, signatures[name])
+            progress(len(chunk), total)
     report.operations = _operations(con, lake, stale, signatures["attributed_usage"])
     report.removed = _remove_stale_files(lake, signatures)
-
-
-def _write_stale(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, signatures: dict[str, str]) -> None:
-    """Compute and store `name` for every day without a current file, DAYS_PER_QUERY days per query."""
-    stale = split_days(lake, name, signatures)[1]
-    for first in range(0, len(stale), DAYS_PER_QUERY):
-        _write_days(con, lake, name, stale[first : first + DAYS_PER_QUERY], signatures)
 
 
 def _write_days(

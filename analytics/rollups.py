@@ -36,6 +36,7 @@ from analytics.queries import load_sql
 from analytics.tenants import load_tenants
 from ingest.lake.state import RunLock
 from ingest.lake.store import TMP_SUFFIX, Lake
+from ingest.progress import Progress, no_progress
 
 ROLLUP_DIR = "_rollups"
 MANIFEST = "manifest.json"
@@ -123,6 +124,7 @@ def refresh_rollups(
     tenants: str | os.PathLike[str] | None = None,
     force: bool = False,
     memory_limit: str = "2GB",
+    progress: Progress = no_progress,
 ) -> RollupReport:
     """Store the attribution of new lake days (analytics/attribute.py), then rebuild `<lake>/_rollups/`
     unless it is already fresh (or `force`), all under the lake's lock (the nightly job's run passes through);
@@ -130,7 +132,7 @@ def refresh_rollups(
     as fresh."""
     started = time.perf_counter()
     with RunLock(Lake(lake).require().state_dir / "ingest.lock", reentrant=True, command="rollups"):
-        attribution = refresh_attribution(lake, tenants, memory_limit=memory_limit)
+        attribution = refresh_attribution(lake, tenants, memory_limit=memory_limit, progress=progress)
         folder = rollup_dir(lake)
         signature = lake_signature(lake, tenants)
         if not force and rollups_fresh(lake, tenants):

@@ -5,16 +5,19 @@ provider runs in Chromium in tests/test_dashboard_login.py."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from analytics.fixtures import kms_row, write_events
+from keytrail.cli import cli
 from keytrail.commands.dashboard import access_mode
 from tests.conftest import ROOT, _free_port
 from tests.test_dashboard import APP, TENANTS
@@ -159,3 +162,16 @@ def test_no_auth_warns_before_serving(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=15)
     assert first.startswith(f"Warning: --no-auth on 0.0.0.0: anyone who can reach port {port} sees every tenant's")
+
+
+def test_a_busy_port_is_refused_before_the_address_is_printed(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(cli, ["dashboard", "--lake", str(tmp_path), "--port", str(port), "--no-refresh"])
+    assert result.exit_code == 2
+    assert (
+        f"cannot serve on 127.0.0.1:{port} (Address already in use): another dashboard? pass --port N" in result.stderr
+    )
+    assert "http://" not in result.output

@@ -39,6 +39,7 @@ from ingest.faults import crash_point
 from ingest.lake.schema import HSM_EVENTS, QUARANTINE
 from ingest.lake.state import IngestState, RunLock
 from ingest.lake.store import Lake, new_run_id
+from ingest.progress import Progress, no_progress
 
 
 @dataclass
@@ -162,8 +163,11 @@ def _counts(frame: pl.DataFrame, rows: pl.DataFrame, quarantine: pa.Table) -> di
     return {r["source_object"]: {k: int(r[k]) for k in ("records", "kept", "quarantined")} for r in joined.to_dicts()}
 
 
-def run_ingest(lake: Lake, source: str, batches: Callable[[IngestState], Iterator[Batch]]) -> RunStats:
-    """One locked ingest run: load every batch the source yields, recording state after each write."""
+def run_ingest(
+    lake: Lake, source: str, batches: Callable[[IngestState], Iterator[Batch]], progress: Progress = no_progress
+) -> RunStats:
+    """One locked ingest run: load every batch the source yields, recording state after each write (and telling
+    `progress` how many entries each batch read)."""
     with RunLock(lake.state_dir / "ingest.lock"):
         lake.remove_orphans()
         state = IngestState(lake.state_dir / "ingest.sqlite")
@@ -175,6 +179,7 @@ def run_ingest(lake: Lake, source: str, batches: Callable[[IngestState], Iterato
                 crash_point("hsm-before-state")
                 batch.commit(state, total.run_id, counts)
                 total.add(stats)
+                progress(stats.entries, 0)
         except BaseException as err:
             state.end_run(total.run_id, "failed", {**vars(total), "error": str(err)})
             raise

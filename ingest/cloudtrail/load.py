@@ -23,6 +23,7 @@ from ingest.errors import SourceError
 from ingest.faults import crash_point
 from ingest.lake.state import IngestState, ObjectVersion, RunLock
 from ingest.lake.store import Lake, new_run_id, quarantine_rows
+from ingest.progress import Progress
 from ingest.raw import cannot_read
 
 STATE_SOURCE = "cloudtrail"
@@ -31,8 +32,6 @@ BATCH_FILES = 2000
 LOOKUP_OVERLAP = dt.timedelta(minutes=15)
 LOOKUP_MAX_AGE = dt.timedelta(days=90)
 
-# Called after each batch with (files done in it, files to do in all).
-Progress = Callable[[int, int], None]
 # A batch made readable on local disk: (local path, source object) per file, and the objects that could not be
 # read, with why.
 Materialised = tuple[list[tuple[Path, str]], dict[str, str]]
@@ -230,6 +229,7 @@ def ingest_lookup_events(
     until: dt.datetime | None = None,
     pace_seconds: float = 0.5,
     source: str | None = None,
+    progress: Progress | None = None,
 ) -> IngestSummary:
     """Ingest KMS events through the CloudTrail LookupEvents API, resuming from the last checkpoint.
 
@@ -247,6 +247,8 @@ def ingest_lookup_events(
         try:
             for page in lookup_pages(client, start, end, pace_seconds, source):
                 results.append(writer.ingest_records(page))
+                if progress:
+                    progress(page.num_rows, 0)
         finally:
             writer.close()
         state.set_checkpoint(source, "", {"end": end.isoformat()})

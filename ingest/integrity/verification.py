@@ -49,6 +49,7 @@ from ingest.integrity.sources import DIGEST_LAG, DigestStore, PublicKeys, window
 from ingest.lake.schema import TRAIL_VERIFICATION
 from ingest.lake.state import IngestState
 from ingest.lake.store import Lake
+from ingest.progress import Progress, no_progress
 from ingest.raw import Unreadable
 
 # How long after its delivery a trail file must be listed by a digest: the hour it falls in, plus an hour.
@@ -137,16 +138,21 @@ def _valid(verdicts: list[Verdict]) -> int:
 
 
 def verify_trail(
-    lake: Lake, store: DigestStore, flt: TrailFilter, key_client: Callable[[str], Any]
+    lake: Lake,
+    store: DigestStore,
+    flt: TrailFilter,
+    key_client: Callable[[str], Any],
+    progress: Progress = no_progress,
 ) -> VerificationReport:
     """Verify the digests the filter admits and write the verdicts to the lake (module docstring).
 
     Args:
         key_client: a CloudTrail client for a region (ListPublicKeys).
+        progress: told of each log file hashed, of all the digests list.
     """
     started = time.perf_counter()
     with lake_run(lake, COMMAND, store.uri) as (state, run_id):
-        verdicts = check_store(store, flt, PublicKeys(state.db, key_client), ingested(state, store))
+        verdicts = check_store(store, flt, PublicKeys(state.db, key_client), ingested(state, store), progress)
         report = VerificationReport(store.uri, run_id, verdicts, time.perf_counter() - started)
         if verdicts:
             lake.write_parquet(report.table(), lake.table_dir(TABLE) / f"part-{run_id}.parquet")
@@ -155,7 +161,11 @@ def verify_trail(
 
 
 def check_store(
-    store: DigestStore, flt: TrailFilter, keys: PublicKeys, ingested_files: dict[str, dt.datetime]
+    store: DigestStore,
+    flt: TrailFilter,
+    keys: PublicKeys,
+    ingested_files: dict[str, dt.datetime],
+    progress: Progress = no_progress,
 ) -> list[Verdict]:
     """Every verdict about the digests the filter admits, their chains, their log files and the ingested files."""
     digests, verdicts = read_digests(store, flt)
@@ -163,7 +173,7 @@ def check_store(
     checked = [check_digest(d, store, keys) for d in digests]
     untrusted = {v.object_key for v in [*verdicts, *checked] if v.status not in TRUSTED}
     trusted = [d for d in digests if d.location not in untrusted]
-    files = check_log_files(store, trusted, {v.object_key: v.signature_checked for v in checked})
+    files = check_log_files(store, trusted, {v.object_key: v.signature_checked for v in checked}, progress)
     listed = {v.object_key for v in files}
     return [
         *verdicts,
@@ -204,11 +214,16 @@ def check_digest(digest: Digest, store: DigestStore, keys: PublicKeys) -> Verdic
     return digest_verdict(digest, "signature_invalid" if problem else "valid", problem or "", True)
 
 
-def check_log_files(store: DigestStore, digests: list[Digest], signed: dict[str, bool]) -> list[Verdict]:
+def check_log_files(
+    store: DigestStore, digests: list[Digest], signed: dict[str, bool], progress: Progress = no_progress
+) -> list[Verdict]:
     """Hash every log file the digests list, in threads, and compare with the digest."""
     work = [(d, e, store.locate(d.location, e.bucket, e.key)) for d in digests for e in d.log_files]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        hashes = list(pool.map(lambda item: _content_sha256(store, item[2]), work))
+        hashes = []
+        for found in pool.map(lambda item: _content_sha256(store, item[2]), work):
+            hashes.append(found)
+            progress(1, len(work))
     return [
         log_file_verdict(d, e, where, sha, signed[d.location], problem)
         for (d, e, where), (sha, problem) in zip(work, hashes, strict=True)

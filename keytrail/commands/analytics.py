@@ -22,6 +22,7 @@ from keytrail.output import (
     tenants_in_effect,
     write_relation,
 )
+from keytrail.progress import reporting
 
 TENANTS_HELP = "Tenants file (default $KEYTRAIL_TENANTS, else the lake's last, else ./tenants.toml)."
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,6 +79,7 @@ def usage_command(
 def attribute_command(lake: str, tenants: str | None, memory_limit: str) -> None:
     """Attribute the lake days not yet attributed (new or changed since, or all after tenants.toml changed) and
     store their hourly usage in <lake>/_attribution/, so usage queries read it instead of every event."""
-    report = refresh_attribution(lake, tenants, memory_limit=memory_limit)
+    with reporting("days attributed", "day files") as progress:
+        report = refresh_attribution(lake, tenants, memory_limit=memory_limit, progress=progress)
     announce_tenants(report.tenants_file, report.tenants_origin)
     click.echo(report.describe())

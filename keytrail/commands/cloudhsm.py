@@ -18,6 +18,7 @@ from ingest.lake.store import Lake
 from keytrail.cli import aws_options, ingest, lake_option, reports_errors, verify, window_options
 from keytrail.commands.ingest_cloudtrail import EXIT_QUARANTINED
 from keytrail.output import format_table
+from keytrail.progress import reporting
 
 
 @ingest.command(name="cloudhsm")
@@ -50,7 +51,9 @@ def ingest_cloudhsm(
         for item in plan:
             click.echo(f"Would read {'/'.join(item) if isinstance(item, tuple) else item.url}")
         return
-    stats = run_ingest(Lake(lake), src.root if not isinstance(src, CloudWatchSource) else "cloudwatch", src.batches)
+    name = src.root if not isinstance(src, CloudWatchSource) else "cloudwatch"
+    with reporting("CloudHSM entries", "entries") as progress:
+        stats = run_ingest(Lake(lake), name, src.batches, progress)
     click.echo(
         f"Read {stats.entries} CloudHSM entries: wrote {stats.written}, dropped {stats.duplicates} duplicate "
         f"entries (already in the lake or read twice), quarantined {stats.quarantined} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import sys
 import tomllib
 from pathlib import Path
@@ -14,6 +15,7 @@ import click
 from analytics.rollups import describe, refresh_rollups
 from ingest.errors import ConfigError, LockedError
 from keytrail.cli import cli, lake_option, reports_errors
+from keytrail.progress import reporting
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 TENANTS_HELP = "Tenants file (default $KEYTRAIL_TENANTS or ./tenants.toml)."
@@ -93,9 +95,24 @@ def access_mode(host: str, secrets: dict[str, Any], no_auth: bool) -> str:
 def refresh_first(lake: str, tenants: str | None) -> None:
     """Rebuild stale rollups before serving, unless an ingest holds the lock (the app computes what is stale)."""
     try:
-        click.echo(describe(refresh_rollups(lake, tenants)), err=True)
+        with reporting("days attributed", "day files") as progress:
+            report = refresh_rollups(lake, tenants, progress=progress)
+        click.echo(describe(report), err=True)
     except LockedError as err:
         click.echo(f"Rollups not refreshed: {err}", err=True)
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Refuse a port something already listens on, before saying where the dashboard is."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ConfigError(
+                f"cannot serve on {host}:{port} ({err.strerror}): another dashboard? pass --port N"
+            ) from None
 
 
 def has_events(lake: str) -> bool:
@@ -126,6 +143,7 @@ def dashboard(
     auth = access_mode(host, read_secrets(secrets), no_auth)
     if auth == "none" and not is_loopback(host):
         click.secho(NO_AUTH_WARNING.format(host=host, port=port), fg="yellow", err=True)
+    require_free_port(host, port)
     if not no_refresh and has_events(lake):
         refresh_first(lake, tenants)
     click.echo(f"keytrail dashboard on http://{host}:{port} (Ctrl+C stops it)", err=True)
@@ -141,4 +159,6 @@ def dashboard(
 @reports_errors
 def rollups(lake: str, tenants: str | None, force: bool) -> None:
     """Rebuild the dashboard's rollups (<lake>/_rollups/) after an ingest; fresh ones are left alone."""
-    click.echo(describe(refresh_rollups(lake, tenants, force=force)))
+    with reporting("days attributed", "day files") as progress:
+        report = refresh_rollups(lake, tenants, force=force, progress=progress)
+    click.echo(describe(report))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -15,6 +14,7 @@ from ingest.cloudtrail.sources import DEFAULT_LATE_DAYS, S3Trail, TrailFilter
 from ingest.errors import ConfigError
 from ingest.lake.store import Lake
 from keytrail.cli import aws_options, ingest, lake_option, reports_errors, window_options
+from keytrail.progress import reporting
 
 # Exit status when every record landed, and when some were quarantined (the rest still landed).
 EXIT_QUARANTINED = 3
@@ -66,25 +66,13 @@ def run_ingest(
         if len(flt.regions) != 1 or source:
             raise ConfigError("--lookup-events reads one region's API: give exactly one --region and no SOURCE")
         client = make_client("cloudtrail", flt.regions[0], endpoint_url, profile)
-        return ingest_lookup_events(lake, client, flt.regions[0], flt.since, flt.until)
+        with reporting("LookupEvents", "events") as progress:
+            return ingest_lookup_events(lake, client, flt.regions[0], flt.since, flt.until, progress=progress)
     if not source:
         raise ConfigError("give a SOURCE (a folder, a file or s3://bucket/prefix), or --lookup-events --region R")
     if source.startswith("s3://"):
         trail = S3Trail(make_client("s3", None, endpoint_url, profile), source)
-        return ingest_s3(lake, trail, flt, progress_bar(), batch_files)
-    return ingest_local(lake, Path(source), flt, progress_bar(), batch_files)
-
-
-def progress_bar() -> Callable[[int, int], None] | None:
-    """A progress callback drawing a bar on stderr when it is a terminal; None otherwise."""
-    if not sys.stderr.isatty():
-        return None
-    bar = click.progressbar(length=1, label="trail files", file=sys.stderr)
-
-    def tick(done: int, total: int) -> None:
-        bar.length = max(total, 1)
-        bar.update(done)
-        if bar.pos >= total:
-            bar.render_finish()
-
-    return tick
+        with reporting("trail files", "files") as progress:
+            return ingest_s3(lake, trail, flt, progress, batch_files)
+    with reporting("trail files", "files") as progress:
+        return ingest_local(lake, Path(source), flt, progress, batch_files)

@@ -16,6 +16,7 @@ from ingest.integrity.verification import VerificationReport, verify_trail
 from ingest.lake.store import Lake
 from keytrail.cli import aws_options, lake_option, reports_errors, verify, window_options
 from keytrail.output import format_table
+from keytrail.progress import reporting
 
 PROBLEM_COLUMNS = ["status", "account_id", "region", "hour", "object_key", "detail"]
 
@@ -45,7 +46,8 @@ def verify_cloudtrail(
     flt = TrailFilter(accounts, regions, since, until)
     store = open_store(source, lambda: make_client("s3", None, endpoint_url, profile))
     keys = lambda region: make_client("cloudtrail", region, endpoint_url, profile)  # noqa: E731 - one per region
-    report = verify_trail(Lake(lake), store, flt, keys)
+    with reporting("log files hashed", "files") as progress:
+        report = verify_trail(Lake(lake), store, flt, keys, progress)
     show_report(report, as_json)
     if report.problems or not report.verdicts:
         sys.exit(1)

@@ -62,6 +62,7 @@ from keytrail.jobs.config import (
     check_files,
 )
 from keytrail.jobs.prune import RETENTION  # the floor `keytrail prune` sets: nothing older is fetched again
+from keytrail.progress import Reporter
 
 log = logging.getLogger(LOGGER)
 COMMAND = "nightly"
@@ -278,6 +279,11 @@ def trail_window(cfg: Config, state: IngestState, source: TrailSource, now: dt.d
     return max(since, floor) if floor else since
 
 
+def logged_progress(source: str, unit: str) -> Reporter:
+    """A source's progress as a log line every few seconds (the run's log format, event `progress`)."""
+    return Reporter(source, unit, emit=lambda line: log.info(line, extra={"event": "progress", "source": source}))
+
+
 def _trail_filter(source: TrailSource, since: dt.datetime | None) -> TrailFilter:
     return TrailFilter(source.accounts, source.regions, since=since)
 
@@ -287,10 +293,12 @@ def _ingest_trail(
 ) -> tuple[dict[str, Any], str | None]:
     since = trail_window(cfg, state, source, now)
     flt = _trail_filter(source, since)
+    progress = logged_progress(source.name, "trail files")
     if source.location.startswith("s3://"):
-        summary = ingest_s3(lake, S3Trail(clients("s3", source.aws), source.location), flt)
+        summary = ingest_s3(lake, S3Trail(clients("s3", source.aws), source.location), flt, progress)
     else:
-        summary = ingest_local(lake, Path(source.location), flt)
+        summary = ingest_local(lake, Path(source.location), flt, progress)
+    progress.close()
     state.set_checkpoint(f"nightly:{source.name}", "", {"listed_at": now.isoformat()})
     counts = {k: v for k, v in summary.totals.items() if k != "skipped_sources"}
     counts |= {"files_seen": summary.files_seen, "files_new": summary.files_new, "vanished": summary.files_vanished}
@@ -321,7 +329,10 @@ def _ingest_lookup(
     with _state(lake) as state:
         since = first_since(cfg, state, now)
     client = clients("cloudtrail", source.aws)
-    summary = ingest_lookup_events(lake, client, source.region, since, now, source=f"lookup-events:{source.name}")
+    progress = logged_progress(source.name, "events")
+    checkpoint = f"lookup-events:{source.name}"
+    summary = ingest_lookup_events(lake, client, source.region, since, now, source=checkpoint, progress=progress)
+    progress.close()
     counts = {k: v for k, v in summary.totals.items() if k != "skipped_sources"}
     return counts, since.isoformat() if since else None
 
@@ -332,7 +343,9 @@ def _ingest_hsm(
     with _state(lake) as state:
         since = first_since(cfg, state, now)
     hsm = _hsm_source(source, clients, since)
-    stats = run_hsm_ingest(lake, f"cloudhsm:{source.name}", hsm.batches)
+    progress = logged_progress(source.name, "entries")
+    stats = run_hsm_ingest(lake, f"cloudhsm:{source.name}", hsm.batches, progress)
+    progress.close()
     counts = {"entries": stats.entries, "kept": stats.written, "duplicates": stats.duplicates}
     counts["quarantined"] = stats.quarantined
     return counts, since.isoformat() if since else None
