@@ -57,7 +57,7 @@ def test_docs_example_is_valid() -> None:
         ('accounts = ["777788889999"]', 'acounts = ["777788889999"]', "tenants.toml:19: tenant #2: acounts: unknown field; known fields: id, name"),  # noqa: E501
         ('id = "globex"', 'id = "acme"', 'tenants.toml:17: tenant #2: id: duplicate id "acme"'),
         ('id = "globex"\n', "", "tenants.toml:16: tenant #2: id: required"),
-        ('hsm_users = ["acme_cu"]', "hsm_users = [42]", "tenants.toml:11: tenant #1: hsm_users: 42 is not a CloudHSM crypto-user name"),  # noqa: E501
+        ('hsm_users = ["acme_cu"]', "hsm_users = [42]", 'tenants.toml:11: tenant #1: hsm_users: 42 is a TOML int, not a string: quote it, "42"'),  # noqa: E501
         ("2026-11-20T00:00:00Z", "2026-11-20T00:00:00", "tenants.toml:14: tenant #1: revoked_at: must be a TOML date-time with a time zone"),  # noqa: E501
         ("2026-11-20T00:00:00Z", '"2026-11-20"', "tenants.toml:14: tenant #1: revoked_at: must be a TOML date-time"),
         ("2026-11-20T00:00:00Z", "2026-09-01T00:00:00Z", "tenants.toml:14: tenant #1: revoked_at: 2026-09-01T00:00:00+00:00 is not after active_from"),  # noqa: E501
