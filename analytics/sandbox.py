@@ -48,7 +48,8 @@ class ReadOnlyViolation(KeytrailError):
 
 def lock_down(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     """DuckDB's sandbox on `con`, for good: files only under the lake folder (an S3 lake is read by pyarrow, so
-    none), spill files in a private folder DuckDB removes at close, no extensions, configuration locked."""
+    none), spill files in a private folder of $TMPDIR that DuckDB removes at close, no extensions, configuration
+    locked."""
     spill = os.path.join(tempfile.gettempdir(), f"keytrail-duckdb-{secrets.token_hex(8)}")
     folders = [] if lake.remote else [os.path.join(os.path.abspath(lake.root), "")]
     con.execute(f"SET temp_directory = {literal(spill)}")  # else ./.tmp, which DuckDB would allow as well
