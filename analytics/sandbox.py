@@ -35,7 +35,7 @@ from ingest.lake.store import Lake
 # Query nodes of a statement that only reads; anything else in the parse tree (COPY_QUERY_NODE,
 # INSERT_QUERY_NODE, a node type a later DuckDB adds) is refused.
 READ_NODES = {"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"}
-ALLOWED = "only SELECT (also DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN [ANALYZE] of a SELECT run here"
+ALLOWED = "only SELECT, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN [ANALYZE] of a SELECT run here"
 WRITES = {"COPY", "EXPORT"}
 SAVE = "the lake is evidence; save a result with --csv, --json or --parquet FILE, or the SQL page's Download CSV"
 
