@@ -38,11 +38,9 @@ def outside_lake(target: Path | None, lake: str) -> Path | None:
 
 
 def write_relation(
-    rel: duckdb.DuckDBPyRelation | None, fmt: str | None, parquet: Path | None, out: IO[str] | None = None
+    rel: duckdb.DuckDBPyRelation, fmt: str | None, parquet: Path | None, out: IO[str] | None = None
 ) -> int:
     """Run `rel` once and write it as `fmt` (table, json, csv) or to a Parquet file; returns the row count."""
-    if rel is None:  # a statement without a result (SET, CREATE …)
-        return 0
     table = rel.to_arrow_table()
     out = out or sys.stdout
     if parquet is not None:

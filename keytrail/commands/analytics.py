@@ -49,9 +49,10 @@ def sql_command(
     """Run a read-only SQL query over the lake's views (key_operations, usage_daily, tenants, …) and print the
     result. Only SELECT (DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN of one run; files outside the lake stay out of
     reach. Anything else is refused with exit 2: the lake is evidence."""
+    target = outside_lake(parquet, lake)
     con = connect(lake, tenants, memory_limit=memory_limit)
     table, _ = run_read_only(con, query, surface="keytrail sql")
-    write_relation(con.from_arrow(table), fmt, outside_lake(parquet, lake))
+    write_relation(con.from_arrow(table), fmt, target)
 
 
 @cli.command(name="usage")
@@ -66,10 +67,11 @@ def usage_command(
     memory_limit: str, fmt: str | None, parquet: Path | None,
 ) -> None:  # fmt: skip
     """How much a tenant used which keys: operations, failures, first and last use per key and operation."""
+    target = outside_lake(parquet, lake)
     con = connect(lake, tenants, memory_limit=memory_limit)
     require_tenant(con, tenant)
     params = {"tenant": tenant, "since": since and since.date(), "until": until and until.date()}
-    write_relation(run_query(con, "tenant_usage", params), fmt, outside_lake(parquet, lake))
+    write_relation(run_query(con, "tenant_usage", params), fmt, target)
 
 
 @cli.command(name="attribute")
