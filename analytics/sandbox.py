@@ -35,7 +35,7 @@ from ingest.lake.store import Lake
 # Query nodes of a statement that only reads; anything else in the parse tree (COPY_QUERY_NODE,
 # INSERT_QUERY_NODE, a node type a later DuckDB adds) is refused.
 READ_NODES = {"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"}
-ALLOWED = "only SELECT (also DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN [ANALYZE] of a SELECT run here"
+ALLOWED = "only SELECT, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN [ANALYZE] of a SELECT run here"
 WRITES = {"COPY", "EXPORT"}
 SAVE = "the lake is evidence; save a result with --csv, --json or --parquet FILE, or the SQL page's Download CSV"
 
@@ -48,7 +48,8 @@ class ReadOnlyViolation(KeytrailError):
 
 def lock_down(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     """DuckDB's sandbox on `con`, for good: files only under the lake folder (an S3 lake is read by pyarrow, so
-    none), spill files in a private folder DuckDB removes at close, no extensions, configuration locked."""
+    none), spill files in a private folder of $TMPDIR that DuckDB removes at close, no extensions, configuration
+    locked."""
     spill = os.path.join(tempfile.gettempdir(), f"keytrail-duckdb-{secrets.token_hex(8)}")
     folders = [] if lake.remote else [os.path.join(os.path.abspath(lake.root), "")]
     con.execute(f"SET temp_directory = {literal(spill)}")  # else ./.tmp, which DuckDB would allow as well

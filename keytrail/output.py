@@ -108,10 +108,8 @@ def _output(fmt: str | None, as_json: bool, as_csv: bool, parquet: Path | None) 
     return Output(chosen.pop() if chosen else "table", parquet)
 
 
-def write_relation(rel: duckdb.DuckDBPyRelation | None, output: Output = Output(), out: IO[str] | None = None) -> int:
+def write_relation(rel: duckdb.DuckDBPyRelation, output: Output = Output(), out: IO[str] | None = None) -> int:
     """Run `rel` once and write its rows as `output` says; returns the row count."""
-    if rel is None:  # a statement without a result
-        return 0
     return write_table(rel.to_arrow_table(), output, out)
 
 

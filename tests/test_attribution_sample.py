@@ -21,7 +21,8 @@ pytestmark = pytest.mark.skipif(not TRUTH.exists(), reason="sample_logs/ground_t
 @pytest.fixture(scope="session")
 def sample(ingested_sample: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection over the sample lake with the sample tenants and the ground truth as table `truth`."""
-    con = connect(ingested_sample, SAMPLE / "tenants.toml", memory_limit="1GB", read_only=False)  # reads the truth CSV
+    # read_only=False: the ground truth is a file outside the lake, which the read-only sandbox would refuse
+    con = connect(ingested_sample, SAMPLE / "tenants.toml", memory_limit="1GB", read_only=False)
     con.execute(f"CREATE TABLE truth AS SELECT * FROM read_csv('{TRUTH}', all_varchar = true)")
     con.execute("UPDATE truth SET tenant_id = NULLIF(tenant_id, ''), attributed_by = NULLIF(attributed_by, '')")
     yield con

@@ -160,3 +160,35 @@ def test_no_page_asks_an_outside_host(server: tuple[str, Path]) -> None:
     assert hosts == {"127.0.0.1"}, [u for u in requested if urllib.parse.urlsplit(u).hostname != "127.0.0.1"]
     # keytrail's own icon, inlined in the page by Streamlit
     assert icon == "data:image/svg+xml;base64," + base64.b64encode(ICON.read_bytes()).decode()
+
+
+def test_the_sql_page_in_chromium_only_reads(server: tuple[str, Path], tmp_path: Path) -> None:
+    """The bypasses that worked on the SQL page: EXPLAIN ANALYZE COPY wrote a file, EXPLAIN ANALYZE DROP VIEW broke
+    the page for every viewer until a reload. Each is refused in one line; the lake is byte-identical; the next
+    query still runs."""
+    from playwright.sync_api import sync_playwright
+
+    url, lake = server
+    before = {p: p.read_bytes() for p in lake.rglob("*") if p.is_file()}
+    target = tmp_path / "x.csv"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1200})
+        page.goto(f"{url}/sql")
+        settle(page, "SQL")
+        for sql in (f"EXPLAIN ANALYZE COPY (SELECT 1) TO '{target}'", "EXPLAIN ANALYZE DROP VIEW key_operations"):
+            page.get_by_label("Query").fill(sql)
+            page.get_by_role("button", name="Run").click()
+            page.get_by_text("The SQL page runs read-only queries").wait_for(timeout=60_000)
+            settle(page, "SQL")
+        page.screenshot(path=str(ARTIFACTS / "sql-refused.png"), full_page=True)
+        page.get_by_label("Query").fill("SELECT count(*) AS operations FROM key_operations")
+        page.get_by_role("button", name="Run").click()
+        page.get_by_text("1 row", exact=True).wait_for(timeout=60_000)
+        settle(page, "SQL")
+        page.screenshot(path=str(ARTIFACTS / "sql-after-refusals.png"), full_page=True)
+        assert page.locator('[data-testid="stAlert"]').count() == 0
+        browser.close()
+    assert not target.exists()
+    assert {p: p.read_bytes() for p in lake.rglob("*") if p.is_file()} == before

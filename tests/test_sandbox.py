@@ -61,6 +61,8 @@ def bypasses(lake: Path) -> dict[str, str]:
         "copy elsewhere": f"COPY (SELECT 1) TO '{out}/x.csv'",
         "copy through a WITH clause": f"WITH w AS (COPY (SELECT 'x' AS event_id) TO {evil} (FORMAT parquet)) SELECT 1",
         "delete through a WITH clause": "WITH w AS (DELETE FROM tenants RETURNING *) SELECT * FROM w",
+        "summarize a WITH clause that copies": f"SUMMARIZE WITH w AS (COPY (SELECT 1) TO {evil}) SELECT 1",
+        "explain analyze a WITH clause that copies": f"EXPLAIN ANALYZE WITH w AS (COPY (SELECT 1) TO {evil}) SELECT 1",
         "export": f"EXPORT DATABASE '{out}/export'",
         "attach": f"ATTACH '{out}/other.duckdb' AS other",
         "attach a new file": f"ATTACH '{out}/new.duckdb' AS other",

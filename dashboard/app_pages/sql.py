@@ -32,7 +32,7 @@ if run:
 
 if "sql_result" in st.session_state:
     ran, result, truncated = st.session_state["sql_result"]
-    st.caption(f"{len(result):,} rows" + (" (cut off at 10,000)" if truncated else ""))
+    st.caption(f"{len(result):,} row{'' if len(result) == 1 else 's'}" + (" (cut off at 10,000)" if truncated else ""))
     st.dataframe(result, hide_index=True)
     st.download_button(
         "Download CSV",

@@ -46,10 +46,11 @@ def sql_command(query: str, lake: str, tenants: str | None, memory_limit: str, o
     """Run a read-only SQL query over the lake's views (key_operations, usage_daily, tenants, …) and print the
     result. Only SELECT (DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN of one run; files outside the lake stay out of
     reach. Anything else is refused with exit 2: the lake is evidence."""
+    output = outside_lake(output, lake)  # before the query runs
     con = connect(lake, tenants, memory_limit=memory_limit)
     tenants_in_effect(con)
     table, _ = run_read_only(con, query, surface="keytrail sql")
-    write_relation(con.from_arrow(table), outside_lake(output, lake))
+    write_relation(con.from_arrow(table), output)
 
 
 @cli.command(name="usage")
@@ -64,12 +65,13 @@ def usage_command(
     memory_limit: str, output: Output,
 ) -> None:  # fmt: skip
     """How much a tenant used which keys: operations, failures, first and last use per key and operation."""
+    output = outside_lake(output, lake)  # before the query runs
     con = connect(lake, tenants, memory_limit=memory_limit)
     tenants_in_effect(con)
     require_tenant(con, tenant)
     last_day = until and (until - dt.timedelta(microseconds=1)).date()
     params = {"tenant": tenant, "since": since and since.date(), "until": last_day}
-    write_relation(run_query(con, "tenant_usage", params), outside_lake(output, lake))
+    write_relation(run_query(con, "tenant_usage", params), output)
 
 
 @cli.command(name="attribute")
