@@ -175,7 +175,8 @@ def _select(name: str) -> str:
         f"round({col}, 3)::{kind} AS {col}" if kind == "DOUBLE" else f"{col}::{kind} AS {col}"
         for col, kind in COLUMNS.items()
     )
-    return f"SELECT {cols} FROM (\n{detector_sql(name)}\n)"
+    # ordered by every column, so a detector gives the same rows in the same order on every run and thread count
+    return f"SELECT {cols} FROM (\n{detector_sql(name)}\n) ORDER BY ALL"
 
 
 def run_detector(

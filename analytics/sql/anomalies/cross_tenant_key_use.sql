@@ -43,6 +43,6 @@ SELECT 'cross_tenant_key_use' AS detector, 'critical' AS severity,
               victim_tenant_id, count(DISTINCT usage_id),
               strftime(min(event_time), '%Y-%m-%d %H:%M:%S'), strftime(max(event_time), '%Y-%m-%d %H:%M:%S'))
            AS explanation,
-       list(event_id ORDER BY event_time)[1:$evidence_limit] AS evidence
+       list(event_id ORDER BY event_time, event_id)[1:$evidence_limit] AS evidence
 FROM conflicts
 GROUP BY victim_tenant_id, key, principal, caller_tenant_id

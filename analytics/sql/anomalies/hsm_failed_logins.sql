@@ -40,7 +40,7 @@ SELECT 'hsm_failed_logins' AS detector,
               coalesce(b.user_name, '(unknown)'), b.cluster_id, b.failures,
               strftime(min(n.event_time), '%Y-%m-%d %H:%M:%S'), strftime(max(n.event_time), '%H:%M:%S'))
            AS explanation,
-       list(n.event_id ORDER BY n.event_time)[1:$evidence_limit] AS evidence
+       list(n.event_id ORDER BY n.event_time, n.event_id)[1:$evidence_limit] AS evidence
 FROM bursts b
 JOIN numbered n
   ON n.cluster_id IS NOT DISTINCT FROM b.cluster_id AND n.user_name IS NOT DISTINCT FROM b.user_name

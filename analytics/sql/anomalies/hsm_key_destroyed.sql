@@ -23,13 +23,13 @@ user_tenant AS (
     FROM (SELECT tenant_id, unnest(hsm_users) AS principal FROM tenants) GROUP BY ALL
 )
 SELECT 'hsm_key_destroyed' AS detector, 'high' AS severity,
-       coalesce(k.tenant_id, u.tenant_id) AS tenant_id, n.key, any_value(n.principal) AS principal,
+       coalesce(k.tenant_id, u.tenant_id) AS tenant_id, n.key, min(n.principal) AS principal,
        min(n.event_time) AS window_start, max(n.event_time) AS window_end,
        1 AS observed, 0 AS expected, 1 AS score,
        format('Key handle {} was destroyed on CloudHSM cluster {} by {} at {} UTC.', n.key_handle, n.cluster_id,
-              coalesce(any_value(n.principal), 'an unknown user'), strftime(min(n.event_time), '%Y-%m-%d %H:%M:%S'))
+              coalesce(min(n.principal), 'an unknown user'), strftime(min(n.event_time), '%Y-%m-%d %H:%M:%S'))
            AS explanation,
-       list(n.event_id ORDER BY n.event_time)[1:$evidence_limit] AS evidence
+       list(n.event_id ORDER BY n.event_time, n.event_id)[1:$evidence_limit] AS evidence
 FROM numbered n
 LEFT JOIN key_tenant k ON k.key = n.key
 LEFT JOIN user_tenant u ON u.principal = n.principal

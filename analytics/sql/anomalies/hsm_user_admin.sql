@@ -23,7 +23,7 @@ user_tenant AS (
 SELECT 'hsm_user_admin' AS detector,
        CASE WHEN n.opcode IN ('CN_DELETE_USER', 'CN_CREATE_CO') THEN 'high' ELSE 'medium' END AS severity,
        coalesce(t.tenant_id, a.tenant_id) AS tenant_id, NULL AS key,
-       coalesce(any_value(n.session_user_name), n.user_name) AS principal,
+       coalesce(min(n.session_user_name), n.user_name) AS principal,
        min(n.event_time) AS window_start, max(n.event_time) AS window_end,
        1 AS observed, 0 AS expected, 1 AS score,
        format('{} {} on CloudHSM cluster {} at {} UTC{}.',
@@ -34,8 +34,8 @@ SELECT 'hsm_user_admin' AS detector,
                             WHEN 'CN_CHANGE_PSWD' THEN 'A password was changed for user'
                             ELSE n.opcode || ' for user' END,
               coalesce(n.user_name, '(unnamed)'), n.cluster_id, strftime(min(n.event_time), '%Y-%m-%d %H:%M:%S'),
-              coalesce(', by ' || any_value(n.session_user_name), '')) AS explanation,
-       list(n.event_id ORDER BY n.event_time)[1:$evidence_limit] AS evidence
+              coalesce(', by ' || min(n.session_user_name), '')) AS explanation,
+       list(n.event_id ORDER BY n.event_time, n.event_id)[1:$evidence_limit] AS evidence
 FROM numbered n
 LEFT JOIN user_tenant t ON t.principal = n.user_name
 LEFT JOIN user_tenant a ON a.principal = n.session_user_name

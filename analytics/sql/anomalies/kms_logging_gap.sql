@@ -45,7 +45,7 @@ silences AS (
 ),
 gaps AS (
     SELECT s.account, s.region, s.silence_start, s.silence_end, count(*) AS lost,
-           list(m.h ORDER BY m.event_time)[1:$evidence_limit] AS evidence_hashes
+           list(m.h ORDER BY m.event_time, m.h)[1:$evidence_limit] AS evidence_hashes
     FROM silences s
     JOIN missing m
       ON m.account = s.account AND m.region = s.region
@@ -58,7 +58,7 @@ gaps AS (
 ),
 evidence AS (
     -- the copies that were delivered, for the few lost calls shown as evidence
-    SELECT g.account, g.region, g.silence_start, list(k.event_id ORDER BY k.event_time) AS evidence
+    SELECT g.account, g.region, g.silence_start, list(k.event_id ORDER BY k.event_time, k.event_id) AS evidence
     FROM gaps g, unnest(g.evidence_hashes) u(h)
     JOIN kms_events k ON hash(k.shared_event_id) = u.h AND k.shared_event_id IS NOT NULL
     GROUP BY ALL

@@ -19,7 +19,7 @@ SELECT 'unattributed_operation' AS detector,
               array_to_string(list_sort(list(DISTINCT operation)), '/'),
               CASE WHEN key IS NULL THEN 'no key' ELSE 'key ' || key END,
               strftime(min(event_time), '%Y-%m-%d %H:%M:%S')) AS explanation,
-       list(event_id ORDER BY event_time)[1:$evidence_limit] AS evidence
+       list(event_id ORDER BY event_time, event_id)[1:$evidence_limit] AS evidence
 FROM key_operations
 WHERE tenant_id IS NULL AND attributed_by IS NULL
   AND list_contains($unattributed_operation_classes, operation_class)

@@ -30,12 +30,12 @@ SELECT 'use_outside_access_window' AS detector,
        count(DISTINCT usage_id) AS observed, 0 AS expected, count(DISTINCT usage_id) AS score,
        CASE WHEN bool_or(after_revocation)
             THEN format('Tenant {} used a key {} times after its access was revoked at {} UTC (first at {} UTC, {}).',
-                        tenant_id, count(DISTINCT usage_id), strftime(any_value(revoked_at), '%Y-%m-%d %H:%M:%S'),
-                        strftime(min(event_time), '%Y-%m-%d %H:%M:%S'), arg_min(operation, event_time))
+                        tenant_id, count(DISTINCT usage_id), strftime(min(revoked_at), '%Y-%m-%d %H:%M:%S'),
+                        strftime(min(event_time), '%Y-%m-%d %H:%M:%S'), arg_min(operation, (event_time, operation)))
             ELSE format('Tenant {} used a key {} times before its access began at {} UTC (first at {} UTC, {}).',
-                        tenant_id, count(DISTINCT usage_id), strftime(any_value(active_from), '%Y-%m-%d %H:%M:%S'),
-                        strftime(min(event_time), '%Y-%m-%d %H:%M:%S'), arg_min(operation, event_time))
+                        tenant_id, count(DISTINCT usage_id), strftime(min(active_from), '%Y-%m-%d %H:%M:%S'),
+                        strftime(min(event_time), '%Y-%m-%d %H:%M:%S'), arg_min(operation, (event_time, operation)))
        END AS explanation,
-       list(event_id ORDER BY event_time)[1:$evidence_limit] AS evidence
+       list(event_id ORDER BY event_time, event_id)[1:$evidence_limit] AS evidence
 FROM outside
 GROUP BY tenant_id, key, principal, run

@@ -20,7 +20,7 @@ hourly AS MATERIALIZED (
     -- (grouped under a 64-bit hash of the series: cheaper than comparing key ARNs per event)
     SELECT any_value(tenant_id) AS tenant_id, any_value(key) AS key, any_value(operation) AS operation, hour,
            count(*) AS n, min(principal) AS min_principal, max(principal) AS max_principal,
-           arg_min(event_id, event_time, $evidence_limit) AS first_ids
+           arg_min(event_id, (event_time, event_id), $evidence_limit) AS first_ids
     FROM ops GROUP BY hash(tenant_id, key, operation), hour
 ),
 series AS (
