@@ -905,10 +905,14 @@ class Generator:
         ident = self.ident_of("globex-worker", ws)
         ids = self.case("EB-globex-access-denied", "error_burst", "globex", key_arn("initech-data"), ident["arn"],
                         ws, ws + 1200)  # fmt: skip
+        # globex's principal refused on initech's key: also a denied cross-tenant attempt
+        tried = self.case("CT-globex-denied-initech-key", "cross_tenant_key_use", "globex", key_arn("initech-data"),
+                          ident["arn"], ws, ws + 1200)  # fmt: skip
         msg = (f"User: {ident['arn']} is not authorized to perform: kms:Decrypt on resource: {key_arn('initech-data')} "
                "because no resource-based policy allows the kms:Decrypt action")  # fmt: skip
         ids += self.burst("globex-worker", "initech-data", "Decrypt", ws, 20, 120, ident=ident, ec={},
                           error=("AccessDenied", msg))  # fmt: skip
+        tried += ids
 
     def hooli_denied_burst(self) -> None:
         ws = at("11-23", "03:00")
