@@ -64,8 +64,14 @@ evidence AS (
     GROUP BY ALL
 ),
 account_tenant AS (
+    -- the tenant whose trail it is: the account is in its `accounts`, or spelled out by its principal patterns
+    -- (a tenant declared by role patterns only); an account two tenants name stays unnamed
     SELECT account, CASE WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id) END AS tenant_id
-    FROM (SELECT tenant_id, unnest(accounts) AS account FROM tenants) GROUP BY ALL
+    FROM (SELECT tenant_id, unnest(accounts) AS account FROM tenants
+          UNION ALL
+          SELECT tenant_id, split_part(unnest(principals), ':', 5) FROM tenants)
+    WHERE regexp_full_match(account, '\d{12}')
+    GROUP BY ALL
 )
 SELECT 'kms_logging_gap' AS detector, 'high' AS severity, t.tenant_id, NULL AS key, NULL AS principal,
        g.silence_start AS window_start, g.silence_end AS window_end,
