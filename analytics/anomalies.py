@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "drop_min_hourly": 2.0,  # a silent hour counts when the tenant's baseline for it is at least this
     "drop_min_hours": 3,  # consecutive silent busy hours that make a drop
     "drop_min_expected": 20.0,  # operations the silent hours together should have had
+    "drop_max_odds": 1e-3,  # the run's silence odds from the tenant's own past (product of each hour's share)
     # error_burst
     "error_code_pattern": "AccessDenied|Throttling|InvalidState|Disabled|KeyUnavailable|NotFound|"
     "InvalidCiphertext|IncorrectKey|InvalidGrant|InvalidKeyUsage|LimitExceeded",
