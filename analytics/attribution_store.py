@@ -40,7 +40,7 @@ STORE_DIR = "_attribution"
 # What is stored per day, in the order it is computed (attributed_usage needs the maps lake_refs feeds).
 STORED = ("lake_refs", "attributed_usage")
 # Lake-derived maps whose content changes the attribution of days already stored.
-LAKE_MAPS = ("key_map", "hsm_orphan_sessions")
+LAKE_MAPS = ("key_map", "context_map", "hsm_orphan_sessions", "hsm_key_map")
 
 
 def store_dir(lake: Lake) -> Path:
