@@ -5,7 +5,7 @@
    Each attribution rule's own verdict comes from key_operations: the caller's tenant is principal_tenant_id,
    else account_tenant_id; the key's is key_tenant_id; the context's is context_tenant_id. For CloudHSM the
    caller is the crypto user (tenant_id when attributed by hsm_user/hsm_session) and the key is the tenant's
-   when `hsm:<cluster>:<handle>` is in its keys. */
+   when `hsm:<cluster>:<handle>` is in its keys or backs one of its custom-key-store keys (key_tenant_id). */
 WITH tenant_keys AS (
     SELECT tenant_id, unnest(keys) AS key FROM tenants
 ),
@@ -21,11 +21,11 @@ uses AS (
       AND ($score_to::TIMESTAMPTZ IS NULL OR event_time < $score_to::TIMESTAMPTZ)
     UNION ALL
     SELECT o.event_id, o.usage_id, o.event_time, o.key, o.principal, o.success, o.error_code, o.tenant_id,
-           k.tenant_id, NULL
+           coalesce(o.key_tenant_id, k.tenant_id), NULL
     FROM key_operations o
-    JOIN tenant_keys k ON k.key = o.key
+    LEFT JOIN tenant_keys k ON k.key = o.key
     WHERE o.source = 'cloudhsm' AND o.attributed_by IN ('hsm_user', 'hsm_session')
-      AND k.tenant_id <> o.tenant_id
+      AND coalesce(o.key_tenant_id, k.tenant_id) <> o.tenant_id
       AND ($score_from::TIMESTAMPTZ IS NULL OR o.event_time >= $score_from::TIMESTAMPTZ)
       AND ($score_to::TIMESTAMPTZ IS NULL OR o.event_time < $score_to::TIMESTAMPTZ)
 ),
