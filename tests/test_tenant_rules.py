@@ -142,7 +142,7 @@ def test_hsm_key_handles_feed_cross_tenant_use_and_key_destruction(tmp_path: Pat
 def test_the_stored_signature_follows_the_backing_keys_not_new_context_values(tmp_path: Path) -> None:
     """A late CreateKey ties a handle that stored CloudHSM days used: they must be attributed again. A new context
     value matching a glob only ever comes with a new day's files."""
-    con = lake(tmp_path, kms=[kms_row(event_id="a", encryption_context={"customer": "acme"})])
+    con = lake(tmp_path, kms=[kms_row(event_id="a", key_arn=STORE_KEY, encryption_context={"customer": "acme"})])
     before = basis(con, "attributed_usage")
     write_events(tmp_path / "lake", kms=[kms_row(event_id="b", encryption_context={"customer": "acme-eu-1"})])
     con = connect(tmp_path / "lake", tmp_path / "tenants.toml", memory_limit="500MB")
