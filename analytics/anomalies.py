@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "drop_min_hourly": 2.0,  # a silent hour counts when the tenant's baseline for it is at least this
     "drop_min_hours": 3,  # consecutive silent busy hours that make a drop
     "drop_min_expected": 20.0,  # operations the silent hours together should have had
+    "drop_max_odds": 1e-3,  # the run's silence odds from the tenant's own past (product of each hour's share)
     # error_burst
     "error_code_pattern": "AccessDenied|Throttling|InvalidState|Disabled|KeyUnavailable|NotFound|"
     "InvalidCiphertext|IncorrectKey|InvalidGrant|InvalidKeyUsage|LimitExceeded",
@@ -175,7 +176,8 @@ def _select(name: str) -> str:
         f"round({col}, 3)::{kind} AS {col}" if kind == "DOUBLE" else f"{col}::{kind} AS {col}"
         for col, kind in COLUMNS.items()
     )
-    return f"SELECT {cols} FROM (\n{detector_sql(name)}\n)"
+    # ordered by every column, so a detector gives the same rows in the same order on every run and thread count
+    return f"SELECT {cols} FROM (\n{detector_sql(name)}\n) ORDER BY ALL"
 
 
 def run_detector(

@@ -25,7 +25,7 @@ from ingest.lake.store import DEFAULT_LAKE, Lake
 
 MAPS = (
     "aliases", "primary_copies", "identity_map", "key_map", "context_map", "hsm_user_map",
-    "hsm_orphan_sessions", "operation_classes",
+    "hsm_orphan_sessions", "hsm_key_map", "operation_classes",
 )  # fmt: skip
 # Stored per day once attributed (analytics/attribution_store.py), else computed: lake_refs before the maps,
 # attributed_usage between these two groups of views.
@@ -81,6 +81,7 @@ def refresh(con: duckdb.DuckDBPyConnection, lake: str | os.PathLike[str] | Lake 
     ).fetchall()
     con.execute(f"CREATE OR REPLACE MACRO in_tenant_window(tenant, ts) AS {tenant_window_sql(windows)}")
     register_stored(con, days, "lake_refs", kind="TABLE")  # read by three maps: scan the lake once
+    register_context_probes(con)
     for name in MAPS:
         con.execute(f"CREATE OR REPLACE TABLE {name} AS {load_sql(name)}")
     for name in ATTRIBUTION_VIEWS:
@@ -88,6 +89,14 @@ def refresh(con: duckdb.DuckDBPyConnection, lake: str | os.PathLike[str] | Lake 
     register_stored(con, days, "attributed_usage")
     for name in USAGE_VIEWS:
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {load_sql(name)}")
+
+
+def register_context_probes(con: duckdb.DuckDBPyConnection) -> None:
+    """The table `context_probes` that glob context rules are resolved against: the lake's distinct probes when a
+    rule has a glob (one scan of the encryption contexts), else empty (no scan)."""
+    globs = con.sql("SELECT count(*) FROM tenant_rules WHERE kind = 'context' AND regexp_matches(value, '[*?\\[]')")
+    probes = load_sql("context_probes") if globs.fetchall()[0][0] else "SELECT NULL::VARCHAR AS pair LIMIT 0"
+    con.execute(f"CREATE OR REPLACE TABLE context_probes AS {probes}")
 
 
 def context_pair_sql(keys: list[str]) -> str:

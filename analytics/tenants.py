@@ -23,15 +23,32 @@ DEFAULT_PRICE_PER_10K = 0.03  # USD, the published KMS price per 10,000 requests
 ENV_VAR = "KEYTRAIL_TENANTS"
 # In the lake's state folder: the tenants file the lake was last attributed with.
 REMEMBERED = "tenants.json"
-# The list fields of a tenant: what each item must look like, and the hint an error gives.
+# The list fields of a tenant: what each item must look like, and the hint an error gives. An item that does not
+# fit could never match what AWS writes (e.g. "arn:aws:iam:7777…", one colon short), so it is refused, not ignored.
+_ACCOUNT = r"(\d{12}|[\d*?]*[*?][\d*?]*)"  # 12 digits, or a glob of digits
 LIST_FIELDS: dict[str, tuple[re.Pattern[str], str]] = {
     "accounts": (re.compile(r"\d{12}"), 'a 12-digit AWS account id, e.g. "444455556666"'),
-    "principals": (re.compile(r"arn:.+"), 'an ARN or glob, e.g. "arn:aws:iam::444455556666:role/acme-*"'),
-    "keys": (
-        re.compile(r"arn:aws[a-z-]*:kms:.*|alias/.+|(mrk-)?[0-9a-f-]{32,36}"),
-        'a key ARN, key id, alias ("alias/acme-data") or alias ARN',
+    "principals": (
+        re.compile(
+            rf"arn:aws[a-z-]*:(iam::{_ACCOUNT}:(root|(user|role)/\S+)|sts::{_ACCOUNT}:(assumed-role|federated-user)/\S+)"
+        ),
+        "an IAM ARN or glob that CloudTrail can write: arn:aws:iam::<12-digit account>:role/<name> (two colons "
+        "before the account; also user/<name>, root, or sts::<account>:assumed-role/<role>/<session>), "
+        'e.g. "arn:aws:iam::444455556666:role/acme-*"',
     ),
-    "hsm_users": (re.compile(r"\S+"), 'a CloudHSM crypto-user name, e.g. "acme_cu"'),
+    "keys": (
+        re.compile(
+            rf"arn:aws[a-z-]*:kms:[a-z0-9*?-]+:{_ACCOUNT}:(key|alias)/\S+|alias/\S+|(mrk-)?[0-9a-f-]{{32,36}}"
+            r"|hsm:cluster-[a-z0-9]+:\d+"
+        ),
+        'a key ARN, key id, alias ("alias/acme-data") or alias ARN (arn:aws:kms:<region>:<12-digit account>:key/<id>), '
+        'or a CloudHSM key handle "hsm:<cluster id>:<handle>", e.g. "hsm:cluster-2kf8vwnq3xa:262207"',
+    ),
+    "hsm_users": (
+        re.compile(r"(cluster-[a-z0-9]+/)?[^/\s]+"),
+        'a CloudHSM crypto-user name, e.g. "acme_cu", or "<cluster id>/<name>" for the user of one cluster, '
+        'e.g. "cluster-2kf8vwnq3xa/acme_cu"',
+    ),
     "custom_key_stores": (re.compile(r"cks-\w+"), 'a custom key store id, e.g. "cks-1234567890abcdef0"'),
 }
 TENANT_FIELDS = ("id", "name", *LIST_FIELDS, "encryption_context", "active_from", "revoked_at")
@@ -222,10 +239,18 @@ class _Checker:
         return tuple(value)
 
     def context(self, i: int, raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        """Pairs (key, value or glob); a key listing several values gives one pair each."""
         value = raw.get("encryption_context", {})
-        if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
-            raise self.error(i, "encryption_context", 'must be a table of strings, e.g. { tenant_id = "acme" }')
-        return tuple(sorted(value.items()))
+        lists = {k: v if isinstance(v, list) else [v] for k, v in value.items()} if isinstance(value, dict) else {}
+        strings = all(v and all(isinstance(x, str) and x for x in v) for v in lists.values())
+        if not isinstance(value, dict) or not strings:
+            raise self.error(
+                i,
+                "encryption_context",
+                'must be a table of strings or lists of strings (globs allowed), e.g. { tenant_id = "acme" } '
+                'or { customer = ["nimbus", "nimbus-*"] }',
+            )
+        return tuple(sorted((k, x) for k, v in lists.items() for x in v))
 
     def time(self, i: int, raw: dict[str, Any], key: str) -> dt.datetime | None:
         value = raw.get(key)
@@ -249,7 +274,7 @@ def tenants_table(tenants: Tenants) -> pa.Table:
             "accounts": pa.array([list(t.accounts) for t in ts], strings),
             "principals": pa.array([list(t.principals) for t in ts], strings),
             "keys": pa.array([list(t.keys) for t in ts], strings),
-            "encryption_context": pa.array([list(t.encryption_context) for t in ts], pa.map_(pa.string(), pa.string())),
+            "encryption_context": pa.array([_context_lists(t) for t in ts], pa.map_(pa.string(), strings)),
             "hsm_users": pa.array([list(t.hsm_users) for t in ts], strings),
             "custom_key_stores": pa.array([list(t.custom_key_stores) for t in ts], strings),
             "active_from": pa.array([t.active_from for t in ts], TS),
@@ -257,6 +282,12 @@ def tenants_table(tenants: Tenants) -> pa.Table:
             "position": pa.array(range(len(ts)), pa.int32()),
         }
     )
+
+
+def _context_lists(tenant: Tenant) -> list[tuple[str, list[str]]]:
+    """A tenant's context pairs as key → its values (the `tenants` view's map)."""
+    keys = dict.fromkeys(k for k, _ in tenant.encryption_context)
+    return [(k, [v for key, v in tenant.encryption_context if key == k]) for k in keys]
 
 
 def rules_table(tenants: Tenants) -> pa.Table:

@@ -905,10 +905,14 @@ class Generator:
         ident = self.ident_of("globex-worker", ws)
         ids = self.case("EB-globex-access-denied", "error_burst", "globex", key_arn("initech-data"), ident["arn"],
                         ws, ws + 1200)  # fmt: skip
+        # globex's principal refused on initech's key: also a denied cross-tenant attempt
+        tried = self.case("CT-globex-denied-initech-key", "cross_tenant_key_use", "globex", key_arn("initech-data"),
+                          ident["arn"], ws, ws + 1200)  # fmt: skip
         msg = (f"User: {ident['arn']} is not authorized to perform: kms:Decrypt on resource: {key_arn('initech-data')} "
                "because no resource-based policy allows the kms:Decrypt action")  # fmt: skip
         ids += self.burst("globex-worker", "initech-data", "Decrypt", ws, 20, 120, ident=ident, ec={},
                           error=("AccessDenied", msg))  # fmt: skip
+        tried += ids
 
     def hooli_denied_burst(self) -> None:
         ws = at("11-23", "03:00")
@@ -1141,6 +1145,7 @@ class Generator:
             self.hsm_logout(entries, s, t, tag)
             return
         s = self.hsm_login(entries, t, "kmsuser", "CU", "", by="kms_service", tag=tag)
+        first = len(entries)
         if kind == "create":
             self.hsm_generate(entries, s, t + 0.25, handle, tag)
         elif kind == "destroy":
@@ -1149,8 +1154,16 @@ class Generator:
             for i in range(len(HSMS)):
                 entries.append([t + 0.2 + i * 0.004, i, "CN_DESTROY_OBJECT", s["cmd"][i], OK, "key", (handle, 0), "",
                                 "kms_service", ids])  # fmt: skip
+        owner = self.backing_owner(handle)
+        for e in entries[first:] if owner else []:
+            e[7], e[8] = owner, "key"  # kmsuser's work on a tenant's backing key is that tenant's
         if kind != "connect":
             self.hsm_logout(entries, s, t + 0.9, tag)
+
+    def backing_owner(self, handle: int) -> str:
+        """The tenant whose custom-key-store key (created in the sample) `handle` backs, or ""."""
+        name = next((k for k, (h, _) in self.cks_handles.items() if h == handle), None)
+        return next((t["id"] for t in TENANTS if name and key_arn(name) in t["keys"]), "")
 
     def format_entry(self, e: list[Any], seq: int, rc: int, sep: str) -> str:
         ts, _, op, handle, resp, kind, detail = e[:7]

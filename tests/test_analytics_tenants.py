@@ -102,3 +102,69 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         match=r"cannot read tenants file .*nope.toml \(--tenants\): No such file or directory\. Pass --tenants",
     ):
         load_tenants(tmp_path / "nope.toml")
+
+
+NEVER_MATCHES = [
+    (
+        'principals = ["arn:aws:iam::444455556666:role/acme-*"]',
+        'principals = ["arn:aws:iam:777788889999:role/app"]',
+        "tenants.toml:8: tenant #1: principals: 'arn:aws:iam:777788889999:role/app' is not an IAM ARN or glob that "
+        "CloudTrail can write: arn:aws:iam::<12-digit account>:role/<name> (two colons before the account; also "
+        "user/<name>, root, or sts::<account>:assumed-role/<role>/<session>), "
+        'e.g. "arn:aws:iam::444455556666:role/acme-*"',
+    ),
+    (
+        'principals = ["arn:aws:iam::444455556666:role/acme-*"]',
+        'principals = ["arn:aws:iam::4444-5555:role/app"]',
+        "tenants.toml:8: tenant #1: principals: 'arn:aws:iam::4444-5555:role/app' is not an IAM ARN",
+    ),
+    (
+        '"alias/acme-data"',
+        '"arn:aws:kms:us-east-1:1111:key/1234abcd-12ab-34cd-56ef-1234567890ab"',
+        "tenants.toml:9: tenant #1: keys: 'arn:aws:kms:us-east-1:1111:key/1234abcd-12ab-34cd-56ef-1234567890ab' is not "
+        'a key ARN, key id, alias ("alias/acme-data") or alias ARN (arn:aws:kms:<region>:<12-digit account>:key/<id>), '
+        'or a CloudHSM key handle "hsm:<cluster id>:<handle>", e.g. "hsm:cluster-2kf8vwnq3xa:262207"',
+    ),
+    ('"alias/acme-data"', '"hsm:262207"', "tenants.toml:9: tenant #1: keys: 'hsm:262207' is not a key ARN"),
+    (
+        'hsm_users = ["acme_cu"]',
+        'hsm_users = ["2kf8vwnq3xa/acme_cu"]',
+        "tenants.toml:11: tenant #1: hsm_users: '2kf8vwnq3xa/acme_cu' is not a CloudHSM crypto-user name, e.g. "
+        '"acme_cu", or "<cluster id>/<name>" for the user of one cluster, e.g. "cluster-2kf8vwnq3xa/acme_cu"',
+    ),
+    (
+        '{ tenant_id = "acme" }',
+        "{ tenant_id = [] }",
+        "tenants.toml:10: tenant #1: encryption_context: must be a table of strings or lists of strings (globs "
+        'allowed), e.g. { tenant_id = "acme" } or { customer = ["nimbus", "nimbus-*"] }',
+    ),
+]
+
+
+@pytest.mark.parametrize(("replace", "by", "message"), NEVER_MATCHES)
+def test_a_rule_that_could_never_match_is_refused_with_its_line_and_fix(replace: str, by: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_tenants(GOOD.replace(replace, by, 1))
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_new_rule_shapes_parse() -> None:
+    """HSM key handles, cluster-scoped crypto users, several and glob context values, roles with a path and
+    account globs are all accepted."""
+    extra = """
+[[tenant]]
+id = "nimbus"
+accounts = ["123456789012", "210987654321"]
+principals = ["arn:aws:iam::*:role/nimbus-*", "arn:aws:iam::123456789012:role/service-role/nimbus-etl"]
+keys = ["hsm:cluster-2kf8vwnq3xa:262207", "arn:aws:kms:*:123456789012:key/*"]
+hsm_users = ["cluster-2kf8vwnq3xa/nimbus_cu"]
+encryption_context = { customer = ["nimbus", "nimbus-eu-*"], tenant_id = "nimbus" }
+"""
+    nimbus = parse_tenants(GOOD + extra).tenants[2]
+    assert nimbus.keys == ("hsm:cluster-2kf8vwnq3xa:262207", "arn:aws:kms:*:123456789012:key/*")
+    assert nimbus.hsm_users == ("cluster-2kf8vwnq3xa/nimbus_cu",)
+    assert nimbus.encryption_context == (
+        ("customer", "nimbus"),
+        ("customer", "nimbus-eu-*"),
+        ("tenant_id", "nimbus"),
+    )

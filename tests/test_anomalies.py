@@ -4,8 +4,9 @@ Each case file names its detector and lists cases: input rows per relation (only
 rest take defaults) and the expected findings (only the fields given are compared). A row may carry `repeat:`
 to stand for many events — `{start, end, per_hour}` spreads `per_hour` events evenly over every UTC hour in
 [start, end), optionally only the UTC `hours:` and `weekdays:` (0 = Monday) listed — so a baseline of weeks stays
-a few readable lines. In a repeated row, `{i}` in a text value is the event's number within the row (two rows
-with `shared_event_id: "s-{i}"` are the two copies of the same cross-account calls).
+a few readable lines; `sessions:` instead draws a seeded tenant that works in sessions (sample_logs/sessions.py).
+In a repeated row, `{i}` in a text value is the event's number within the row (two rows with
+`shared_event_id: "s-{i}"` are the two copies of the same cross-account calls).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import yaml
 from analytics import anomalies
 from ingest.errors import ConfigError
 from ingest.lake.schema import HSM_EVENTS, KMS_EVENTS
+from sample_logs.sessions import Sessions, session_times
 
 CASES_DIR = Path(__file__).parent / "cases"
 UTC = dt.UTC
@@ -85,17 +87,8 @@ def expand_rows(table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         row = {k: _utc(v) for k, v in row.items()}
-        repeat = row.pop("repeat", None)
-        if repeat is None:
-            times = [row.get("event_time")]
-        else:
-            start, end, per_hour = _utc(repeat["start"]), _utc(repeat["end"]), int(repeat["per_hour"])
-            hours = int((end - start).total_seconds() // 3600)
-            step = dt.timedelta(seconds=3600 / max(per_hour, 1))
-            starts = [start + dt.timedelta(hours=h) for h in range(hours)]
-            starts = [h for h in starts if h.hour in repeat.get("hours", range(24))]
-            starts = [h for h in starts if h.weekday() in repeat.get("weekdays", range(7))]
-            times = [h + i * step for h in starts for i in range(per_hour)]
+        repeat = row.pop("repeat", None) or row.pop("sessions", None)
+        times = [row.get("event_time")] if repeat is None else _times(repeat)
         for i, when in enumerate(times):
             event = {**ROW_DEFAULTS.get(table, {}), **row}
             if repeat is not None:
@@ -113,6 +106,24 @@ def expand_rows(table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 event.setdefault("usage_id", event["event_id"])
             out.append(event)
     return out
+
+
+def _times(repeat: dict[str, Any]) -> list[dt.datetime]:
+    """The event times of a `repeat:` row, or of a `sessions:` row (sample_logs/sessions.py: a seeded tenant
+    working in sessions; `seed`, `per_day`, `size`, `hours`, `weekdays`, `day_off` as in `Sessions`)."""
+    start, end = _utc(repeat["start"]), _utc(repeat["end"])
+    if "seed" in repeat:
+        shape = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in repeat.items() if k not in ("start", "end", "seed")
+        }
+        return session_times(start, end, repeat["seed"], Sessions(**shape))
+    per_hour = int(repeat["per_hour"])
+    hours = int((end - start).total_seconds() // 3600)
+    step = dt.timedelta(seconds=3600 / max(per_hour, 1))
+    starts = [start + dt.timedelta(hours=h) for h in range(hours)]
+    starts = [h for h in starts if h.hour in repeat.get("hours", range(24))]
+    starts = [h for h in starts if h.weekday() in repeat.get("weekdays", range(7))]
+    return [h + i * step for h in starts for i in range(per_hour)]
 
 
 def load_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, list[dict[str, Any]]]) -> None:
@@ -185,21 +196,45 @@ def _matches(found: dict[str, Any], want: dict[str, Any]) -> bool:
     return True
 
 
+def _pairing(found: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> bool:
+    """Whether each wanted finding matches a different finding (tried every way, not greedily: two findings of
+    one case may both fit a loose expectation)."""
+    if not wanted:
+        return True
+    return any(_matches(f, wanted[0]) and _pairing(found[:i] + found[i + 1 :], wanted[1:]) for i, f in enumerate(found))
+
+
 @pytest.mark.parametrize(("detector", "settings", "case"), CASES, ids=[f"{d}: {c['name']}" for d, _, c in CASES])
 def test_detector_case(detector: str, settings: dict[str, Any], case: dict[str, Any]) -> None:
     con = fresh_connection(case.get("tables"))
     found = anomalies.run_detector(con, detector, {**settings, **case.get("settings", {})}).to_pylist()
     expected = case["expect"]
     assert len(found) == len(expected), found
-    unmatched = list(found)
-    for want in expected:
-        hit = next((f for f in unmatched if _matches(f, want)), None)
-        assert hit is not None, f"no finding matches {want}; found {unmatched}"
-        unmatched.remove(hit)
+    assert _pairing(found, expected), f"the findings do not match {expected} one to one; found {found}"
     for f in found:
         assert f["detector"] == detector
         assert f["severity"] in anomalies.SEVERITIES
         assert f["explanation"] and f["explanation"].endswith(".")
+
+
+POSITIVE = [(d, s, c) for d, s, c in CASES if c["expect"]]
+
+
+@pytest.mark.parametrize(("detector", "settings", "case"), POSITIVE, ids=[f"{d}: {c['name']}" for d, _, c in POSITIVE])
+def test_detector_gives_the_same_findings_on_every_run_and_thread_count(
+    detector: str, settings: dict[str, Any], case: dict[str, Any]
+) -> None:
+    """Stable finding ids need identical findings, in the same order, however DuckDB splits the work:
+    verify_parallelism makes it split even these small tables into parallel tasks."""
+    con = fresh_connection(case.get("tables"))
+    con.execute("PRAGMA verify_parallelism")
+    results = set()
+    for threads in (1, 2, 4):
+        con.execute(f"SET threads = {threads}")
+        for _ in range(5):
+            found = anomalies.run_detector(con, detector, {**settings, **case.get("settings", {})})
+            results.add(repr(found.to_pylist()))
+    assert len(results) == 1, f"{len(results)} different results: {sorted(results)}"
 
 
 @pytest.mark.parametrize("detector", anomalies.detector_names())

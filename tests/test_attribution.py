@@ -129,7 +129,8 @@ def test_conflicting_evidence_stays_queryable(tmp_path: Path) -> None:
         (f"arn:aws:sts::{ACME_ACCT}:assumed-role/acme-etl/job-1", f"arn:aws:iam::{ACME_ACCT}:role/acme-etl", "acme"),
         (f"arn:aws:iam::{ACME_ACCT}:role/acme-", None, "acme"),  # `*` matches the empty string
         (f"arn:aws:sts::{ACME_ACCT}:assumed-role/other/acme-x", f"arn:aws:iam::{ACME_ACCT}:role/other", None),
-        (f"arn:aws:iam::{ACME_ACCT}:role/team/acme-x", None, None),  # the glob is anchored at both ends
+        (f"arn:aws:iam::{ACME_ACCT}:role/xacme-1", None, None),  # the glob is anchored at both ends
+        (f"arn:aws:iam::{ACME_ACCT}:role/team/acme-x", None, "acme"),  # a role's path does not count, its name does
         (f"arn:aws:iam::{GLOBEX_ACCT}:role/acme-x", None, None),
     ],
 )

@@ -74,12 +74,13 @@ def test_unattributed_operations_are_counted(sample: duckdb.DuckDBPyConnection) 
     assert unattributed["cloudtrail"] > 0
 
 
-def test_kmsuser_entries_are_kms_service(sample: duckdb.DuckDBPyConnection) -> None:
+def test_kmsuser_entries_are_kms_service_unless_on_a_tenants_backing_key(sample: duckdb.DuckDBPyConnection) -> None:
     rows = sample.sql(
-        "SELECT DISTINCT tenant_id, attributed_by FROM key_operations "
-        "WHERE source = 'cloudhsm' AND principal = 'kmsuser'"
+        "SELECT DISTINCT tenant_id, attributed_by, key IS NOT NULL FROM key_operations "
+        "WHERE source = 'cloudhsm' AND principal = 'kmsuser' ORDER BY ALL"
     ).fetchall()
-    assert rows == [(None, "kms_service")]
+    # acme's key created in the custom key store during the month: its backing key handle is acme's
+    assert rows == [("acme", "key", True), (None, "kms_service", False), (None, "kms_service", True)]
 
 
 def test_revoked_tenant_keeps_post_revocation_operations(sample: duckdb.DuckDBPyConnection) -> None:

@@ -6,10 +6,10 @@
 -- Precedence (the first rule that names a tenant decides, `attributed_by` says which):
 --   CloudTrail: context (an encryption-context pair of the tenant) > key (the tenant's key, alias or custom
 --               key store) > principal (the role behind the caller's session, else the caller's ARN) > account
---   CloudHSM:   hsm_user (the entry names a tenant's crypto user) > kms_service (the entry names kmsuser,
---               tenant NULL) > hsm_session (the session was opened by a tenant's crypto user; if the entry's own
---               HSM lost that login, the one user with a session open on the cluster, see hsm_orphan_sessions)
---               > kms_service
+--   CloudHSM:   hsm_user (the entry names a tenant's crypto user) > key or kms_service (the entry names kmsuser:
+--               the tenant owning the key handle, see hsm_key_map, else tenant NULL) > hsm_session (the session
+--               was opened by a tenant's crypto user; if the entry's own HSM lost that login, the one user with a
+--               session open on the cluster, see hsm_orphan_sessions) > key (the handle is a tenant's) > kms_service
 -- Access windows do not change attribution: a revoked tenant's later operations stay its own (see
 -- key_operations.in_tenant_window). Each rule's own verdict is kept (context_tenant_id, …) so conflicting
 -- evidence can be queried. The rule maps are small tables built at connect(); events meet them by hash join.
@@ -80,20 +80,25 @@ hsm AS (
         NULL::VARCHAR AS event_type,
         CASE
             WHEN uu.tenant_id IS NOT NULL THEN uu.tenant_id
-            WHEN h.user_name = 'kmsuser' THEN NULL
-            ELSE su.tenant_id
+            WHEN h.user_name = 'kmsuser' THEN hk.tenant_id
+            ELSE coalesce(su.tenant_id, hk.tenant_id)
         END AS tenant_id,
         CASE
             WHEN uu.tenant_id IS NOT NULL THEN 'hsm_user'
-            WHEN h.user_name = 'kmsuser' THEN 'kms_service'
+            WHEN h.user_name = 'kmsuser' THEN CASE WHEN hk.tenant_id IS NOT NULL THEN 'key' ELSE 'kms_service' END
             WHEN su.tenant_id IS NOT NULL THEN 'hsm_session'
+            WHEN hk.tenant_id IS NOT NULL THEN 'key'
             WHEN coalesce(h.session_user_name, os.session_user_name) = 'kmsuser' THEN 'kms_service'
-        END AS attributed_by
+        END AS attributed_by,
+        hk.tenant_id AS key_tenant_id,
+        CASE WHEN h.user_name IS NOT NULL THEN uu.tenant_id ELSE su.tenant_id END AS principal_tenant_id
     FROM hsm_events AS h
     LEFT JOIN operation_names AS o ON o.source = 'cloudhsm' AND o.name = h.opcode
     LEFT JOIN hsm_orphan_sessions AS os ON os.event_id = h.event_id
-    LEFT JOIN hsm_user_map AS uu ON uu.user_name = h.user_name
-    LEFT JOIN hsm_user_map AS su ON su.user_name = coalesce(h.session_user_name, os.session_user_name)
+    LEFT JOIN hsm_user_map AS uu ON uu.cluster_id = h.cluster_id AND uu.user_name = h.user_name
+    LEFT JOIN hsm_user_map AS su
+        ON su.cluster_id = h.cluster_id AND su.user_name = coalesce(h.session_user_name, os.session_user_name)
+    LEFT JOIN hsm_key_map AS hk ON hk.key = 'hsm:' || h.cluster_id || ':' || h.key_handle
 ),
 attributed AS (
     SELECT
@@ -111,12 +116,6 @@ attributed AS (
         account_tenant_id
     FROM kms
     UNION ALL BY NAME
-    SELECT
-        *,
-        NULL::VARCHAR AS context_tenant_id,
-        NULL::VARCHAR AS key_tenant_id,
-        NULL::VARCHAR AS principal_tenant_id,
-        NULL::VARCHAR AS account_tenant_id
-    FROM hsm
+    SELECT *, NULL::VARCHAR AS context_tenant_id, NULL::VARCHAR AS account_tenant_id FROM hsm
 )
 SELECT * FROM attributed

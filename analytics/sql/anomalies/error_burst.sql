@@ -64,14 +64,14 @@ bursts AS (
 SELECT 'error_burst' AS detector,
        CASE WHEN bool_or(e.error_code LIKE 'AccessDenied%') THEN 'high' ELSE 'medium' END AS severity,
        b.tenant_id,
-       CASE WHEN count(DISTINCT e.key) = 1 THEN any_value(e.key) END AS key,
+       CASE WHEN count(DISTINCT e.key) = 1 THEN min(e.key) END AS key,
        b.principal, b.window_start, b.window_end, b.observed, b.expected, b.score,
        format('{} got {} failed KMS calls ({}) between {} and {} UTC, where about {} were expected.',
               coalesce(b.principal, 'An unknown principal'), b.observed,
               array_to_string(list_sort(list(DISTINCT e.error_code)), ', '),
               strftime(b.window_start, '%Y-%m-%d %H:%M'), strftime(b.window_end, '%H:%M'),
               round(b.expected, 1)) AS explanation,
-       list(e.event_id ORDER BY e.event_time)[1:$evidence_limit] AS evidence
+       list(e.event_id ORDER BY e.event_time, e.event_id)[1:$evidence_limit] AS evidence
 FROM bursts b
 JOIN errors e
   ON e.principal IS NOT DISTINCT FROM b.principal AND e.tenant_id IS NOT DISTINCT FROM b.tenant_id

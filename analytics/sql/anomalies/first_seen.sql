@@ -13,8 +13,8 @@ WITH raw_combos AS MATERIALIZED (
            any_value(tenant_id) AS tenant_id, any_value(principal) AS principal, any_value(region) AS region,
            any_value(CASE WHEN invoked_by IS NULL THEN source_ip END) AS source_ip,
            any_value(user_agent) AS user_agent,
-           min(event_time) AS first_time, arg_min(key, event_time) AS first_key,
-           arg_min(event_id, event_time, 5) AS first_ids
+           min(event_time) AS first_time, arg_min(key, (event_time, key)) AS first_key,
+           arg_min(event_id, (event_time, event_id), 5) AS first_ids
     FROM key_operations
     WHERE tenant_id IS NOT NULL AND source = 'cloudtrail' AND success
       AND list_contains($first_seen_operation_classes, operation_class)
@@ -66,13 +66,14 @@ novel AS (
 )
 SELECT 'first_seen' AS detector,
        CASE WHEN n.dimension IN ('principal', 'source IP range') THEN 'medium' ELSE 'low' END AS severity,
-       n.tenant_id, arg_min(x.first_key, x.first_time) AS key, arg_min(x.principal, x.first_time) AS principal,
+       n.tenant_id, arg_min(x.first_key, (x.first_time, x.first_key)) AS key,
+       arg_min(x.principal, (x.first_time, x.principal)) AS principal,
        n.first_time AS window_start, max(x.first_time) AS window_end,
        len(flatten(list(x.first_ids))) AS observed, 0 AS expected, 1.0 AS score,
        format('Tenant {} used {} {} for the first time at {} UTC.', n.tenant_id,
               CASE n.dimension WHEN 'user agent' THEN 'the user agent' ELSE 'the ' || n.dimension END,
               n.value, strftime(n.first_time, '%Y-%m-%d %H:%M:%S')) AS explanation,
-       flatten(list(x.first_ids ORDER BY x.first_time))[1:$evidence_limit] AS evidence
+       flatten(list(x.first_ids ORDER BY x.first_time, x.first_ids))[1:$evidence_limit] AS evidence
 FROM novel n
 JOIN facts x
   ON x.tenant_id = n.tenant_id AND x.dimension = n.dimension AND x.value = n.value

@@ -27,12 +27,16 @@ bursts AS (
     HAVING max(n) >= $hsm_login_min_failures
 ),
 user_tenant AS (
-    SELECT principal, CASE WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id) END AS tenant_id
-    FROM (SELECT tenant_id, unnest(hsm_users) AS principal FROM tenants) GROUP BY ALL
+    -- "<cluster id>/<name>" names the user on that cluster only (cluster_id NULL: any cluster)
+    SELECT cluster_id, principal, CASE WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id) END AS tenant_id
+    FROM (SELECT tenant_id, regexp_extract(u, '[^/]*$') AS principal,
+                 nullif(regexp_extract(u, '^(cluster-[a-z0-9]+)/', 1), '') AS cluster_id
+          FROM (SELECT tenant_id, unnest(hsm_users) AS u FROM tenants))
+    GROUP BY ALL
 )
 SELECT 'hsm_failed_logins' AS detector,
        CASE WHEN b.failures >= 2 * $hsm_login_min_failures THEN 'critical' ELSE 'high' END AS severity,
-       t.tenant_id, NULL AS key, b.user_name AS principal,
+       coalesce(ts.tenant_id, tu.tenant_id) AS tenant_id, NULL AS key, b.user_name AS principal,
        min(n.event_time) AS window_start, max(n.event_time) AS window_end,
        b.failures AS observed, 0 AS expected, b.failures AS score,
        format('Crypto user {} failed to log in to CloudHSM cluster {} {} times between {} and {} UTC; '
@@ -40,10 +44,11 @@ SELECT 'hsm_failed_logins' AS detector,
               coalesce(b.user_name, '(unknown)'), b.cluster_id, b.failures,
               strftime(min(n.event_time), '%Y-%m-%d %H:%M:%S'), strftime(max(n.event_time), '%H:%M:%S'))
            AS explanation,
-       list(n.event_id ORDER BY n.event_time)[1:$evidence_limit] AS evidence
+       list(n.event_id ORDER BY n.event_time, n.event_id)[1:$evidence_limit] AS evidence
 FROM bursts b
 JOIN numbered n
   ON n.cluster_id IS NOT DISTINCT FROM b.cluster_id AND n.user_name IS NOT DISTINCT FROM b.user_name
  AND n.burst = b.burst
-LEFT JOIN user_tenant t ON t.principal = b.user_name
-GROUP BY b.cluster_id, b.user_name, b.burst, b.failures, t.tenant_id
+LEFT JOIN user_tenant ts ON ts.principal = b.user_name AND ts.cluster_id = b.cluster_id
+LEFT JOIN user_tenant tu ON tu.principal = b.user_name AND tu.cluster_id IS NULL
+GROUP BY b.cluster_id, b.user_name, b.burst, b.failures, ts.tenant_id, tu.tenant_id

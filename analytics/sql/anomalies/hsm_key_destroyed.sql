@@ -19,18 +19,23 @@ key_tenant AS (
     SELECT key, min(tenant_id) AS tenant_id FROM (SELECT tenant_id, unnest(keys) AS key FROM tenants) GROUP BY ALL
 ),
 user_tenant AS (
-    SELECT principal, CASE WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id) END AS tenant_id
-    FROM (SELECT tenant_id, unnest(hsm_users) AS principal FROM tenants) GROUP BY ALL
+    -- "<cluster id>/<name>" names the user on that cluster only (cluster_id NULL: any cluster)
+    SELECT cluster_id, principal, CASE WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id) END AS tenant_id
+    FROM (SELECT tenant_id, regexp_extract(u, '[^/]*$') AS principal,
+                 nullif(regexp_extract(u, '^(cluster-[a-z0-9]+)/', 1), '') AS cluster_id
+          FROM (SELECT tenant_id, unnest(hsm_users) AS u FROM tenants))
+    GROUP BY ALL
 )
 SELECT 'hsm_key_destroyed' AS detector, 'high' AS severity,
-       coalesce(k.tenant_id, u.tenant_id) AS tenant_id, n.key, any_value(n.principal) AS principal,
+       coalesce(k.tenant_id, us.tenant_id, uu.tenant_id) AS tenant_id, n.key, min(n.principal) AS principal,
        min(n.event_time) AS window_start, max(n.event_time) AS window_end,
        1 AS observed, 0 AS expected, 1 AS score,
        format('Key handle {} was destroyed on CloudHSM cluster {} by {} at {} UTC.', n.key_handle, n.cluster_id,
-              coalesce(any_value(n.principal), 'an unknown user'), strftime(min(n.event_time), '%Y-%m-%d %H:%M:%S'))
+              coalesce(min(n.principal), 'an unknown user'), strftime(min(n.event_time), '%Y-%m-%d %H:%M:%S'))
            AS explanation,
-       list(n.event_id ORDER BY n.event_time)[1:$evidence_limit] AS evidence
+       list(n.event_id ORDER BY n.event_time, n.event_id)[1:$evidence_limit] AS evidence
 FROM numbered n
 LEFT JOIN key_tenant k ON k.key = n.key
-LEFT JOIN user_tenant u ON u.principal = n.principal
-GROUP BY n.cluster_id, n.key_handle, n.key, n.copy_group, k.tenant_id, u.tenant_id
+LEFT JOIN user_tenant us ON us.principal = n.principal AND us.cluster_id = n.cluster_id
+LEFT JOIN user_tenant uu ON uu.principal = n.principal AND uu.cluster_id IS NULL
+GROUP BY n.cluster_id, n.key_handle, n.key, n.copy_group, k.tenant_id, us.tenant_id, uu.tenant_id

@@ -17,13 +17,17 @@ numbered AS (
           FROM admin WINDOW w AS (PARTITION BY cluster_id, opcode, user_name ORDER BY event_time))
 ),
 user_tenant AS (
-    SELECT principal, CASE WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id) END AS tenant_id
-    FROM (SELECT tenant_id, unnest(hsm_users) AS principal FROM tenants) GROUP BY ALL
+    -- "<cluster id>/<name>" names the user on that cluster only (cluster_id NULL: any cluster)
+    SELECT cluster_id, principal, CASE WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id) END AS tenant_id
+    FROM (SELECT tenant_id, regexp_extract(u, '[^/]*$') AS principal,
+                 nullif(regexp_extract(u, '^(cluster-[a-z0-9]+)/', 1), '') AS cluster_id
+          FROM (SELECT tenant_id, unnest(hsm_users) AS u FROM tenants))
+    GROUP BY ALL
 )
 SELECT 'hsm_user_admin' AS detector,
        CASE WHEN n.opcode IN ('CN_DELETE_USER', 'CN_CREATE_CO') THEN 'high' ELSE 'medium' END AS severity,
-       coalesce(t.tenant_id, a.tenant_id) AS tenant_id, NULL AS key,
-       coalesce(any_value(n.session_user_name), n.user_name) AS principal,
+       coalesce(ts.tenant_id, tu.tenant_id, as_.tenant_id, au.tenant_id) AS tenant_id, NULL AS key,
+       coalesce(min(n.session_user_name), n.user_name) AS principal,
        min(n.event_time) AS window_start, max(n.event_time) AS window_end,
        1 AS observed, 0 AS expected, 1 AS score,
        format('{} {} on CloudHSM cluster {} at {} UTC{}.',
@@ -34,9 +38,12 @@ SELECT 'hsm_user_admin' AS detector,
                             WHEN 'CN_CHANGE_PSWD' THEN 'A password was changed for user'
                             ELSE n.opcode || ' for user' END,
               coalesce(n.user_name, '(unnamed)'), n.cluster_id, strftime(min(n.event_time), '%Y-%m-%d %H:%M:%S'),
-              coalesce(', by ' || any_value(n.session_user_name), '')) AS explanation,
-       list(n.event_id ORDER BY n.event_time)[1:$evidence_limit] AS evidence
+              coalesce(', by ' || min(n.session_user_name), '')) AS explanation,
+       list(n.event_id ORDER BY n.event_time, n.event_id)[1:$evidence_limit] AS evidence
 FROM numbered n
-LEFT JOIN user_tenant t ON t.principal = n.user_name
-LEFT JOIN user_tenant a ON a.principal = n.session_user_name
-GROUP BY n.cluster_id, n.opcode, n.user_name, n.copy_group, t.tenant_id, a.tenant_id
+LEFT JOIN user_tenant ts ON ts.principal = n.user_name AND ts.cluster_id = n.cluster_id
+LEFT JOIN user_tenant tu ON tu.principal = n.user_name AND tu.cluster_id IS NULL
+LEFT JOIN user_tenant as_ ON as_.principal = n.session_user_name AND as_.cluster_id = n.cluster_id
+LEFT JOIN user_tenant au ON au.principal = n.session_user_name AND au.cluster_id IS NULL
+GROUP BY n.cluster_id, n.opcode, n.user_name, n.copy_group,
+         ts.tenant_id, tu.tenant_id, as_.tenant_id, au.tenant_id

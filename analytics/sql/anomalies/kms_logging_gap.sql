@@ -45,7 +45,7 @@ silences AS (
 ),
 gaps AS (
     SELECT s.account, s.region, s.silence_start, s.silence_end, count(*) AS lost,
-           list(m.h ORDER BY m.event_time)[1:$evidence_limit] AS evidence_hashes
+           list(m.h ORDER BY m.event_time, m.h)[1:$evidence_limit] AS evidence_hashes
     FROM silences s
     JOIN missing m
       ON m.account = s.account AND m.region = s.region
@@ -58,14 +58,20 @@ gaps AS (
 ),
 evidence AS (
     -- the copies that were delivered, for the few lost calls shown as evidence
-    SELECT g.account, g.region, g.silence_start, list(k.event_id ORDER BY k.event_time) AS evidence
+    SELECT g.account, g.region, g.silence_start, list(k.event_id ORDER BY k.event_time, k.event_id) AS evidence
     FROM gaps g, unnest(g.evidence_hashes) u(h)
     JOIN kms_events k ON hash(k.shared_event_id) = u.h AND k.shared_event_id IS NOT NULL
     GROUP BY ALL
 ),
 account_tenant AS (
+    -- the tenant whose trail it is: the account is in its `accounts`, or spelled out by its principal patterns
+    -- (a tenant declared by role patterns only); an account two tenants name stays unnamed
     SELECT account, CASE WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id) END AS tenant_id
-    FROM (SELECT tenant_id, unnest(accounts) AS account FROM tenants) GROUP BY ALL
+    FROM (SELECT tenant_id, unnest(accounts) AS account FROM tenants
+          UNION ALL
+          SELECT tenant_id, split_part(unnest(principals), ':', 5) FROM tenants)
+    WHERE regexp_full_match(account, '\d{12}')
+    GROUP BY ALL
 )
 SELECT 'kms_logging_gap' AS detector, 'high' AS severity, t.tenant_id, NULL AS key, NULL AS principal,
        g.silence_start AS window_start, g.silence_end AS window_end,

@@ -20,7 +20,7 @@ numbered AS (
 ),
 actions AS (
     SELECT cluster_id, action, key_handle, min(event_time) AS first_time, max(event_time) AS last_time,
-           list(event_id ORDER BY event_time) AS event_ids
+           list(event_id ORDER BY event_time, event_id) AS event_ids
     FROM numbered GROUP BY cluster_id, action, key_handle, copy_group
 ),
 kms_calls AS (

@@ -1,11 +1,20 @@
 /* Unattributed operations. A row is one day's operations on one key by one principal and account that no
    tenant rule claims (tenant_id and attributed_by both empty), limited to the operation classes in
    $unattributed_operation_classes and the sources in $unattributed_sources. Calls from an account that owns
-   keys in the lake (the provider's own account), or listed in $provider_accounts, are the provider's own work,
-   not unclaimed use. Cross-account copies of one call count once. */
-WITH provider AS (
-    SELECT DISTINCT regexp_extract(key_arn, '^arn:aws[a-z-]*:kms:[^:]*:(\d{12}):', 1) AS account
-    FROM kms_events WHERE key_arn LIKE 'arn:%:kms:%'
+   keys (the provider's own account), or listed in $provider_accounts, are the provider's own work, not unclaimed
+   use. Cross-account copies of one call count once.
+   Key ownership is declared (the key ARNs in tenants' `keys`) or observed: the key ARN of a *successful* call,
+   which CloudTrail resolved (resources[], CreateKey's keyMetadata). A refused call proves nothing: when it names
+   a bare key id, keytrail can only guess its ARN from the caller's own account, and an undeclared caller would
+   otherwise exempt its own account with one refused call. */
+WITH owned AS (
+    SELECT DISTINCT key_arn AS arn FROM kms_events WHERE success AND key_arn LIKE 'arn:%:kms:%'
+    UNION
+    SELECT unnest(keys) FROM tenants
+),
+provider AS (
+    SELECT regexp_extract(arn, '^arn:aws[a-z-]*:kms:[^:]*:(\d{12}):', 1) AS account
+    FROM owned WHERE regexp_matches(arn, '^arn:aws[a-z-]*:kms:[^:]*:\d{12}:')
     UNION
     SELECT unnest($provider_accounts::VARCHAR[])
 )
@@ -19,7 +28,7 @@ SELECT 'unattributed_operation' AS detector,
               array_to_string(list_sort(list(DISTINCT operation)), '/'),
               CASE WHEN key IS NULL THEN 'no key' ELSE 'key ' || key END,
               strftime(min(event_time), '%Y-%m-%d %H:%M:%S')) AS explanation,
-       list(event_id ORDER BY event_time)[1:$evidence_limit] AS evidence
+       list(event_id ORDER BY event_time, event_id)[1:$evidence_limit] AS evidence
 FROM key_operations
 WHERE tenant_id IS NULL AND attributed_by IS NULL
   AND list_contains($unattributed_operation_classes, operation_class)

@@ -3,10 +3,15 @@
    zero. The spike baseline is the larger of two medians (the same hour on each of the previous $spike_baseline_days
    days, and the same hour of the week over the previous $spike_baseline_weeks weeks), so daily and weekly batch
    jobs are part of the baseline, and must exceed $spike_min_ratio times both that baseline and the usual peak
-   (the $spike_peak_quantile quantile of the same past hours), so a batch job's busier nights do not alarm; the
-   drop baseline is the smaller one, so quiet weekends are not drops. A drop
-   needs $drop_min_hours silent hours each expecting at least $drop_min_hourly operations and together at least
-   $drop_min_expected: by Poisson odds, silence that long is not chance.
+   (the $spike_peak_quantile quantile of the same past hours, and of all the series' active hours of the previous
+   $spike_baseline_days days), so a batch job's busier nights and a session at an unusual hour do not alarm; the
+   drop baseline is the smaller one, so quiet weekends are not drops.
+   A drop needs $drop_min_hours silent hours each expecting at least $drop_min_hourly operations and together at
+   least $drop_min_expected, and silence that rare in the tenant's own past: the odds of each silent hour are the
+   share of the same hour's baseline samples that were silent too, (silent + 0.5) / (samples + 1), and their
+   product over the run must be at most $drop_max_odds. No independence of calls is assumed: a tenant
+   whose work comes in sessions (a few dozen calls, then nothing for hours) is often silent at busy hours, and its
+   own past says so, where Poisson odds on its mean would call three quiet hours impossible.
    Only successful calls count (refused ones are error bursts), only primary copies (a cross-account call is one
    use), and only hours after $score_from are scored. */
 WITH ops AS (
@@ -20,7 +25,7 @@ hourly AS MATERIALIZED (
     -- (grouped under a 64-bit hash of the series: cheaper than comparing key ARNs per event)
     SELECT any_value(tenant_id) AS tenant_id, any_value(key) AS key, any_value(operation) AS operation, hour,
            count(*) AS n, min(principal) AS min_principal, max(principal) AS max_principal,
-           arg_min(event_id, event_time, $evidence_limit) AS first_ids
+           arg_min(event_id, (event_time, event_id), $evidence_limit) AS first_ids
     FROM ops GROUP BY hash(tenant_id, key, operation), hour
 ),
 series AS (
@@ -60,13 +65,27 @@ baseline AS (
            quantile_cont(v, $spike_peak_quantile) AS usual_peak
     FROM points GROUP BY ALL
 ),
+busy AS (
+    -- the series' busy hours of the previous $spike_baseline_days days, whatever their clock hour: a tenant that
+    -- works in sessions at no fixed hour is busy at any hour now and then, and one more session is no spike
+    -- (`hourly` holds only hours with calls, so this is the quantile of the active hours)
+    SELECT c.tenant_id, c.key, c.operation, c.hour, quantile_cont(h.n, $spike_peak_quantile) AS busy_peak
+    FROM candidates c
+    JOIN hourly h
+      ON h.tenant_id = c.tenant_id AND h.key = c.key AND h.operation = c.operation
+     AND h.hour >= c.hour - to_days($spike_baseline_days) AND h.hour < c.hour
+    GROUP BY ALL
+),
 scored AS (
-    SELECT c.tenant_id, c.key, c.operation, c.hour, c.n, b.usual_peak,
+    SELECT c.tenant_id, c.key, c.operation, c.hour, c.n,
+           greatest(b.usual_peak, coalesce(u.busy_peak, 0)) AS usual_peak,
            greatest(coalesce(b.day_median, 0), coalesce(b.week_median, 0)) AS expected,
            (c.n - greatest(coalesce(b.day_median, 0), coalesce(b.week_median, 0)))
              / greatest(1.4826 * greatest(coalesce(b.day_mad, 0), coalesce(b.week_mad, 0)),
                         sqrt(greatest(coalesce(b.day_median, 0), coalesce(b.week_median, 0))), 1.0) AS score
-    FROM candidates c JOIN baseline b USING (tenant_id, key, operation, hour)
+    FROM candidates c
+    JOIN baseline b USING (tenant_id, key, operation, hour)
+    LEFT JOIN busy u USING (tenant_id, key, operation, hour)
 ),
 flagged AS (
     SELECT s.*, h.min_principal, h.max_principal, h.first_ids,
@@ -120,11 +139,13 @@ silent_scored AS (
     SELECT tenant_id, hour,
            least(median(v) FILTER (kind = 'day'),
                  coalesce(median(v) FILTER (kind = 'week'), median(v) FILTER (kind = 'day'))) AS expected,
-           count(*) FILTER (kind = 'day') AS day_points
+           count(*) FILTER (kind = 'day') AS day_points,
+           -- how often this hour was silent before (smoothed: never silent in n samples is not impossible)
+           (count(*) FILTER (v = 0) + 0.5) / (count(*) + 1) AS silence_odds
     FROM silent_points GROUP BY ALL
 ),
 silent_flagged AS (
-    SELECT z.tenant_id, z.hour, z.expected,
+    SELECT z.tenant_id, z.hour, z.expected, z.silence_odds,
            z.hour - to_hours(row_number() OVER (PARTITION BY z.tenant_id ORDER BY z.hour)) AS island
     FROM silent_scored z
     JOIN tenants t USING (tenant_id)
@@ -135,10 +156,11 @@ silent_flagged AS (
       AND (t.active_from IS NULL OR z.hour >= t.active_from)
 ),
 drops AS (
-    SELECT tenant_id, min(hour) AS window_start, max(hour) + INTERVAL 1 HOUR AS window_end,
-           0 AS observed, sum(expected) AS expected, count(*) AS hours
+    SELECT tenant_id, island, min(hour) AS window_start, max(hour) + INTERVAL 1 HOUR AS window_end,
+           0 AS observed, sum(expected) AS expected, count(*) AS hours, exp(sum(ln(silence_odds))) AS odds
     FROM silent_flagged GROUP BY tenant_id, island
     HAVING count(*) >= $drop_min_hours AND sum(expected) >= $drop_min_expected
+       AND exp(sum(ln(silence_odds))) <= $drop_max_odds
 )
 SELECT 'volume_spike' AS detector,
        CASE WHEN s.observed >= 10 * s.expected THEN 'high' ELSE 'medium' END AS severity,
@@ -152,7 +174,9 @@ FROM spikes s
 UNION ALL
 SELECT 'volume_spike', 'high', tenant_id, NULL, NULL, window_start, window_end,
        observed, expected, expected AS score,
-       format('Tenant {} made no key operations for {} hours from {} UTC, where about {} were expected.',
-              tenant_id, hours, strftime(window_start, '%Y-%m-%d %H:%M'), round(expected)::BIGINT),
+       format('Tenant {} made no key operations for {} hours from {} UTC, where about {} were expected '
+              || '(its own past was silent at these hours with odds of {}).',
+              tenant_id, hours, strftime(window_start, '%Y-%m-%d %H:%M'), round(expected)::BIGINT,
+              printf('%.1g', odds)),
        []::VARCHAR[]
 FROM drops

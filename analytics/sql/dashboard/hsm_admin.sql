@@ -12,7 +12,7 @@ SELECT
     h.success,
     h.raw
 FROM hsm_events AS h
-LEFT JOIN hsm_user_map AS m ON m.user_name = coalesce(h.session_user_name, h.user_name)
+LEFT JOIN hsm_user_map AS m ON m.cluster_id = h.cluster_id AND m.user_name = coalesce(h.session_user_name, h.user_name)
 WHERE h.opcode NOT IN ('CN_LOGIN', 'CN_LOGOUT', 'CN_WRAP_KEY', 'CN_UNWRAP_KEY', 'CN_APP_FINALIZE', 'CN_CLOSE_SESSION')
     AND h.opcode NOT LIKE 'CN_NIST_AES_WRAP%'
     AND coalesce(h.cluster_event_id, h.event_id) = h.event_id

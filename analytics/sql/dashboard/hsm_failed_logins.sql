@@ -9,7 +9,7 @@ SELECT
     count(*) AS hsm_copies,
     any_value(h.raw) AS raw
 FROM hsm_events AS h
-LEFT JOIN hsm_user_map AS m ON m.user_name = h.user_name
+LEFT JOIN hsm_user_map AS m ON m.cluster_id = h.cluster_id AND m.user_name = h.user_name
 WHERE h.opcode = 'CN_LOGIN' AND NOT h.success AND h.event_date BETWEEN $start AND $end
     AND ($tenant IS NULL OR coalesce(m.tenant_id, '(unattributed)') = $tenant)
 GROUP BY h.cluster_id, h.user_name, coalesce(h.cluster_event_id, h.event_id)

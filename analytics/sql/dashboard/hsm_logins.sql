@@ -13,7 +13,7 @@ SELECT
         AS failed_logins,
     count(*) FILTER (WHERE h.opcode = 'CN_LOGOUT') AS logouts
 FROM hsm_events AS h
-LEFT JOIN hsm_user_map AS m ON m.user_name = h.user_name
+LEFT JOIN hsm_user_map AS m ON m.cluster_id = h.cluster_id AND m.user_name = h.user_name
 WHERE h.opcode IN ('CN_LOGIN', 'CN_LOGOUT') AND h.user_name IS NOT NULL AND h.event_date BETWEEN $start AND $end
     AND ($tenant IS NULL OR coalesce(m.tenant_id, '(unattributed)') = $tenant)
 GROUP BY ALL
