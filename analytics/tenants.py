@@ -24,6 +24,10 @@ ENV_VAR = "KEYTRAIL_TENANTS"
 LIST_FIELDS: dict[str, tuple[re.Pattern[str], str]] = {
     "accounts": (re.compile(r"\d{12}"), 'a 12-digit AWS account id, e.g. "444455556666"'),
     "principals": (re.compile(r"arn:.+"), 'an ARN or glob, e.g. "arn:aws:iam::444455556666:role/acme-*"'),
+    "principal_ids": (
+        re.compile(r"A(RO|ID)A[A-Z0-9]{16,}"),
+        'an IAM role or user unique id (AROA… or AIDA… and 16+ capitals or digits), e.g. "AROAJ45Q7YFFAREXAMPLE"',
+    ),
     "keys": (
         re.compile(r"arn:aws[a-z-]*:kms:.*|alias/.+|(mrk-)?[0-9a-f-]{32,36}"),
         'a key ARN, key id, alias ("alias/acme-data") or alias ARN',
@@ -45,6 +49,7 @@ class Tenant:
     name: str
     accounts: tuple[str, ...] = ()
     principals: tuple[str, ...] = ()
+    principal_ids: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
     encryption_context: tuple[tuple[str, str], ...] = ()
     hsm_users: tuple[str, ...] = ()
@@ -219,6 +224,7 @@ def tenants_table(tenants: Tenants) -> pa.Table:
             "name": pa.array([t.name for t in ts], pa.string()),
             "accounts": pa.array([list(t.accounts) for t in ts], strings),
             "principals": pa.array([list(t.principals) for t in ts], strings),
+            "principal_ids": pa.array([list(t.principal_ids) for t in ts], strings),
             "keys": pa.array([list(t.keys) for t in ts], strings),
             "encryption_context": pa.array([list(t.encryption_context) for t in ts], pa.map_(pa.string(), pa.string())),
             "hsm_users": pa.array([list(t.hsm_users) for t in ts], strings),
@@ -236,6 +242,7 @@ def rules_table(tenants: Tenants) -> pa.Table:
     for pos, t in enumerate(tenants.tenants):
         rows += [(t.id, "account", v, pos) for v in t.accounts]
         rows += [(t.id, "principal", v, pos) for v in t.principals]
+        rows += [(t.id, "principal_id", v, pos) for v in t.principal_ids]
         rows += [(t.id, "key", v, pos) for v in t.keys]
         rows += [(t.id, "context", f"{k}={v}", pos) for k, v in t.encryption_context]
         rows += [(t.id, "hsm_user", v, pos) for v in t.hsm_users]

@@ -11,4 +11,10 @@ CREATE OR REPLACE MACRO operation_class_of(source, operation, known) AS coalesce
 
 -- utc_hour: the UTC hour an instant falls in, by integer arithmetic (date_trunc on TIMESTAMPTZ goes through
 -- the ICU calendar and cost 10x more on the hot path of the rollups).
-CREATE OR REPLACE MACRO utc_hour(ts) AS make_timestamptz(epoch_us(ts) // 3600000000 * 3600000000)
+CREATE OR REPLACE MACRO utc_hour(ts) AS make_timestamptz(epoch_us(ts) // 3600000000 * 3600000000);
+
+-- principal_uid: the unique id of the IAM role (AROA…) or user (AIDA…) behind a userIdentity.principalId
+-- ("AROA…:session-name" for a role session), NULL for anything else (root, services, federated users).
+-- A prefix test, not a full check: the ids it is joined with (principal_ids) are checked where they come from.
+CREATE OR REPLACE MACRO principal_uid(principal_id) AS
+    CASE WHEN left(principal_id, 4) IN ('AROA', 'AIDA') THEN split_part(principal_id, ':', 1) END;
