@@ -131,6 +131,14 @@ def tenant_errors(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame:
     return _query("tenant_errors", start, end, tenant)  # type: ignore[no-any-return]
 
 
+def tenant_keys_used_by_others(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame:
+    return _query("tenant_keys_used_by_others", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def tenant_principals_on_others_keys(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame:
+    return _query("tenant_principals_on_others_keys", start, end, tenant)  # type: ignore[no-any-return]
+
+
 def keys(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:
     return _query("keys", start, end, tenant)  # type: ignore[no-any-return]
 
