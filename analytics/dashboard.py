@@ -31,6 +31,7 @@ from ingest.errors import KeytrailError
 from ingest.integrity.hsm_sequence import SEQUENCE_SQL
 
 UNATTRIBUTED = "(unattributed)"
+NO_TENANT = "(no tenant)"  # caller_tenant of a call no tenant's principal or account made (the SQL spells it too)
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 

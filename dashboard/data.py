@@ -22,6 +22,7 @@ from analytics import dashboard as q
 from analytics.rollups import RollupReport, lake_signature
 
 UNATTRIBUTED = q.UNATTRIBUTED
+NO_TENANT = q.NO_TENANT
 SEVERITIES = q.SEVERITIES
 TTL = dt.timedelta(minutes=10)
 

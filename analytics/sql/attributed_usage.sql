@@ -1,5 +1,5 @@
 -- One row per UTC hour, tenant (whose key or data), calling tenant (caller_tenant_id: whose principal or account
--- called; NULL for AWS's own work and unknown callers), rule that attributed it, source, key, operation and
+-- called; NULL for AWS's own work and callers no tenant rule names), rule that attributed it, source, key, operation and
 -- outcome (error code): how many operations (the primary copy of a cross-account call or cluster-wide HSM login
 -- only, so usage is counted once), how many the tenant's own principals made outside its access window, and the
 -- first and last of them.

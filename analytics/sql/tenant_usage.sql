@@ -1,6 +1,6 @@
 -- One row per tenant, calling tenant, key, operation: how much the tenant used the key between $since and $until
 -- (UTC days, both included), counted once per operation. tenant_id is whose key or data it was (the documented
--- precedence), caller_tenant_id whose principal or account called (NULL: AWS's own work or an unknown caller).
+-- precedence), caller_tenant_id whose principal or account called (NULL: AWS's own work or a caller no rule names).
 -- $tenant NULL means every tenant, unattributed ones included.
 SELECT
     tenant_id,

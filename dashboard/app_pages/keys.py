@@ -26,11 +26,12 @@ row = keys[keys["key"] == key].iloc[0]
 a, b, c, d = st.columns(4)
 a.metric("Operations", f"{int(row['operations']):,}", border=True)
 b.metric("Failures", f"{int(row['failures']):,}", border=True)
+callers = set(users["caller_tenant"]) - {data.NO_TENANT} if not users.empty else set()
 c.metric(
     "Calling tenants",
-    users["caller_tenant"].nunique() if not users.empty else 0,
+    len(callers),
     border=True,
-    help="Tenants whose principals or accounts called the key (an unknown caller counts as one).",
+    help="Tenants whose principals or accounts called the key (callers no tenant rule names are not counted).",
 )
 d.metric("Principals", users["principal"].nunique() if not users.empty else 0, border=True)
 

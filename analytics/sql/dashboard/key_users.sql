@@ -2,7 +2,7 @@
 -- $start and $end (included): operations counted once, failures, source IPs, first and last seen.
 -- caller_tenant: whose principal or account called; tenant: whose key or data it counts for (the precedence).
 SELECT
-    coalesce(caller_tenant_id, '(unknown caller)') AS caller_tenant,
+    coalesce(caller_tenant_id, '(no tenant)') AS caller_tenant,
     coalesce(tenant_id, '(unattributed)') AS tenant,
     principal,
     sum(operations)::BIGINT AS operations,

@@ -4,10 +4,10 @@
 SELECT
     error_code,
     operation,
-    key,
     principal,
-    coalesce(caller_tenant_id, '(unknown caller)') AS caller_tenant,
+    coalesce(caller_tenant_id, '(no tenant)') AS caller_tenant,
     sum(failures)::BIGINT AS failures,
+    key,
     min(first_seen) AS first_seen,
     max(last_seen) AS last_seen
 FROM dash_errors_daily

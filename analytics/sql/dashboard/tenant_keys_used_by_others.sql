@@ -1,12 +1,13 @@
 -- One row per calling tenant, principal and key: tenant $tenant's keys (or data) used by principals that are not
--- its own between UTC days $start and $end (included) — another tenant's, or a caller no rule names.
+-- its own between UTC days $start and $end (included) — another tenant's, or one no tenant rule names
+-- (caller_tenant '(no tenant)': e.g. the provider's own administrators).
 SELECT
-    coalesce(caller_tenant_id, '(unknown caller)') AS caller_tenant,
+    coalesce(caller_tenant_id, '(no tenant)') AS caller_tenant,
     principal,
     account,
-    key,
     sum(operations)::BIGINT AS operations,
     sum(failures)::BIGINT AS failures,
+    key,
     min(first_seen) AS first_seen,
     max(last_seen) AS last_seen
 FROM dash_principals_daily

@@ -2,10 +2,10 @@
 -- count for another tenant, or for none, between UTC days $start and $end (included).
 SELECT
     principal,
-    key,
     coalesce(tenant_id, '(unattributed)') AS tenant,
     sum(operations)::BIGINT AS operations,
     sum(failures)::BIGINT AS failures,
+    key,
     min(first_seen) AS first_seen,
     max(last_seen) AS last_seen
 FROM dash_principals_daily
