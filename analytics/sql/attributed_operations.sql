@@ -10,13 +10,13 @@
 --               behind the caller's session, else the caller's ARN, else a declared unique id) >
 --               principal_learned (the key owner's AWSAccount copy names only the unique id "AROA…:session":
 --               the role learned for it from other copies, see principal_ids) > account
--- caller_tenant_id is who called, whatever decided tenant_id (whose key or data): the principal rule (also
--- learned), else the account rule; NULL for AWS's own work. CloudHSM: the tenant of the crypto user whose
--- entry or session it is.
 --   CloudHSM:   hsm_user (the entry names a tenant's crypto user) > kms_service (the entry names kmsuser,
 --               tenant NULL) > hsm_session (the session was opened by a tenant's crypto user; if the entry's own
 --               HSM lost that login, the one user with a session open on the cluster, see hsm_orphan_sessions)
 --               > kms_service
+-- caller_tenant_id is who called, whatever decided tenant_id (whose key or data): the principal rule (also
+-- learned), else the account rule; NULL for AWS's own work. CloudHSM: the tenant of the crypto user whose
+-- entry or session it is.
 -- Access windows do not change attribution: a revoked tenant's later operations stay its own (see
 -- key_operations.in_tenant_window). Each rule's own verdict is kept (context_tenant_id, …) so conflicting
 -- evidence can be queried. The rule maps are small tables built at connect(); events meet them by hash join.
