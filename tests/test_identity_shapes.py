@@ -174,9 +174,11 @@ def records() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def ingest_all(base: Path, tenants: str) -> Path:
-    """The trail files of `records()` ingested with `keytrail ingest cloudtrail`; the tenants file beside the lake."""
-    for n, (account, recs) in enumerate(records().items()):
+def ingest_all(base: Path, tenants: str, extra: dict[str, list[dict[str, Any]]] | None = None) -> Path:
+    """The trail files of `records()` (and `extra`) ingested with `keytrail ingest cloudtrail`; the tenants file
+    beside the lake."""
+    files = [*records().items(), *(extra or {}).items()]
+    for n, (account, recs) in enumerate(files):
         write_trail(base / "trails" / trail_key(account, "us-east-1", "2026-11-21", n), recs)
     (base / "tenants.toml").write_text(tenants)
     result = CliRunner().invoke(cli, ["ingest", "cloudtrail", str(base / "trails"), "--lake", str(base / "lake")])
@@ -238,6 +240,26 @@ def test_principal_rule_claims_owner_only_copies_through_a_learned_or_declared_i
     assert ops["owner-unknown-role"] == ("globex", "account", "globex", None, GLOBEX)
     assert ops["owner-declared"][:3] == ("legacy", "principal", "legacy")
     assert ops["owner-stranger"] == (None, None, None, None, UNKNOWN)
+
+
+def test_forged_copies_teach_no_role(tmp_path: Path) -> None:
+    """The lake is evidence from several accounts' trails: globex's trail cannot make acme's owner copies globex's.
+    A copy in globex's trail claiming acme's account teaches nothing (AWS writes a caller's full identity only in
+    its own account's trail); one claiming acme's role id for a globex role makes the id ambiguous, so nothing is
+    learned for it and the account rule decides."""
+    forged_role = assumed_role(GLOBEX, "globex-worker", ACME_ROLE_ID, "forged")
+    claims_acme = assumed_role(ACME, "acme-zzz", "AROAFORGEDFORGEDFORGE", "x")
+    forged = {
+        GLOBEX: [
+            decrypt("forged-role", "2026-11-20T08:00:00Z", forged_role, GLOBEX, "f1"),
+            decrypt("forged-account", "2026-11-20T08:01:00Z", claims_acme, GLOBEX, "f2"),
+        ],
+        OWNER: [owner_copy("owner-of-forged", "2026-11-20T08:01:00Z", ACME, "AROAFORGEDFORGEDFORGE:x", "f2")],
+    }
+    lake = ingest_all(tmp_path, KEYLESS, forged)
+    ops = operations(lake)
+    assert ops["owner-linked"] == ("acme", "account", "acme", None, ACME)
+    assert ops["owner-of-forged"] == ("acme", "account", "acme", None, ACME)
 
 
 @pytest.mark.parametrize("event_id", ["svc-cloudtrail", "svc-rotate", "svc-sync", "svc-no-identity"])

@@ -43,8 +43,8 @@ kms AS (
         e.event_name AS operation,
         coalesce(e.key_arn, e.key_id) AS key,
         e.key_id AS key_id_requested,
-        coalesce(e.session_issuer_arn, e.principal_arn, pi.role_arn, CASE WHEN e.aws_service THEN e.invoked_by END)
-            AS principal,
+        coalesce(e.session_issuer_arn, e.principal_arn, learned_role(e.learned_from, e.caller_account_id,
+                 pi.role_arn), CASE WHEN e.aws_service THEN e.invoked_by END) AS principal,
         e.principal_arn,
         e.caller_account_id AS account,
         e.recipient_account_id,
@@ -61,7 +61,8 @@ kms AS (
         cx.tenant_id AS context_tenant_id,
         km.tenant_id AS key_tenant_id,
         coalesce(im.principal_tenant_id, pi.declared_tenant_id,
-                 CASE WHEN e.learned_from THEN pi.learned_tenant_id END) AS principal_tenant_id,
+                 CASE WHEN learned_role(e.learned_from, e.caller_account_id, pi.role_arn) IS NOT NULL
+                      THEN pi.learned_tenant_id END) AS principal_tenant_id,
         im.principal_tenant_id IS NULL AND pi.declared_tenant_id IS NULL AS principal_learned,
         im.account_tenant_id,
         e.aws_service

@@ -5,13 +5,16 @@
 -- (`principal_ids`, declared_tenant_id).
 -- Why: the key owner's copy of a cross-account call names the caller only as
 -- {"type": "AWSAccount", "principalId": "AROA…:session", "accountId": "<caller account>"}, no ARN. A unique id
--- is never reused (a role deleted and created again gets a new one), so one ARN per id; the smallest is taken
--- should a malformed copy disagree. Declared ids outrank learned ones; the tenant listed first wins a tie.
+-- is never reused (a role deleted and created again gets a new one), so it names one ARN: an id shown with two
+-- ARNs is conflicting (forged or malformed) evidence and nothing is learned from it. key_operations uses a
+-- learned role only for a copy whose caller account is the role's. Declared ids outrank learned ones; the
+-- tenant listed first wins a tie.
 WITH learned AS (
-    SELECT principal_uid, min(identity) AS role_arn
+    SELECT principal_uid, any_value(identity) AS role_arn
     FROM lake_refs
     WHERE principal_uid IS NOT NULL AND identity LIKE 'arn:%'
     GROUP BY principal_uid
+    HAVING count(DISTINCT identity) = 1
 ),
 declared AS (
     SELECT value AS principal_uid, arg_min(tenant_id, position) AS declared_tenant_id
