@@ -15,10 +15,11 @@ lake (`keytrail attribute`, the nightly job and `keytrail dashboard` do it):
 A file's name is the signature of what its rows depend on: the day's Parquet files in kms_events and
 hsm_events (names and sizes: lake files are immutable) and the analytics code and SQL; for attributed_usage
 also the tenants file and the attribution maps the lake itself feeds (aliases and custom key stores in
-`key_map`, backing key handles in `hsm_key_map`, `hsm_orphan_sessions`).
-A new file in the day, an edited tenants.toml, a new alias or an upgrade changes the name, and the day is
-computed again. `register_stored` makes each view from the files whose name
-still matches and computes the other days on the fly, so a stale or missing day is slower, never wrong.
+`key_map`, the roles learned for unique ids in `principal_ids`, backing key handles in `hsm_key_map`,
+`hsm_orphan_sessions`). A new file in the day, an edited tenants.toml, a new alias, a role learned from another
+day's copies or an upgrade changes the name, and the day is computed again. `register_stored` makes each view from
+the files whose name still matches and computes the other days on the fly, so a stale or missing day is slower,
+never wrong.
 
 This module is the store's layout, read by `connect()`; analytics/attribute.py writes it.
 """
@@ -41,9 +42,11 @@ STORE_DIR = "_attribution"
 # What is stored per day, in the order it is computed (attributed_usage needs the maps lake_refs feeds).
 STORED = ("lake_refs", "attributed_usage")
 # Lake-derived maps whose content changes the attribution of days already stored.
+# principal_ids: a role learned from another day's copies attributes this day's owner-only copies.
+# hsm_key_map: a CreateKey delivered after the CloudHSM day it ties that day's backing-key work to a tenant.
 # (Not context_map: its glob values are resolved against probes of the events themselves, so a new probe is in a
 # new day's files and changes no stored day.)
-LAKE_MAPS = ("key_map", "hsm_orphan_sessions", "hsm_key_map")
+LAKE_MAPS = ("key_map", "principal_ids", "hsm_orphan_sessions", "hsm_key_map")
 
 
 def store_dir(lake: Lake) -> Path:

@@ -24,7 +24,7 @@ from ingest.lake.schema import QUARANTINE, TABLES, TRAIL_VERIFICATION
 from ingest.lake.store import DEFAULT_LAKE, Lake
 
 MAPS = (
-    "aliases", "primary_copies", "identity_map", "key_map", "context_map", "hsm_user_map",
+    "aliases", "primary_copies", "identity_map", "principal_ids", "key_map", "context_map", "hsm_user_map",
     "hsm_orphan_sessions", "hsm_key_map", "operation_classes",
 )  # fmt: skip
 # Stored per day once attributed (analytics/attribution_store.py), else computed: lake_refs before the maps,

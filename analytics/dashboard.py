@@ -29,6 +29,7 @@ from analytics.rollups import RollupReport, register_rollups
 from ingest.integrity.hsm_sequence import SEQUENCE_SQL
 
 UNATTRIBUTED = "(unattributed)"
+NO_TENANT = "(no tenant)"  # caller_tenant of a call no tenant's principal or account made (the SQL spells it too)
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
@@ -110,12 +111,14 @@ def monthly_cost(con: duckdb.DuckDBPyConnection, end: dt.date, tenant: str | Non
 
 
 def tenant_summary(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date) -> pa.Table:
-    """One row per tenant (and the unattributed): operations, failures, keys, last use, access window."""
+    """One row per tenant (and the unattributed): operations, failures, keys, operations on its keys called by
+    others, its own calls on keys that count for others, last use, access window."""
     return _table(con, "tenant_summary", start=start, end=end)
 
 
 def tenant_profile(con: duckdb.DuckDBPyConnection, tenant: str) -> dict[str, Any]:
-    """The tenant's rules, access window, first/last use and operations outside the window ({} if unknown)."""
+    """The tenant's rules, access window, first/last use and operations its own principals made outside the
+    window ({} if unknown)."""
     return _one(con, "tenant_profile", tenant=tenant)
 
 
@@ -135,15 +138,30 @@ def tenant_principals(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.da
 
 
 def tenant_errors(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str) -> pa.Table:
-    """error_code, operation, key, failures, first_hour, last_hour."""
+    """error_code, operation, key, principal, caller_tenant, failures, first_seen, last_seen: the failed operations
+    that count for the tenant, with who called."""
     return _table(con, "tenant_errors", start=start, end=end, tenant=tenant)
+
+
+def tenant_keys_used_by_others(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str) -> pa.Table:
+    """caller_tenant, principal, account, key, operations, failures, first_seen, last_seen: the tenant's keys (or
+    data) used by principals that are not its own."""
+    return _table(con, "tenant_keys_used_by_others", start=start, end=end, tenant=tenant)
+
+
+def tenant_principals_on_others_keys(
+    con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str
+) -> pa.Table:
+    """principal, key, tenant, operations, failures, first_seen, last_seen: the tenant's own principals on keys
+    that count for another tenant, or for none."""
+    return _table(con, "tenant_principals_on_others_keys", start=start, end=end, tenant=tenant)
 
 
 # ---------- Keys
 
 
 def keys(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> pa.Table:
-    """key, source, operations, failures, tenants — busiest first."""
+    """key, source, operations, failures, tenants (it counted for), calling_tenants — busiest first."""
     return _table(con, "keys", start=start, end=end, tenant=tenant)
 
 
@@ -153,7 +171,8 @@ def key_profile(con: duckdb.DuckDBPyConnection, key: str) -> dict[str, Any]:
 
 
 def key_users(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, key: str) -> pa.Table:
-    """tenant, principal, operations, failures, source_ips, first_seen, last_seen."""
+    """caller_tenant (whose principal called), tenant (whose key or data it counts for), principal, operations,
+    failures, source_ips, first_seen, last_seen."""
     return _table(con, "key_users", start=start, end=end, key=key)
 
 

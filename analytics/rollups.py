@@ -1,11 +1,11 @@
 """Materialised rollups for the dashboard: small Parquet files in `<lake>/_rollups/`, rebuilt after an ingest.
 
 Scanning ten million events for every page view is too slow for a dashboard, so the aggregates its pages read
-(hourly usage, principals per day, events per stream and day, key administration events, keys, anomaly
-findings) are computed once and written beside the lake:
+(hourly usage, principals per day, failed operations per day with their caller, events per stream and day,
+key administration events, keys, anomaly findings) are computed once and written beside the lake:
 
-    _rollups/usage_hourly.parquet  principals_daily.parquet  events_daily.parquet  key_events.parquet
-             keys.parquet  anomalies.parquet  manifest.json
+    _rollups/usage_hourly.parquet  principals_daily.parquet  errors_daily.parquet  events_daily.parquet
+             key_events.parquet  keys.parquet  anomalies.parquet  manifest.json
 
 `manifest.json` records the lake's signature (the names and sizes of its immutable Parquet files and a hash of
 the tenants file) the rollups were built from. `register_rollups` loads them when the signature still
@@ -41,7 +41,7 @@ from ingest.progress import Progress, no_progress
 ROLLUP_DIR = "_rollups"
 MANIFEST = "manifest.json"
 # name → the SQL file that computes it (anomalies come from analytics.anomalies instead)
-SQL_ROLLUPS = ("usage_hourly", "principals_daily", "events_daily", "key_events", "keys")
+SQL_ROLLUPS = ("usage_hourly", "principals_daily", "errors_daily", "events_daily", "key_events", "keys")
 ROLLUPS = (*SQL_ROLLUPS, "anomalies")
 TABLE_PREFIX = "dash_"
 

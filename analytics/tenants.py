@@ -36,6 +36,10 @@ LIST_FIELDS: dict[str, tuple[re.Pattern[str], str]] = {
         "before the account; also user/<name>, root, or sts::<account>:assumed-role/<role>/<session>), "
         'e.g. "arn:aws:iam::444455556666:role/acme-*"',
     ),
+    "principal_ids": (
+        re.compile(r"A(RO|ID)A[A-Z0-9]{16,}"),
+        'an IAM role or user unique id (AROA… or AIDA… and 16+ capitals or digits), e.g. "AROAJ45Q7YFFAREXAMPLE"',
+    ),
     "keys": (
         re.compile(
             rf"arn:aws[a-z-]*:kms:[a-z0-9*?-]+:{_ACCOUNT}:(key|alias)/\S+|alias/\S+|(mrk-)?[0-9a-f-]{{32,36}}"
@@ -65,6 +69,7 @@ class Tenant:
     name: str
     accounts: tuple[str, ...] = ()
     principals: tuple[str, ...] = ()
+    principal_ids: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
     encryption_context: tuple[tuple[str, str], ...] = ()
     hsm_users: tuple[str, ...] = ()
@@ -273,6 +278,7 @@ def tenants_table(tenants: Tenants) -> pa.Table:
             "name": pa.array([t.name for t in ts], pa.string()),
             "accounts": pa.array([list(t.accounts) for t in ts], strings),
             "principals": pa.array([list(t.principals) for t in ts], strings),
+            "principal_ids": pa.array([list(t.principal_ids) for t in ts], strings),
             "keys": pa.array([list(t.keys) for t in ts], strings),
             "encryption_context": pa.array([_context_lists(t) for t in ts], pa.map_(pa.string(), strings)),
             "hsm_users": pa.array([list(t.hsm_users) for t in ts], strings),
@@ -296,6 +302,7 @@ def rules_table(tenants: Tenants) -> pa.Table:
     for pos, t in enumerate(tenants.tenants):
         rows += [(t.id, "account", v, pos) for v in t.accounts]
         rows += [(t.id, "principal", v, pos) for v in t.principals]
+        rows += [(t.id, "principal_id", v, pos) for v in t.principal_ids]
         rows += [(t.id, "key", v, pos) for v in t.keys]
         rows += [(t.id, "context", f"{k}={v}", pos) for k, v in t.encryption_context]
         rows += [(t.id, "hsm_user", v, pos) for v in t.hsm_users]

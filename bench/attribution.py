@@ -3,7 +3,8 @@
     .venv/bin/python bench/attribution.py --events 20000000 --threads 2 --memory-limit 3GB
 
 Generates a lake of N KMS events (50 tenants, 500 keys, 200 rules of every kind: account, principal glob,
-exact principal, key ARN, key id, alias, encryption context, custom key store, HSM user) with DuckDB, then runs
+exact principal, key ARN, key id, alias, encryption context, custom key store, HSM user; one event in ten a key
+owner's AWSAccount copy whose role is learned from its unique id) with DuckDB, then runs
 each phase in a fresh process (so peak RSS is the phase's own) and prints events/s, peak memory and ratios:
 
   plain       hourly GROUP BY (hour, key, operation, success) straight from the Parquet files
@@ -83,12 +84,16 @@ COPY (
         '{OWNER}' AS recipient_account_id,
         CASE WHEN h % 10 = 1 THEN '{OWNER}' ELSE lpad((400000000000 + t)::VARCHAR, 12, '0') END
             AS caller_account_id,
-        'AssumedRole' AS identity_type,
+        -- one call in ten is a key owner's copy of a cross-account call: AWSAccount, no ARN, "AROA…:session"
+        CASE h % 10 WHEN 1 THEN 'IAMUser' WHEN 2 THEN 'AWSAccount' ELSE 'AssumedRole' END AS identity_type,
         CASE WHEN h % 10 = 1 THEN 'arn:aws:iam::{OWNER}:user/ops-' || (t % 12)
-             ELSE 'arn:aws:sts::' || lpad((400000000000 + t)::VARCHAR, 12, '0') || ':assumed-role/app-'
-                  || (h // 11 % 20) || '/session-' || (h // 13 % 50) END AS principal_arn,
-        CASE WHEN h % 10 <> 1 THEN 'arn:aws:iam::' || lpad((400000000000 + t)::VARCHAR, 12, '0') || ':role/app-'
-                  || (h // 11 % 20) END AS session_issuer_arn,
+             WHEN h % 10 <> 2 THEN 'arn:aws:sts::' || lpad((400000000000 + t)::VARCHAR, 12, '0')
+                  || ':assumed-role/app-' || (h // 11 % 20) || '/session-' || (h // 13 % 50) END AS principal_arn,
+        CASE WHEN h % 10 NOT IN (1, 2) THEN 'arn:aws:iam::' || lpad((400000000000 + t)::VARCHAR, 12, '0')
+                  || ':role/app-' || (h // 11 % 20) END AS session_issuer_arn,
+        CASE WHEN h % 10 = 1 THEN 'AIDA' || upper(md5('ops-' || (t % 12)))[1:17]
+             ELSE 'AROA' || upper(md5(t || ':app-' || (h // 11 % 20)))[1:17] || ':session-' || (h // 13 % 50)
+        END AS principal_id,
         CASE WHEN h % 50 = 3 THEN NULL ELSE '{KEY}' || printf('%08x', k) || '-0000-4000-8000-000000000000' END
             AS key_arn,
         CASE WHEN h % 50 = 3 THEN 'alias/t' || lpad((40 + t % 10)::VARCHAR, 2, '0') || '-data'

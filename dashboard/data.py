@@ -23,6 +23,7 @@ from analytics.rollups import RollupReport, lake_signature
 from analytics.sandbox import run_read_only
 
 UNATTRIBUTED = q.UNATTRIBUTED
+NO_TENANT = q.NO_TENANT
 SEVERITIES = q.SEVERITIES
 TTL = dt.timedelta(minutes=10)
 
@@ -130,6 +131,14 @@ def tenant_principals(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame
 
 def tenant_errors(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame:
     return _query("tenant_errors", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def tenant_keys_used_by_others(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame:
+    return _query("tenant_keys_used_by_others", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def tenant_principals_on_others_keys(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame:
+    return _query("tenant_principals_on_others_keys", start, end, tenant)  # type: ignore[no-any-return]
 
 
 def keys(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:

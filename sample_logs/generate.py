@@ -54,6 +54,11 @@ KEYS: dict[str, tuple[str, str, str, bool]] = {
     "eu-backup": (EU, "0f1e2d3c-4b5a-4968-8776-655443322110", "alias/eu-backup", False),
     "legacy-import": (US, "c0ffee00-1234-4abc-8def-0123456789ab", "alias/legacy-import", False),
 }
+# The SSE-KMS keys two trails are encrypted with (each in its trail's own account): CloudTrail's GenerateDataKey
+TRAIL_KEYS = {
+    OWNER: f"arn:aws:kms:{US}:{OWNER}:key/e1d2c3b4-a5f6-4789-8a0b-1c2d3e4f5a6b",
+    ACME: f"arn:aws:kms:{US}:{ACME}:key/f0e1d2c3-b4a5-4697-8879-6a5b4c3d2e1f",
+}
 ACME_DATA_HANDLE = 262152  # HSM key handle of the pre-existing acme-data backing key
 
 
@@ -367,6 +372,9 @@ class Generator:
         self.hsm_state: list[list[Any]] = [[rc, 0, sep] for _, rc, sep in HSMS]
         self.hsm_rebooted = False
         self.export_lines: dict[str, list[str]] = {}
+        # role unique ids: shown with their role in some copy (learnable), needed by a `principal_learned` truth
+        self.uids_seen: set[str] = set()
+        self.uids_needed: set[str] = set()
 
     # ---------- ids and small helpers
     def uid(self) -> str:
@@ -397,6 +405,14 @@ class Generator:
             if refs & set(t["keys"]):
                 return t["id"], "key"
         ident = rec.get("userIdentity") or {}
+        aws_internal = not ident.get("type") and ident.get("invokedBy")
+        if ident.get("type") == "AWSService" or rec.get("eventType") == "AwsServiceEvent" or aws_internal:
+            return "", "aws_service"
+        return self.caller(ident)
+
+    @staticmethod
+    def caller(ident: dict[str, Any]) -> tuple[str, str]:
+        """The tenant whose principal (glob, also on the role behind a session) or account made the call."""
         arns = [ident.get("arn", ""), ((ident.get("sessionContext") or {}).get("sessionIssuer") or {}).get("arn", "")]
         for t in TENANTS:
             if any(a and fnmatchcase(a, p) for p in t["principals"] for a in arns):
@@ -405,6 +421,26 @@ class Generator:
             if ident.get("accountId") in t["accounts"]:
                 return t["id"], "account"
         return "", ""
+
+    def owner_truth(self, rec: dict[str, Any], owner_ident: dict[str, Any]) -> tuple[str, str, str]:
+        """Ground truth of the key owner's copy of a cross-account call, which names the caller only by account
+        and role unique id: a principal verdict holds through the role learned from the caller's own copies
+        (`principal_learned`), which exist when we hold the caller's trail; else the account rule decides."""
+        tenant, by = self.attribute(rec)
+        caller, caller_by = self.caller(rec["userIdentity"])
+        uid = owner_ident["principalId"].split(":")[0]
+        if caller_by == "principal" and owner_ident["accountId"] in TRAIL_ACCOUNTS:
+            self.uids_needed.add(uid)
+            return (tenant, "principal_learned", caller) if by == "principal" else (tenant, by, caller)
+        tenant, by = self.attribute({**rec, "userIdentity": owner_ident})
+        return tenant, by, self.caller(owner_ident)[0]
+
+    @staticmethod
+    def owner_identity(ident: dict[str, Any]) -> dict[str, Any]:
+        """userIdentity in the key owner's copy of a call from another account: AWSAccount, the caller's
+        principalId ("AROA…:session") and account, the service acting for it; no ARN, no sessionContext."""
+        out = {"type": "AWSAccount", "principalId": ident["principalId"], "accountId": ident["accountId"]}
+        return out | ({"invokedBy": ident["invokedBy"]} if ident.get("invokedBy") else {})
 
     # ---------- identities
     def session_identities(self, wl_name: str, account: str, role: str, day: int, n: int) -> list[dict[str, Any]]:
@@ -477,13 +513,16 @@ class Generator:
             }  # fmt: skip
         return rec
 
-    def emit(self, ts: float, rec: dict[str, Any], caller: str, *, denied: bool = False) -> list[str]:
+    def emit(
+        self, ts: float, rec: dict[str, Any], caller: str, *, denied: bool = False, recipient: str = OWNER
+    ) -> list[str]:
         """Route a KMS record to the trails that log it; returns the eventIDs of all copies."""
         region = rec["awsRegion"]
-        cross = caller not in (OWNER, "")
-        targets = [caller] if denied and cross else ([OWNER, caller] if cross else [OWNER])
+        cross = caller not in (recipient, "")
+        targets = [caller] if denied and cross else ([OWNER, caller] if cross else [recipient])
         targets = [a for a in targets if a in TRAIL_ACCOUNTS]
         tenant, by = self.attribute(rec)
+        caller_tenant = "" if by == "aws_service" else self.caller(rec["userIdentity"])[0]
         ids = []
         shared = self.uid() if cross and not denied else None
         for acct in targets:
@@ -492,12 +531,18 @@ class Generator:
             copy = dict(rec)
             copy["eventID"] = self.uid()
             copy["recipientAccountId"] = acct
+            truth = (tenant, by, caller_tenant)
+            if acct == OWNER and cross:
+                copy["userIdentity"] = self.owner_identity(rec["userIdentity"])
+                truth = self.owner_truth(rec, copy["userIdentity"])
+            elif rec["userIdentity"].get("arn"):  # a copy that shows the role: what keytrail learns from
+                self.uids_seen.add(rec["userIdentity"]["principalId"].split(":")[0])
             if shared:
                 items = list(copy.items())
                 i = [k for k, _ in items].index("recipientAccountId") + 1
                 copy = dict([*items[:i], ("sharedEventID", shared), *items[i:]])
             self.day_records.append((ts, (acct, region), copy))
-            self.attr_writer.writerow(["cloudtrail", copy["eventID"], tenant, by])
+            self.attr_writer.writerow(["cloudtrail", copy["eventID"], *truth])
             ids.append(copy["eventID"])
             self.summary.kms_records += 1
             self.summary.by_event_name[rec["eventName"]] = self.summary.by_event_name.get(rec["eventName"], 0) + 1
@@ -577,6 +622,26 @@ class Generator:
         )  # fmt: skip
         rec["serviceEventDetails"] = {"keyId": KEYS[key][1]}
         return self.emit(ts, rec, OWNER)
+
+    def trail_data_key(self, ts: float, account: str) -> list[str]:
+        """CloudTrail encrypting a log file of `account`'s trail with its SSE-KMS key: AWS's own work, logged
+        with an AWSService identity (no account, no ARN), as in the AWS documentation."""
+        key = TRAIL_KEYS[account]
+        name = f"{account}_CloudTrail_{US}_{time.strftime('%Y%m%dT%H%MZ', time.gmtime(ts))}_{self.uid()[:16]}.json.gz"
+        folder = f"AWSLogs/{account}/CloudTrail/{US}/{time.strftime('%Y/%m/%d', time.gmtime(ts))}"
+        rp = {
+            "keyId": key,
+            "encryptionContext": {
+                "aws:cloudtrail:arn": f"arn:aws:cloudtrail:{US}:{account}:trail/management-events",
+                "aws:s3:arn": f"arn:aws:s3:::trail-logs-{account}/{folder}/{name}",
+            },
+            "keySpec": "AES_256",
+        }
+        ident = {"type": "AWSService", "invokedBy": "cloudtrail.amazonaws.com"}
+        service = "cloudtrail.amazonaws.com"
+        resources = [{"accountId": account, "type": "AWS::KMS::Key", "ARN": key}]
+        rec = self.record(ts, "GenerateDataKey", ident, US, service, service, rp, resources)
+        return self.emit(ts, rec, "", recipient=account)
 
     def create_key(self, ts: float, key: str) -> list[str]:
         region, kid, alias, in_cks = KEYS[key]
@@ -704,6 +769,9 @@ class Generator:
                 self.day_records.append((ts, (acct, region), rec))
                 self.summary.non_kms_records += 1
         self.admin_reads(ds)
+        for account in sorted(TRAIL_KEYS):  # one trail file encrypted every few hours (every 5-15 min at scale 36)
+            for ts in self.poisson_times(ds, 86400, 0.17 * self.scale):
+                self.trail_data_key(ts, account)
 
     def admin_reads(self, ds: float) -> None:
         """The customer's kms-admin browsing keys on weekdays: read-only key management calls."""
@@ -986,7 +1054,7 @@ class Generator:
         ident = self.session_identities("acme-debug", ACME, "acme-debug", 24, 1)[0]
         ids = self.case("FS-acme-new-principal", "first_seen", "acme", key_arn("acme-data"),
                         f"arn:aws:iam::{ACME}:role/acme-debug", ws, ws + 3600)  # fmt: skip
-        ids += self.burst("acme-app", "acme-data", "Decrypt", ws, 60, 15, ident=ident, ips="10.20.9",
+        ids += self.burst("acme-app", "acme-data", "Decrypt", ws, 60, 8, ident=ident, ips="10.20.9",
                           ec={"tenant_id": "acme", "job": "debug"})  # fmt: skip
 
     def globex_new_ip(self) -> None:
@@ -1218,7 +1286,8 @@ class Generator:
                     "ingestionTime": ms + self.rng.randrange(300, 2500),
                     "eventId": str(self.rng.getrandbits(180)).rjust(56, "0")[:56],
                 }))  # fmt: skip
-                self.attr_writer.writerow(["cloudhsm", eid, e[7], e[8]])
+                caller = e[7] if e[8] in ("hsm_user", "hsm_session") else ""
+                self.attr_writer.writerow(["cloudhsm", eid, e[7], e[8], caller])
                 if e[9] is not None and eid not in e[9]:
                     e[9].append(eid)
                 if date == f"2026-{EXPORT_DAY}":
@@ -1247,7 +1316,7 @@ class Generator:
         (self.out / "ground_truth").mkdir(parents=True)
         with open(self.out / "ground_truth" / "attribution.csv", "w", newline="") as fh:
             self.attr_writer = csv.writer(fh, lineterminator="\n")
-            self.attr_writer.writerow(["source", "event_id", "tenant_id", "attributed_by"])
+            self.attr_writer.writerow(["source", "event_id", "tenant_id", "attributed_by", "caller_tenant_id"])
             script = self.scripted()
             for day in range(DAYS):
                 ds, de = T0 + day * 86400, T0 + (day + 1) * 86400
@@ -1259,6 +1328,8 @@ class Generator:
                 self.deliver(de)
                 self.hsm_day(day)
             self.deliver(float("inf"))
+        if self.uids_needed - self.uids_seen:  # the ground truth promised a role no copy in the sample shows
+            raise RuntimeError(f"unlearnable role ids: {sorted(self.uids_needed - self.uids_seen)}")
         self.write_export()
         self.write_ground_truth()
         write_tenants(self.out / "tenants.toml")

@@ -104,7 +104,8 @@ def test_usage_of_one_tenant_between_days(lake: Path, monkeypatch: pytest.Monkey
         ("acme", "Decrypt", 2, 1)
     ]
     code, out, _ = keytrail("usage", "--tenant", "acme", "--lake", str(lake), "--csv")
-    assert [line.split(",")[3:6] for line in out.splitlines()[1:]] == [["Decrypt", "2", "1"], ["Encrypt", "1", "0"]]
+    assert out.splitlines()[0].startswith("tenant_id,caller_tenant_id,source,key,operation,operations,failures")
+    assert [line.split(",")[4:7] for line in out.splitlines()[1:]] == [["Decrypt", "2", "1"], ["Encrypt", "1", "0"]]
 
 
 def test_usage_of_an_unknown_tenant_lists_the_known_ones(lake: Path) -> None:

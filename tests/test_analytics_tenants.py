@@ -42,6 +42,11 @@ def test_documented_example_parses() -> None:
     assert (globex.id, globex.keys, globex.active_from) == ("globex", (), None)
 
 
+def test_principal_ids_declare_role_and_user_unique_ids() -> None:
+    text = GOOD + 'principal_ids = ["AROAIDPPEZS35WEXAMPLE", "AIDAJ45Q7YFFAREXAMPLE"]\n'
+    assert parse_tenants(text).tenants[1].principal_ids == ("AROAIDPPEZS35WEXAMPLE", "AIDAJ45Q7YFFAREXAMPLE")
+
+
 def test_docs_example_is_valid() -> None:
     """The example in docs/tenants.md parses (the docs cannot drift from the validator)."""
     text = (Path(__file__).parent.parent / "docs" / "tenants.md").read_text()
@@ -55,6 +60,9 @@ def test_docs_example_is_valid() -> None:
         ('accounts = ["777788889999"]', 'accounts = ["7777-8888"]', "tenants.toml:19: tenant #2: accounts: '7777-8888' is not a 12-digit"),  # noqa: E501
         ('accounts = ["777788889999"]', 'accounts = "777788889999"', "tenants.toml:19: tenant #2: accounts: must be a list"),  # noqa: E501
         ('accounts = ["777788889999"]', 'acounts = ["777788889999"]', "tenants.toml:19: tenant #2: acounts: unknown field; known fields: id, name"),  # noqa: E501
+        ('accounts = ["777788889999"]', 'accounts = []\nprincipal_ids = ["AROA1234"]', "tenants.toml:20: tenant #2: principal_ids: 'AROA1234' is not an IAM role or user unique id (AROA… or AIDA…"),  # noqa: E501
+        ('accounts = ["777788889999"]', 'accounts = []\nprincipal_ids = ["arn:aws:iam::777788889999:role/x"]', "tenants.toml:20: tenant #2: principal_ids: 'arn:aws:iam::777788889999:role/x' is not an IAM role or user unique id"),  # noqa: E501
+        ('accounts = ["777788889999"]', 'accounts = []\nprincipal_ids = ["AROAidppezs35wexample:s1"]', "tenants.toml:20: tenant #2: principal_ids: 'AROAidppezs35wexample:s1' is not"),  # noqa: E501
         ('id = "globex"', 'id = "acme"', 'tenants.toml:17: tenant #2: id: duplicate id "acme"'),
         ('id = "globex"\n', "", "tenants.toml:16: tenant #2: id: required"),
         ('hsm_users = ["acme_cu"]', "hsm_users = [42]", 'tenants.toml:11: tenant #1: hsm_users: 42 is a TOML int, not a string: quote it, "42"'),  # noqa: E501

@@ -24,7 +24,10 @@ def sample(ingested_sample: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     # read_only=False: the ground truth is a file outside the lake, which the read-only sandbox would refuse
     con = connect(ingested_sample, SAMPLE / "tenants.toml", memory_limit="1GB", read_only=False)
     con.execute(f"CREATE TABLE truth AS SELECT * FROM read_csv('{TRUTH}', all_varchar = true)")
-    con.execute("UPDATE truth SET tenant_id = NULLIF(tenant_id, ''), attributed_by = NULLIF(attributed_by, '')")
+    con.execute(
+        "UPDATE truth SET tenant_id = NULLIF(tenant_id, ''), attributed_by = NULLIF(attributed_by, ''), "
+        "caller_tenant_id = NULLIF(caller_tenant_id, '')"
+    )
     yield con
     con.close()
 
@@ -61,6 +64,51 @@ def test_every_operation_matches_the_ground_truth(sample: duckdb.DuckDBPyConnect
         """
     ).fetchall()
     assert wrong == []
+
+
+def test_every_caller_matches_the_ground_truth(sample: duckdb.DuckDBPyConnection) -> None:
+    """caller_tenant_id (who called) beside tenant_id (whose key or data): globex-worker on acme's key is globex's
+    call on acme's key, in both copies; AWS's own work has no caller tenant."""
+    wrong = sample.sql(
+        """
+        SELECT t.source, t.event_id, t.caller_tenant_id, k.caller_tenant_id
+        FROM truth AS t JOIN key_operations AS k ON k.source = t.source AND k.event_id = t.event_id
+        WHERE k.caller_tenant_id IS DISTINCT FROM t.caller_tenant_id
+        LIMIT 10
+        """
+    ).fetchall()
+    assert wrong == []
+    crossed = sample.sql(
+        "SELECT DISTINCT tenant_id, caller_tenant_id FROM key_operations "
+        "WHERE source = 'cloudtrail' AND tenant_id <> caller_tenant_id"
+    ).fetchall()
+    assert ("acme", "globex") in crossed
+
+
+def test_owner_copies_name_the_caller_only_by_account_and_unique_id(sample: duckdb.DuckDBPyConnection) -> None:
+    """The key owner's copy of a cross-account call is an AWSAccount identity; the role is learned from the
+    caller's copy, so the owner copy shows the same principal and, where the principal rule decides, says so."""
+    rows = sample.sql(
+        """
+        SELECT o.attributed_by, count(*) AS copies, count(*) FILTER (WHERE o.principal = c.principal) AS same_role
+        FROM key_operations AS o
+        JOIN key_operations AS c ON c.usage_id = o.usage_id AND c.is_primary AND NOT o.is_primary
+        JOIN kms_events AS e ON e.event_id = o.event_id
+        WHERE e.identity_type = 'AWSAccount' AND e.principal_arn IS NULL AND e.session_issuer_arn IS NULL
+        GROUP BY ALL
+        """
+    ).fetchall()
+    by = {r[0]: r[1:] for r in rows}
+    assert by["principal_learned"][0] > 0
+    assert all(copies == same for copies, same in by.values())
+
+
+def test_aws_service_work_is_nobodys(sample: duckdb.DuckDBPyConnection) -> None:
+    rows = sample.sql(
+        "SELECT DISTINCT principal, tenant_id, caller_tenant_id FROM key_operations WHERE attributed_by = 'aws_service'"
+    ).fetchall()
+    assert ("cloudtrail.amazonaws.com", None, None) in rows
+    assert {(t, c) for _, t, c in rows} == {(None, None)}
 
 
 def test_unattributed_operations_are_counted(sample: duckdb.DuckDBPyConnection) -> None:

@@ -157,10 +157,61 @@ def test_tenants_page_figures_match_sql(
     ).fetchall()
     table = next(df.value for df in at.dataframe if "source_ip" in df.value.columns)
     assert set(table["principal"].dropna()) == {p for (p,) in principals}
-    # initech was revoked on 2026-11-20 and used its keys afterwards: the page says so
-    outside = count("count(*) FILTER (WHERE NOT in_tenant_window)")
-    assert outside > 0
-    assert any(f"{outside:,} operations fell outside the window" in e.body for e in at.error)
+    # initech was revoked on 2026-11-20 and its own principals used its keys afterwards: the page says so, and
+    # does not count the provider's admin disabling its key then (a call that counts for initech, not by it)
+    outside = count("count(*) FILTER (WHERE NOT in_tenant_window AND caller_tenant_id = tenant_id)")
+    assert 0 < outside < count("count(*) FILTER (WHERE NOT in_tenant_window)")
+    assert any(f"{outside:,} operations by its own principals fell outside the window" in e.body for e in at.error)
+    # globex-worker's refused calls on initech's key count for initech: the error table names who called
+    errors = next(df.value for df in at.dataframe if "error_code" in df.value.columns)
+    denied = errors[errors["error_code"] == "AccessDenied"]
+    assert set(denied["caller_tenant"]) == {"globex"}
+    assert denied["principal"].str.endswith(":role/globex-worker").all()
+    expected = count("count(*) FILTER (WHERE error_code = 'AccessDenied' AND caller_tenant_id = 'globex')")
+    assert denied["failures"].sum() == expected > 0
+    others = next(df.value for df in at.dataframe if "caller_tenant" in df.value.columns and "account" in df.value)
+    assert "globex" in set(others["caller_tenant"])
+
+
+def test_a_tenants_principals_on_other_keys_and_its_keys_used_by_others(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    """globex-worker decrypting with acme's key: acme's page lists the caller, globex's page lists the key."""
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/tenants.py").run()
+    summary = next(df.value for df in at.dataframe if "called_by_others" in df.value.columns).set_index("tenant")
+    sql = (
+        "SELECT count(*) FROM key_operations WHERE is_primary AND tenant_id = 'acme' "
+        "AND caller_tenant_id IS DISTINCT FROM 'acme'"
+    )
+    assert summary.loc["acme", "called_by_others"] == scalar(reference, sql, {}) > 0
+    at.sidebar.selectbox(key="tenant").set_value("acme").run()
+    assert not at.exception
+    used = next(df.value for df in at.dataframe if "caller_tenant" in df.value.columns and "account" in df.value)
+    globex = used[used["caller_tenant"] == "globex"]
+    assert set(globex["principal"]) == {"arn:aws:iam::777788889999:role/globex-worker"}
+    at.sidebar.selectbox(key="tenant").set_value("globex").run()
+    elsewhere = next(df.value for df in at.dataframe if set(df.value.columns) >= {"principal", "key", "tenant"})
+    on_acme = elsewhere[elsewhere["tenant"] == "acme"]
+    assert on_acme["operations"].sum() == globex["operations"].sum() > 0
+
+
+def test_keys_page_shows_a_keys_callers_by_tenant(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    """acme's data key: every use counts for acme (its key), but globex-worker called it too."""
+    acme_key = "arn:aws:kms:us-east-1:111122223333:key/7f3c1a2e-5b4d-4e6f-8a9b-0c1d2e3f4a5b"
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/keys.py").run()
+    at.selectbox(key="keys_key").set_value(acme_key).run()
+    assert not at.exception
+    callers = reference.execute(
+        "SELECT coalesce(caller_tenant_id, '(no tenant)'), sum(1) FROM key_operations "
+        "WHERE is_primary AND key = $k GROUP BY 1",
+        {"k": acme_key},
+    ).fetchall()
+    assert metrics(at)["Calling tenants"] == str(len([c for c, _ in callers if c != "(no tenant)"]))
+    users = next(df.value for df in at.dataframe if "caller_tenant" in df.value.columns)
+    assert dict(users.groupby("caller_tenant")["operations"].sum()) == dict(callers)
+    assert set(users.loc[users["caller_tenant"] == "globex", "tenant"]) == {"acme"}
 
 
 def test_a_shared_link_opens_the_filtered_view(

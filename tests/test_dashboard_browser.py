@@ -130,6 +130,16 @@ def test_dashboard_in_chromium(server: tuple[str, Path]) -> None:
         page.locator('[data-testid="stExpander"] summary').first.click()
         page.screenshot(path=str(ARTIFACTS / "anomalies-acme.png"), full_page=True)
 
+        # a tenant's page by its URL, with the tables of who called its keys (screenshots: the grids are canvases)
+        page.goto(f"{url}/tenants?tenant=initech")
+        settle(page, "Tenants")
+        assert page.get_by_text("Its keys used by others").count() == 1
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(ARTIFACTS / "tenants-initech.png"), full_page=True)
+        page.goto(f"{url}/tenants?tenant=acme")
+        settle(page, "Tenants")
+        page.screenshot(path=str(ARTIFACTS / "tenants-acme.png"), full_page=True)
+
         # every page, all tenants, by its URL: renders without an exception; a screenshot each
         for path, title in PAGES.items():
             page.goto(f"{url}/{path}")

@@ -151,8 +151,16 @@ def test_cross_account_copies_share_shared_event_id() -> None:
     for a, b in both:
         assert a["eventID"] != b["eventID"]
         assert {a["recipientAccountId"], b["recipientAccountId"]} == {"111122223333", a["userIdentity"]["accountId"]}
-        strip = {"eventID", "recipientAccountId"}
+        strip = {"eventID", "recipientAccountId", "userIdentity"}
         assert {k: v for k, v in a.items() if k not in strip} == {k: v for k, v in b.items() if k not in strip}
+        # the key owner's copy names the caller as CloudTrail does: AWSAccount, no ARN, no sessionContext
+        owner, caller = sorted((a, b), key=lambda r: r["recipientAccountId"] != "111122223333")
+        ident = caller["userIdentity"]
+        assert owner["userIdentity"] == {
+            "type": "AWSAccount", "principalId": ident["principalId"], "accountId": ident["accountId"],
+            **({"invokedBy": ident["invokedBy"]} if "invokedBy" in ident else {}),
+        }  # fmt: skip
+        assert ident["type"] == "AssumedRole" and ident["sessionContext"]["sessionIssuer"]["arn"]
 
 
 def test_access_denied_cross_account_is_only_in_the_callers_trail() -> None:
@@ -274,7 +282,10 @@ def test_ground_truth_covers_every_event_and_every_anomaly_id_exists() -> None:
     assert {r["event_id"] for r in rows if r["source"] == "cloudhsm"} == hsm_ids
     assert len(rows) == len(kms_ids) + len(hsm_ids)
     by = {r["attributed_by"] for r in rows}
-    assert by == {"", "context", "key", "principal", "account", "hsm_user", "hsm_session", "kms_service"}
+    assert by == {
+        "", "context", "key", "aws_service", "principal", "principal_learned", "account", "hsm_user", "hsm_session",
+        "kms_service",
+    }  # fmt: skip
     cases = anomalies()
     detectors = {c["detector"] for c in cases}
     assert detectors == {

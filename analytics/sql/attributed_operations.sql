@@ -5,15 +5,34 @@
 --
 -- Precedence (the first rule that names a tenant decides, `attributed_by` says which):
 --   CloudTrail: context (an encryption-context pair of the tenant) > key (the tenant's key, alias or custom
---               key store) > principal (the role behind the caller's session, else the caller's ARN) > account
+--               key store) > aws_service (AWS's own work: an AWSService caller such as CloudTrail encrypting
+--               its log files, or an AwsServiceEvent such as RotateKey; tenant NULL) > principal (the role
+--               behind the caller's session, else the caller's ARN, else a declared unique id) >
+--               principal_learned (the key owner's AWSAccount copy names only the unique id "AROA…:session":
+--               the role learned for it from other copies, see principal_ids) > account
 --   CloudHSM:   hsm_user (the entry names a tenant's crypto user) > key or kms_service (the entry names kmsuser:
 --               the tenant owning the key handle, see hsm_key_map, else tenant NULL) > hsm_session (the session
 --               was opened by a tenant's crypto user; if the entry's own HSM lost that login, the one user with a
 --               session open on the cluster, see hsm_orphan_sessions) > key (the handle is a tenant's) > kms_service
+-- caller_tenant_id is who called, whatever decided tenant_id (whose key or data): the principal rule (also
+-- learned), else the account rule; NULL for AWS's own work. CloudHSM: the tenant of the crypto user whose
+-- entry or session it is.
 -- Access windows do not change attribution: a revoked tenant's later operations stay its own (see
 -- key_operations.in_tenant_window). Each rule's own verdict is kept (context_tenant_id, …) so conflicting
 -- evidence can be queried. The rule maps are small tables built at connect(); events meet them by hash join.
-WITH kms AS (
+WITH events AS (
+    SELECT
+        *,
+        -- AWS's own work: a service with its own credentials (AWSService: no account, no principal), an
+        -- AWS-internal event (AwsServiceEvent), or a call AWS makes itself ({"accountId", "invokedBy": "AWS
+        -- Internal"}, no type: e.g. SynchronizeMultiRegionKey)
+        coalesce(identity_type = 'AWSService' OR event_type = 'AwsServiceEvent'
+                 OR (identity_type IS NULL AND invoked_by IS NOT NULL), false) AS aws_service,
+        -- a learned role only speaks for a copy that names no role or user itself (the owner's AWSAccount copy)
+        session_issuer_arn IS NULL AND principal_arn IS NULL AS learned_from
+    FROM kms_events
+),
+kms AS (
     SELECT
         e.event_time,
         e.event_date,
@@ -24,7 +43,8 @@ WITH kms AS (
         e.event_name AS operation,
         coalesce(e.key_arn, e.key_id) AS key,
         e.key_id AS key_id_requested,
-        coalesce(e.session_issuer_arn, e.principal_arn) AS principal,
+        coalesce(e.session_issuer_arn, e.principal_arn, learned_role(e.learned_from, e.caller_account_id,
+                 pi.role_arn), CASE WHEN e.aws_service THEN e.invoked_by END) AS principal,
         e.principal_arn,
         e.caller_account_id AS account,
         e.recipient_account_id,
@@ -40,15 +60,20 @@ WITH kms AS (
         e.event_type,
         cx.tenant_id AS context_tenant_id,
         km.tenant_id AS key_tenant_id,
-        im.principal_tenant_id,
-        im.account_tenant_id
-    FROM kms_events AS e
+        coalesce(im.principal_tenant_id, pi.declared_tenant_id,
+                 CASE WHEN learned_role(e.learned_from, e.caller_account_id, pi.role_arn) IS NOT NULL
+                      THEN pi.learned_tenant_id END) AS principal_tenant_id,
+        im.principal_tenant_id IS NULL AND pi.declared_tenant_id IS NULL AS principal_learned,
+        im.account_tenant_id,
+        e.aws_service
+    FROM events AS e
     LEFT JOIN primary_copies AS pc ON pc.shared_event_id = e.shared_event_id
     -- context_pair() (made at connect from the tenants' context keys, see context_map): NULL without context
     -- rules, so the encryption_context column is then not even read
     LEFT JOIN context_map AS cx ON cx.pair = context_pair(e.encryption_context)
     LEFT JOIN key_map AS km ON km.key_ref = coalesce(e.key_arn, e.key_id)
     LEFT JOIN identity_map AS im ON im.identity = coalesce(e.session_issuer_arn, e.principal_arn, e.caller_account_id)
+    LEFT JOIN principal_ids AS pi ON pi.principal_uid = principal_uid(e.principal_id)
 ),
 hsm AS (
     SELECT
@@ -102,20 +127,30 @@ hsm AS (
 ),
 attributed AS (
     SELECT
-        * EXCLUDE (context_tenant_id, key_tenant_id, principal_tenant_id, account_tenant_id),
-        coalesce(context_tenant_id, key_tenant_id, principal_tenant_id, account_tenant_id) AS tenant_id,
+        * EXCLUDE (context_tenant_id, key_tenant_id, principal_tenant_id, principal_learned, account_tenant_id,
+                   aws_service),
+        coalesce(context_tenant_id, key_tenant_id,
+                 CASE WHEN NOT aws_service THEN coalesce(principal_tenant_id, account_tenant_id) END) AS tenant_id,
         CASE
             WHEN context_tenant_id IS NOT NULL THEN 'context'
             WHEN key_tenant_id IS NOT NULL THEN 'key'
+            WHEN aws_service THEN 'aws_service'
+            WHEN principal_tenant_id IS NOT NULL AND principal_learned THEN 'principal_learned'
             WHEN principal_tenant_id IS NOT NULL THEN 'principal'
             WHEN account_tenant_id IS NOT NULL THEN 'account'
         END AS attributed_by,
+        CASE WHEN NOT aws_service THEN coalesce(principal_tenant_id, account_tenant_id) END AS caller_tenant_id,
         context_tenant_id,
         key_tenant_id,
         principal_tenant_id,
         account_tenant_id
     FROM kms
     UNION ALL BY NAME
-    SELECT *, NULL::VARCHAR AS context_tenant_id, NULL::VARCHAR AS account_tenant_id FROM hsm
+    SELECT
+        *,
+        principal_tenant_id AS caller_tenant_id,  -- the crypto user's (or its session's) tenant
+        NULL::VARCHAR AS context_tenant_id,
+        NULL::VARCHAR AS account_tenant_id
+    FROM hsm
 )
 SELECT * FROM attributed

@@ -11,4 +11,15 @@ CREATE OR REPLACE MACRO operation_class_of(source, operation, known) AS coalesce
 
 -- utc_hour: the UTC hour an instant falls in, by integer arithmetic (date_trunc on TIMESTAMPTZ goes through
 -- the ICU calendar and cost 10x more on the hot path of the rollups).
-CREATE OR REPLACE MACRO utc_hour(ts) AS make_timestamptz(epoch_us(ts) // 3600000000 * 3600000000)
+CREATE OR REPLACE MACRO utc_hour(ts) AS make_timestamptz(epoch_us(ts) // 3600000000 * 3600000000);
+
+-- principal_uid: the unique id of the IAM role (AROA…) or user (AIDA…) behind a userIdentity.principalId
+-- ("AROA…:session-name" for a role session), NULL for anything else (root, services, federated users).
+-- A prefix test, not a full check: the ids it is joined with (principal_ids) are checked where they come from.
+CREATE OR REPLACE MACRO principal_uid(principal_id) AS
+    CASE WHEN left(principal_id, 4) IN ('AROA', 'AIDA') THEN split_part(principal_id, ':', 1) END;
+
+-- learned_role: the role learned for a copy's unique id (principal_ids.role_arn), if the copy names no role or
+-- user itself (`learned_from`) and the role is in the copy's caller account (an AWSAccount copy names it).
+CREATE OR REPLACE MACRO learned_role(learned_from, caller_account, role_arn) AS
+    CASE WHEN learned_from AND split_part(role_arn, ':', 5) = caller_account THEN role_arn END;

@@ -1,7 +1,10 @@
--- One row per tenant, key, operation: how much the tenant used the key between $since and $until (UTC days,
--- both included), counted once per operation. $tenant NULL means every tenant, unattributed ones included.
+-- One row per tenant, calling tenant, key, operation: how much the tenant used the key between $since and $until
+-- (UTC days, both included), counted once per operation. tenant_id is whose key or data it was (the documented
+-- precedence), caller_tenant_id whose principal or account called (NULL: AWS's own work or a caller no rule names).
+-- $tenant NULL means every tenant, unattributed ones included.
 SELECT
     tenant_id,
+    caller_tenant_id,
     source,
     key,
     operation,
@@ -13,4 +16,4 @@ FROM attributed_usage
 WHERE ($tenant IS NULL OR tenant_id = $tenant)
     AND day BETWEEN coalesce($since::DATE, DATE '0001-01-01') AND coalesce($until::DATE, DATE '9999-12-31')
 GROUP BY ALL
-ORDER BY tenant_id NULLS LAST, operations DESC, key, operation
+ORDER BY tenant_id NULLS LAST, operations DESC, key, operation, caller_tenant_id NULLS LAST

@@ -1,5 +1,6 @@
-"""Keys: pick a key → which tenants and principals used it and how much, what backs it (custom key store, HSM
-key handle), and its lifecycle (created, rotated, disabled, scheduled for deletion, policy and grants)."""
+"""Keys: pick a key → which tenants' principals called it (and whom each use counts for) and how much, what
+backs it (custom key store, HSM key handle), and its lifecycle (created, rotated, disabled, scheduled for deletion,
+policy and grants)."""
 
 import altair as alt
 import streamlit as st
@@ -25,7 +26,13 @@ row = keys[keys["key"] == key].iloc[0]
 a, b, c, d = st.columns(4)
 a.metric("Operations", f"{int(row['operations']):,}", border=True)
 b.metric("Failures", f"{int(row['failures']):,}", border=True)
-c.metric("Tenants", users["tenant"].nunique() if not users.empty else 0, border=True)
+callers = set(users["caller_tenant"]) - {data.NO_TENANT} if not users.empty else set()
+c.metric(
+    "Calling tenants",
+    len(callers),
+    border=True,
+    help="Tenants whose principals or accounts called the key (callers no tenant rule names are not counted).",
+)
 d.metric("Principals", users["principal"].nunique() if not users.empty else 0, border=True)
 
 st.subheader("Key")
@@ -48,7 +55,11 @@ facts = {
 }
 st.markdown("\n".join(f"- **{k}:** {v}" for k, v in facts.items()))
 
-st.subheader("Who used it")
+st.subheader("Who called it")
+st.caption(
+    "Callers by tenant: whose principal or account made the call (caller tenant), and whom the use counts for "
+    "(tenant: context > key > principal > account, see docs/tenants.md)."
+)
 if users.empty:
     st.info("Nobody used this key in this range.")
 else:
@@ -58,12 +69,19 @@ else:
         .mark_bar()
         .encode(
             x=alt.X("sum(operations):Q", title="Operations"),
-            y=alt.Y("tenant:N", sort="-x", title=None),
+            y=alt.Y("caller_tenant:N", sort="-x", title="Caller tenant"),
             color=alt.Color("principal:N", legend=None),
-            tooltip=["tenant", "principal", alt.Tooltip("operations:Q", format=",")],
+            tooltip=["caller_tenant", "tenant", "principal", alt.Tooltip("operations:Q", format=",")],
         )
     )
-    right.dataframe(users, hide_index=True)
+    right.dataframe(
+        users,
+        hide_index=True,
+        column_config={
+            "caller_tenant": st.column_config.TextColumn("Caller tenant"),
+            "tenant": st.column_config.TextColumn("Counts for"),
+        },
+    )
 
 st.subheader("Operations by type")
 by_type = data.key_operations_by_type(f.start, f.end, key)

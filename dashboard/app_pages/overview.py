@@ -12,7 +12,10 @@ filters.caption(f)
 t = data.totals(f.start, f.end, f.tenant)
 has_previous = f.first_day is not None and f.start > f.first_day
 
-WINDOW_HELP = "Operations of a tenant before its active_from or from its revoked_at on."
+WINDOW_HELP = (
+    "Calls by a tenant's own principals, accounts or crypto users before its active_from or from its revoked_at on "
+    "(the provider's admin acting on its key is not counted)."
+)
 OPS_HELP = (
     "KMS and CloudHSM operations, each cross-account call or cluster-wide login counted once. "
     "Deltas compare with the same number of days before the range."

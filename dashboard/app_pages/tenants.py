@@ -1,5 +1,5 @@
-"""Tenants: pick a tenant → its keys, operations by type over time, principals and source IPs, errors, access
-window and findings."""
+"""Tenants: pick a tenant → its keys, operations by type over time, principals and source IPs, its keys used by
+others and its principals on others' keys, errors with the calling principal, access window and findings."""
 
 import altair as alt
 import streamlit as st
@@ -37,6 +37,12 @@ if f.tenant is None:
         column_config={
             "operations": st.column_config.NumberColumn("Operations", format="localized"),
             "failures": st.column_config.NumberColumn("Failures", format="localized"),
+            "called_by_others": st.column_config.NumberColumn(
+                "Called by others", format="localized", help="Its operations made by another tenant's principals"
+            ),
+            "calls_on_others": st.column_config.NumberColumn(
+                "Calls on others' keys", format="localized", help="Its principals' calls that count for others"
+            ),
             "last_hour": st.column_config.DatetimeColumn("Last used (UTC hour)"),
         },
     )
@@ -68,12 +74,14 @@ if profile:
     text = f"Access from **{window_from}** until **{window_to}**; {used}."
     if profile.get("outside_window"):
         st.error(
-            f"{text} **{profile['outside_window']:,} operations fell outside the window.**", icon=":material/block:"
+            f"{text} **{profile['outside_window']:,} operations by its own principals fell outside the window.**",
+            icon=":material/block:",
         )
     else:
-        st.success(f"{text} No operation outside the window.", icon=":material/verified:")
+        st.success(f"{text} No operation by its own principals outside the window.", icon=":material/verified:")
     with st.expander("Attribution rules from the tenants file"):
-        rules = {k: profile.get(k) for k in ("accounts", "principals", "keys", "hsm_users", "custom_key_stores")}
+        fields = ("accounts", "principals", "principal_ids", "keys", "hsm_users", "custom_key_stores")
+        rules = {k: profile.get(k) for k in fields}
         context = zip(profile.get("context_keys") or [], profile.get("context_values") or [], strict=False)
         rules["encryption_context"] = dict(context)
         st.json({k: (list(v) if v is not None and not isinstance(v, dict) else v) for k, v in rules.items()})
@@ -117,12 +125,28 @@ if not principals.empty:
     )
 right.dataframe(principals, hide_index=True, height=320)
 
+st.subheader("Its keys used by others")
+by_others = data.tenant_keys_used_by_others(f.start, f.end, tenant)
+if by_others.empty:
+    st.success("Only its own principals used its keys in this range.", icon=":material/check_circle:")
+else:
+    st.caption("Calls that count for this tenant (its key or its context) made by principals that are not its own.")
+    st.dataframe(by_others, hide_index=True, column_config={"caller_tenant": "Caller tenant"})
+
+st.subheader("Its principals on others' keys")
+elsewhere = data.tenant_principals_on_others_keys(f.start, f.end, tenant)
+if elsewhere.empty:
+    st.success("Its principals used no other tenant's keys in this range.", icon=":material/check_circle:")
+else:
+    st.dataframe(elsewhere, hide_index=True, column_config={"tenant": "Counts for"})
+
 st.subheader("Errors")
 errors = data.tenant_errors(f.start, f.end, tenant)
 if errors.empty:
     st.success("No failed operations in this range.", icon=":material/check_circle:")
 else:
-    st.dataframe(errors, hide_index=True)
+    st.caption("Failed operations that count for this tenant, with the principal that called and its tenant.")
+    st.dataframe(errors, hide_index=True, column_config={"caller_tenant": "Caller tenant"})
 
 st.subheader("Findings")
 if found.empty:

@@ -1,6 +1,8 @@
--- One row per tenant and principal that used key $key between UTC days $start and $end (included): operations
--- counted once, failures, source IPs, first and last seen.
+-- One row per calling tenant, tenant the use was attributed to, and principal that used key $key between UTC days
+-- $start and $end (included): operations counted once, failures, source IPs, first and last seen.
+-- caller_tenant: whose principal or account called; tenant: whose key or data it counts for (the precedence).
 SELECT
+    coalesce(caller_tenant_id, '(no tenant)') AS caller_tenant,
     coalesce(tenant_id, '(unattributed)') AS tenant,
     principal,
     sum(operations)::BIGINT AS operations,
@@ -11,4 +13,4 @@ SELECT
 FROM dash_principals_daily
 WHERE key = $key AND day BETWEEN $start AND $end
 GROUP BY ALL
-ORDER BY operations DESC, tenant, principal NULLS LAST
+ORDER BY operations DESC, caller_tenant, tenant, principal NULLS LAST

@@ -1,8 +1,10 @@
--- Dashboard rollup: one row per UTC day, tenant, source, key, principal, source IP, region and account — who
--- used which key from where, counted once per usage. For CloudHSM entries the principal is the crypto user.
+-- Dashboard rollup: one row per UTC day, tenant (whose key or data), calling tenant (whose principal or account),
+-- source, key, principal, source IP, region and account — who used which key from where, counted once per
+-- usage. For CloudHSM entries the principal is the crypto user.
 SELECT
     event_date AS day,
     tenant_id,
+    caller_tenant_id,
     source,
     key,
     principal,

@@ -1,13 +1,16 @@
--- One row per error code, operation and key of tenant $tenant's failed operations between UTC days $start and
--- $end (included): how many, first and last hour.
+-- One row per error code, operation, key and calling principal of the failed operations that count for tenant
+-- $tenant between UTC days $start and $end (included): who called (principal, and the tenant it belongs to, which
+-- need not be $tenant: another tenant's refused attempts on its key count here), how many, first and last.
 SELECT
-    coalesce(error_code, '(no code)') AS error_code,
+    error_code,
     operation,
+    principal,
+    coalesce(caller_tenant_id, '(no tenant)') AS caller_tenant,
+    sum(failures)::BIGINT AS failures,
     key,
-    sum(operations)::BIGINT AS failures,
-    min(hour) AS first_hour,
-    max(hour) AS last_hour
-FROM dash_usage_hourly
-WHERE NOT success AND day BETWEEN $start AND $end AND coalesce(tenant_id, '(unattributed)') = $tenant
+    min(first_seen) AS first_seen,
+    max(last_seen) AS last_seen
+FROM dash_errors_daily
+WHERE day BETWEEN $start AND $end AND coalesce(tenant_id, '(unattributed)') = $tenant
 GROUP BY ALL
-ORDER BY failures DESC, error_code, operation
+ORDER BY failures DESC, error_code, operation, key, principal NULLS LAST

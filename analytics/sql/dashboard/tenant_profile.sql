@@ -1,5 +1,6 @@
 -- One row for tenant $tenant: its name and attribution rules from the tenants file, its access window, and its
--- first and last operation in the whole lake with how many fell outside the window.
+-- first and last operation in the whole lake with how many its own principals made outside the window (a
+-- provider admin disabling its key at revocation is not the tenant's use; see attributed_usage.outside_window).
 WITH use AS (
     SELECT
         min(hour) AS first_hour,
@@ -16,6 +17,7 @@ SELECT
     t.revoked_at,
     t.accounts,
     t.principals,
+    t.principal_ids,
     t.keys,
     map_keys(t.encryption_context) AS context_keys,
     map_values(t.encryption_context) AS context_values,

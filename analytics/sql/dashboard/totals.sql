@@ -1,5 +1,6 @@
 -- One row: operations (counted once), failed operations, tenants with at least one operation, and operations
--- outside a tenant's access window, between UTC days $start and $end (included), for $tenant (NULL = all).
+-- by a tenant's own principals outside its access window, between UTC days $start and $end (included), for
+-- $tenant (NULL = all).
 SELECT
     coalesce(sum(operations), 0)::BIGINT AS operations,
     coalesce(sum(operations) FILTER (WHERE NOT success), 0)::BIGINT AS failures,
