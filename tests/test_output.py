@@ -87,3 +87,16 @@ def test_tables_fit_the_terminal_and_keep_the_ends_of_arns() -> None:
     assert max(len(line) for line in fitted) <= 80
     assert "…" in fitted[2] and fitted[2].split()[1].startswith("arn:aws:kms") and "5c6d" in fitted[2]
     assert arn in format_table(table), "unfitted (a pipe, a file): every value whole"
+
+
+def test_sql_reads_a_file_or_stdin(lake: Path, tmp_path: Path) -> None:
+    (tmp_path / "q.sql").write_text("-- a saved query\nSELECT count(*) AS n FROM key_operations\n")
+    args = ["sql", "--lake", str(lake), "-o", "json"]
+    from_file = CliRunner().invoke(cli, [*args, "-f", str(tmp_path / "q.sql")])
+    piped = CliRunner().invoke(cli, args, input="SELECT count(*) AS n FROM key_operations")
+    dash = CliRunner().invoke(cli, [*args, "-"], input="SELECT count(*) AS n FROM key_operations")
+    assert from_file.stdout == piped.stdout == dash.stdout == '{"n": 2}\n'
+    both = CliRunner().invoke(cli, [*args, "SELECT 1", "-f", str(tmp_path / "q.sql")])
+    assert both.exit_code == 2 and "not both" in both.stderr
+    empty = CliRunner().invoke(cli, args, input="  \n")
+    assert empty.exit_code == 2 and "the query is empty" in empty.stderr

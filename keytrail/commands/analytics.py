@@ -4,8 +4,9 @@ ready-made; store the attribution of new days so those questions stay fast."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 
@@ -37,20 +38,41 @@ def tenants_options(func: F) -> F:
 
 
 @cli.command(name="sql")
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option(
+    "-f", "--file", "query_file", type=click.File(encoding="utf-8"), help="Read the query from FILE (- for stdin)."
+)
 @lake_option
 @tenants_options
 @output_options()
 @reports_errors
-def sql_command(query: str, lake: str, tenants: str | None, memory_limit: str, output: Output) -> None:
+def sql_command(
+    query: str | None, query_file: IO[str] | None, lake: str, tenants: str | None, memory_limit: str, output: Output
+) -> None:
     """Run a read-only SQL query over the lake's views (key_operations, usage_daily, tenants, …) and print the
-    result. Only SELECT (DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN of one run; files outside the lake stay out of
-    reach. Anything else is refused with exit 2: the lake is evidence."""
+    result: QUERY, or -f FILE, or a query piped on stdin. Only SELECT (DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN of
+    one run; files outside the lake stay out of reach. Anything else is refused with exit 2: the lake is evidence."""
+    query = query_text(query, query_file)
     output = outside_lake(output, lake)  # before the query runs
     con = connect(lake, tenants, memory_limit=memory_limit)
     tenants_in_effect(con)
     table, _ = run_read_only(con, query, surface="keytrail sql")
     write_relation(con.from_arrow(table), output)
+
+
+def query_text(query: str | None, query_file: IO[str] | None) -> str:
+    """The query from the argument, the file, or stdin when it is piped (`-` as QUERY reads stdin too)."""
+    if query and query_file:
+        raise click.UsageError("give the query as QUERY or with -f FILE, not both")
+    if query_file is None and query in (None, "-"):
+        stdin = sys.stdin
+        if query is None and stdin.isatty():
+            raise click.UsageError('give a QUERY, -f FILE, or pipe one on stdin: keytrail sql "SELECT 1"')
+        query_file = stdin
+    text = query_file.read() if query_file is not None else query
+    if not text or not text.strip():
+        raise click.UsageError("the query is empty")
+    return text
 
 
 @cli.command(name="usage")
