@@ -14,6 +14,7 @@ from ingest.lake.store import Lake
 from keytrail.cli import cli
 from keytrail.jobs.config import load_config
 from keytrail.jobs.nightly import run_nightly
+from tests.test_cloudhsm import entry, write_jsonl
 from tests.trailfiles import fresh_records, trail_key, write_trail
 
 OLD, RECENT = "2025-06-01", (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).date().isoformat()
@@ -74,6 +75,32 @@ def test_pruned_days_leave_the_stored_attribution(tmp_path: Path) -> None:
     done = CliRunner().invoke(cli, ["prune", "--lake", str(tmp_path / "lake"), "--older-than", "400d", "--yes"])
     assert done.exit_code == 0, done.output
     assert sorted(p.name for p in stored.glob("event_date=*")) == [f"event_date={RECENT}"]
+
+
+def test_manual_ingest_honours_the_retention_floor(tmp_path: Path) -> None:
+    """After prune, `keytrail ingest` of the same folders (trail files and CloudHSM exports) does not bring the
+    pruned days back: the retention floor bounds every ingest path, not only the nightly listing."""
+    setup(tmp_path)
+    old_hsm = dt.datetime(2025, 6, 1, 10, tzinfo=dt.UTC)
+    recent_hsm = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    (tmp_path / "hsm" / "cluster-abc123").mkdir(parents=True)
+    write_jsonl(
+        tmp_path / "hsm" / "cluster-abc123" / "x.jsonl",
+        [("hsm-one", entry(s, t)) for s, t in enumerate((old_hsm, recent_hsm))],
+    )
+    lake = str(tmp_path / "lake")
+    assert CliRunner().invoke(cli, ["ingest", "cloudhsm", str(tmp_path / "hsm"), "--lake", lake]).exit_code == 0
+    assert CliRunner().invoke(cli, ["prune", "--lake", lake, "--older-than", "400d", "--yes"]).exit_code == 0
+    assert [d.isoformat() for d in Lake(lake).days("hsm_events")] == [recent_hsm.date().isoformat()]
+    (tmp_path / "hsm" / "cluster-abc123" / "x.jsonl").rename(tmp_path / "hsm" / "cluster-abc123" / "copy.jsonl")
+
+    trail = CliRunner().invoke(cli, ["ingest", "cloudtrail", str(tmp_path / "trails"), "--lake", lake])
+    hsm = CliRunner().invoke(cli, ["ingest", "cloudhsm", str(tmp_path / "hsm"), "--lake", lake])
+    assert trail.exit_code == 0 and hsm.exit_code == 0, trail.output + hsm.output
+    assert "10 events older than the lake's retention floor (keytrail prune) were left out" in trail.output
+    assert "1 entries older than the lake's retention floor (keytrail prune) were left out" in hsm.output
+    assert [d.isoformat() for d in Lake(lake).days("kms_events")] == [RECENT]
+    assert [d.isoformat() for d in Lake(lake).days("hsm_events")] == [recent_hsm.date().isoformat()]
 
 
 def test_nothing_to_prune_and_json(tmp_path: Path) -> None:

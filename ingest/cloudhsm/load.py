@@ -60,12 +60,25 @@ class RunStats:
     written: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    pruned: int = 0  # entries older than the lake's retention floor (keytrail prune): not landed again
     files: list[str] = field(default_factory=list)
+
+    def paragraph(self, lake: str) -> str:
+        """One readable line about the run."""
+        text = (
+            f"Read {self.entries} CloudHSM entries: wrote {self.written}, dropped {self.duplicates} duplicate "
+            f"entries (already in the lake or read twice), quarantined {self.quarantined} (run {self.run_id}, "
+            f"lake {lake})."
+        )
+        if self.pruned:
+            text += f" {self.pruned} entries older than the lake's retention floor (keytrail prune) were left out."
+        return text
 
     def add(self, other: RunStats) -> None:
         self.entries += other.entries
         self.written += other.written
         self.duplicates += other.duplicates
+        self.pruned += other.pruned
         self.quarantined += other.quarantined
         self.files += other.files
 
@@ -127,10 +140,14 @@ def write_rows(lake: Lake, rows: pl.DataFrame, run_id: str) -> list[str]:
     return paths
 
 
-def load_batch(lake: Lake, batch: Batch, run_id: str) -> tuple[RunStats, dict[str, dict[str, int]]]:
-    """Parse, deduplicate, attribute and write one batch; returns stats and counts per source object."""
+def load_batch(
+    lake: Lake, batch: Batch, run_id: str, floor: dt.date | None = None
+) -> tuple[RunStats, dict[str, dict[str, int]]]:
+    """Parse, deduplicate, attribute and write one batch (nothing older than the retention `floor`); returns
+    stats and counts per source object."""
     parsed = parse_hsm_messages(batch.frame)
-    rows = drop_known(parsed.rows, lake)
+    kept = parsed.rows.filter(pl.col("event_time").dt.date() >= floor) if floor else parsed.rows
+    rows = drop_known(kept, lake)
     prior = prior_sessions(lake, _distinct(rows, "hsm_id"), _distinct(rows, "cluster_id"))
     rows = link_cluster_logins(attribute_sessions(rows, prior), prior)
     files = write_rows(lake, rows, run_id) if rows.height else []
@@ -140,7 +157,8 @@ def load_batch(lake: Lake, batch: Batch, run_id: str) -> tuple[RunStats, dict[st
         run_id,
         entries=batch.frame.height,
         written=rows.height,
-        duplicates=parsed.rows.height - rows.height,
+        duplicates=kept.height - rows.height,
+        pruned=parsed.rows.height - kept.height,
         quarantined=quarantine.num_rows,
         files=files,
     )
@@ -175,7 +193,7 @@ def run_ingest(
         state.start_run(total.run_id, "ingest cloudhsm", source)
         try:
             for batch in batches(state):
-                stats, counts = load_batch(lake, batch, total.run_id)
+                stats, counts = load_batch(lake, batch, total.run_id, state.retention_floor())
                 crash_point("hsm-before-state")
                 batch.commit(state, total.run_id, counts)
                 total.add(stats)

@@ -70,6 +70,8 @@ class IngestSummary:
             f"{f' ({skipped})' if skipped else ''}, {t.get('quarantined', 0)} quarantined{conflicts}, "
             f"{t.get('duplicates', 0)} duplicate records dropped; {rate:,.0f} records/s over {self.seconds:.1f} s."
         )
+        if t.get("pruned"):
+            text += f" {t['pruned']} events older than the lake's retention floor (keytrail prune) were left out."
         if self.files_vanished:
             text += f" {self.files_vanished} files disappeared between listing and reading; the next run retries them."
         if self.files_unreadable:
@@ -186,7 +188,7 @@ def _ingest_objects(
         known = state.known(STATE_SOURCE)
         new = [o for o in objects if state.is_new(known, o)]
         summary = IngestSummary(source, run_id, files_seen=len(objects), files_new=len(new))
-        writer = KmsLakeWriter(lake, run_id)
+        writer = KmsLakeWriter(lake, run_id, floor=state.retention_floor())
         results: list[BatchResult] = []
         try:
             for n, batch in enumerate(batches(new, batch_files)):
@@ -242,7 +244,7 @@ def ingest_lookup_events(
     with lake_run(lake, "ingest cloudtrail --lookup-events", source) as (state, run_id):
         start = _lookup_start(state.checkpoint(source, ""), since, end)
         summary = IngestSummary(source, run_id, files_seen=1, files_new=1)
-        writer = KmsLakeWriter(lake, run_id)
+        writer = KmsLakeWriter(lake, run_id, floor=state.retention_floor())
         results = []
         try:
             for page in lookup_pages(client, start, end, pace_seconds, source):

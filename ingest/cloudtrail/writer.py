@@ -76,6 +76,7 @@ class Counts:
     skipped: int = 0
     duplicates: int = 0
     conflicts: int = 0  # records quarantined because their event id belongs to another record
+    pruned: int = 0  # events older than the lake's retention floor (keytrail prune): not landed again
 
     def as_dict(self) -> dict[str, int]:
         return {"records": self.records, "kept": self.kept, "quarantined": self.quarantined}
@@ -92,9 +93,18 @@ class BatchResult:
 class KmsLakeWriter:
     """Writes batches of trail records into the lake's kms_events table, never twice the same eventID."""
 
-    def __init__(self, lake: Lake, run_id: str, memory_limit: str = "600MB", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        run_id: str,
+        memory_limit: str = "600MB",
+        threads: int | None = None,
+        floor: dt.date | None = None,
+    ) -> None:
+        """`floor`: the lake's retention floor; older events are what `keytrail prune` removed, and stay out."""
         self.lake = lake
         self.run_id = run_id
+        self.floor = floor
         self.batch_no = 0
         self.loaded_days: set[dt.date] = set()
         self.con = duckdb.connect()
@@ -221,7 +231,8 @@ class KmsLakeWriter:
         self.con.execute(
             """CREATE OR REPLACE TEMP TABLE fresh AS
                SELECT source_object, record_index, event_id, event_date FROM candidates ANTI JOIN known USING (event_id)
-               WHERE nth = 1"""
+               WHERE nth = 1 AND ($floor::DATE IS NULL OR event_date >= $floor)""",
+            {"floor": self.floor},
         )
         self._quarantine_conflicts()
         self._write_fresh()
@@ -340,15 +351,19 @@ class KmsLakeWriter:
                        count(*) FILTER (p.reason IS NOT NULL),
                        count(*) FILTER (p.reason IS NULL AND p.event_source <> '{KMS_SOURCE}'),
                        count(f.event_id),
-                       count(*) FILTER (starts_with(p.reason, '{CONFLICT}'))
+                       count(*) FILTER (starts_with(p.reason, '{CONFLICT}')),
+                       count(*) FILTER (p.reason IS NULL AND p.event_source = '{KMS_SOURCE}'
+                                        AND p.event_time::DATE < $floor::DATE)
                 FROM parsed p
                 LEFT JOIN fresh f USING (source_object, record_index)
-                GROUP BY p.source_object"""
+                GROUP BY p.source_object""",
+            {"floor": self.floor},
         ).fetchall()
-        for source_object, records, quarantined, skipped, kept, conflicts in rows:
+        for source_object, records, quarantined, skipped, kept, conflicts, pruned in rows:
             c = result.counts.setdefault(source_object, Counts())
             c.records, c.quarantined, c.skipped, c.kept, c.conflicts = records, quarantined, skipped, kept, conflicts
-            c.duplicates = records - quarantined - skipped - kept
+            c.pruned = pruned
+            c.duplicates = records - quarantined - skipped - kept - pruned
         for source_object, index, _, _ in problems:
             c = result.counts.setdefault(source_object, Counts())
             c.quarantined += 1
@@ -388,6 +403,7 @@ def summary_counts(results: Iterable[BatchResult]) -> dict[str, Any]:
                     "skipped": c.skipped,
                     "duplicates": c.duplicates,
                     "conflicts": c.conflicts,
+                    "pruned": c.pruned,
                 }
             )
         sources.update(result.skipped_sources)

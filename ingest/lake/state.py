@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+# The checkpoint `keytrail prune` raises: {"before": first event date kept, "set_at": …}.
+RETENTION = ("retention", "")
+
+
 @dataclass(frozen=True)
 class ObjectVersion:
     """What identifies one version of a source object: its key plus ETag, size and mtime."""
@@ -119,6 +123,11 @@ class IngestState:
                last_failed_at = excluded.last_failed_at, attempts = attempts + 1, run_id = excluded.run_id""",
             [(source, key, error, now, now, run_id) for key, error in errors.items()],
         )
+
+    def retention_floor(self) -> dt.date | None:
+        """The first event date `keytrail prune` keeps: no ingest lands anything older again."""
+        floor = self.checkpoint(*RETENTION)
+        return dt.date.fromisoformat(floor["before"]) if floor else None
 
     def checkpoint(self, source: str, stream: str) -> dict[str, Any] | None:
         row = self.db.execute(

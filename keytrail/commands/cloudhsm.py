@@ -54,11 +54,7 @@ def ingest_cloudhsm(
     name = src.root if not isinstance(src, CloudWatchSource) else "cloudwatch"
     with reporting("CloudHSM entries", "entries") as progress:
         stats = run_ingest(Lake(lake), name, src.batches, progress)
-    click.echo(
-        f"Read {stats.entries} CloudHSM entries: wrote {stats.written}, dropped {stats.duplicates} duplicate "
-        f"entries (already in the lake or read twice), quarantined {stats.quarantined} "
-        f"(run {stats.run_id}, lake {lake})."
-    )
+    click.echo(stats.paragraph(lake))
     if stats.quarantined:
         sys.exit(EXIT_QUARANTINED)
 

@@ -61,7 +61,6 @@ from keytrail.jobs.config import (
     TrailSource,
     check_files,
 )
-from keytrail.jobs.prune import RETENTION  # the floor `keytrail prune` sets: nothing older is fetched again
 from keytrail.progress import Reporter
 
 log = logging.getLogger(LOGGER)
@@ -265,8 +264,9 @@ def first_since(cfg: Config, state: IngestState, now: dt.datetime) -> dt.datetim
 
 
 def retention_floor(state: IngestState) -> dt.datetime | None:
-    floor = state.checkpoint(*RETENTION)
-    return dt.datetime.fromisoformat(floor["before"]).replace(tzinfo=dt.UTC) if floor else None
+    """The retention floor as the start of its day, UTC (listings never reach below it)."""
+    floor = state.retention_floor()
+    return dt.datetime.combine(floor, dt.time(), dt.UTC) if floor else None
 
 
 def trail_window(cfg: Config, state: IngestState, source: TrailSource, now: dt.datetime) -> dt.datetime | None:

@@ -23,10 +23,8 @@ from pathlib import Path
 from analytics.attribution_store import store_dir
 from ingest.cloudtrail.sources import TRAIL_PATH
 from ingest.lake.schema import TABLES
-from ingest.lake.state import IngestState, RunLock, utcnow
+from ingest.lake.state import RETENTION, IngestState, RunLock, utcnow
 from ingest.lake.store import Lake
-
-RETENTION = ("retention", "")
 
 
 @dataclass
