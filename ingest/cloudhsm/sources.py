@@ -403,13 +403,14 @@ class FileSource:
     objects: Callable[[], list[FileObject]]
     cluster_id: str | None = None
     batch_entries: int = BATCH_ENTRIES
+    retry_quarantined: bool = False  # read again the files that had quarantined entries
 
     def plan(self, state: IngestState | None = None) -> list[FileObject]:
         """Files this source would read (only new or changed ones when a state is given)."""
         objects = self.objects()
         if state is None:
             return objects
-        known = state.known(self.root)
+        known = state.known(self.root, self.retry_quarantined)
         return [o for o in objects if state.is_new(known, o.version)]
 
     def batches(self, state: IngestState) -> Iterator[Batch]:

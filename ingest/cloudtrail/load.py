@@ -118,11 +118,17 @@ def batches(objects: list[ObjectVersion], max_files: int = BATCH_FILES) -> Itera
 
 
 def ingest_local(
-    lake: Lake, root: Path, flt: TrailFilter, progress: Progress | None = None, batch_files: int = BATCH_FILES
+    lake: Lake,
+    root: Path,
+    flt: TrailFilter,
+    progress: Progress | None = None,
+    batch_files: int = BATCH_FILES,
+    retry_quarantined: bool = False,
 ) -> IngestSummary:
-    """Ingest trail files under a local folder (or one file)."""
+    """Ingest trail files under a local folder (or one file); with `retry_quarantined`, also those ingested
+    before whose records were (partly) quarantined."""
     objects = list(list_local(root, flt))
-    return _ingest_objects(lake, str(root), objects, _read_in_place, progress, batch_files)
+    return _ingest_objects(lake, str(root), objects, _read_in_place, progress, batch_files, retry_quarantined)
 
 
 def _read_in_place(batch: list[ObjectVersion], _: Path) -> Materialised:
@@ -140,7 +146,12 @@ def _read_in_place(batch: list[ObjectVersion], _: Path) -> Materialised:
 
 
 def ingest_s3(
-    lake: Lake, trail: S3Trail, flt: TrailFilter, progress: Progress | None = None, batch_files: int = BATCH_FILES
+    lake: Lake,
+    trail: S3Trail,
+    flt: TrailFilter,
+    progress: Progress | None = None,
+    batch_files: int = BATCH_FILES,
+    retry_quarantined: bool = False,
 ) -> IngestSummary:
     """Ingest trail files from an S3 bucket, downloading each batch to the lake's staging folder."""
     objects = list(trail.list_objects(flt))
@@ -154,7 +165,7 @@ def ingest_s3(
         files = [(path, o.key) for o, path in zip(batch, got, strict=True) if isinstance(path, Path)]
         return files, {o.key: problem for o, problem in zip(batch, got, strict=True) if isinstance(problem, str)}
 
-    summary = _ingest_objects(lake, trail.uri, objects, fetch, progress, batch_files)
+    summary = _ingest_objects(lake, trail.uri, objects, fetch, progress, batch_files, retry_quarantined)
     summary.files_vanished = len(vanished)
     return summary
 
@@ -182,10 +193,11 @@ def _ingest_objects(
     materialise: Callable[[list[ObjectVersion], Path], Materialised],
     progress: Progress | None,
     batch_files: int,
+    retry_quarantined: bool = False,
 ) -> IngestSummary:
     started = time.perf_counter()
     with lake_run(lake, "ingest cloudtrail", source) as (state, run_id):
-        known = state.known(STATE_SOURCE)
+        known = state.known(STATE_SOURCE, retry_quarantined)
         new = [o for o in objects if state.is_new(known, o)]
         summary = IngestSummary(source, run_id, files_seen=len(objects), files_new=len(new))
         writer = KmsLakeWriter(lake, run_id, floor=state.retention_floor())

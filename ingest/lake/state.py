@@ -90,9 +90,15 @@ class IngestState:
     def close(self) -> None:
         self.db.close()
 
-    def known(self, source: str) -> dict[str, tuple[str | None, int | None, float | None]]:
-        """Ingested objects of a source: key → (etag, size, mtime)."""
-        rows = self.db.execute("SELECT object_key, etag, size, mtime FROM source_objects WHERE source = ?", (source,))
+    def known(
+        self, source: str, retry_quarantined: bool = False
+    ) -> dict[str, tuple[str | None, int | None, float | None]]:
+        """Ingested objects of a source: key → (etag, size, mtime); with `retry_quarantined`, not those that had
+        quarantined records, so a run reads them again (after the option that was missing, say)."""
+        only = " AND coalesce(quarantined, 0) = 0" if retry_quarantined else ""
+        rows = self.db.execute(
+            f"SELECT object_key, etag, size, mtime FROM source_objects WHERE source = ?{only}", (source,)
+        )
         return {key: (etag, size, mtime) for key, etag, size, mtime in rows}
 
     def is_new(self, known: dict[str, tuple[str | None, int | None, float | None]], obj: ObjectVersion) -> bool:

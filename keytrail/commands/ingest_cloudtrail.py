@@ -29,6 +29,7 @@ EXIT_QUARANTINED = 3
 @click.option("--late-days", default=DEFAULT_LATE_DAYS, show_default=True, help="Days a trail file may arrive late.")
 @click.option("--batch-files", default=BATCH_FILES, show_default=True, help="Most trail files parsed at once.")
 @click.option("--lookup-events", is_flag=True, help="Use the LookupEvents API (accounts without a trail bucket).")
+@click.option("--retry-quarantined", is_flag=True, help="Read again the files that had quarantined records.")
 @aws_options
 @reports_errors
 def ingest_cloudtrail(
@@ -41,13 +42,18 @@ def ingest_cloudtrail(
     late_days: int,
     batch_files: int,
     lookup_events: bool,
+    retry_quarantined: bool,
     endpoint_url: str | None,
     profile: str | None,
 ) -> None:
     """Ingest CloudTrail KMS events from SOURCE: a folder or file of trail files, or s3://bucket/prefix."""
     flt = TrailFilter(accounts, regions, since, until, late_days)
-    summary = run_ingest(Lake(lake), source, flt, lookup_events, endpoint_url, profile, batch_files)
+    summary = run_ingest(Lake(lake), source, flt, lookup_events, endpoint_url, profile, batch_files, retry_quarantined)
     click.echo(summary.paragraph())
+    if not summary.files_seen:
+        click.secho(f"Warning: no trail files in {source} for these filters (*.json.gz or *.json, any depth): "
+                    "check the path and the --account/--region/--since filters.", fg="yellow", err=True)  # fmt: skip
+        sys.exit(1)
     if summary.quarantined:
         sys.exit(EXIT_QUARANTINED)
 
@@ -60,8 +66,11 @@ def run_ingest(
     endpoint_url: str | None,
     profile: str | None,
     batch_files: int = BATCH_FILES,
+    retry_quarantined: bool = False,
 ) -> IngestSummary:
     """Pick the source kind and run it, with a progress bar on a terminal."""
+    if lookup and retry_quarantined:
+        raise ConfigError("--retry-quarantined reads trail files again; LookupEvents has none: run its window again")
     if lookup:
         if len(flt.regions) != 1 or source:
             raise ConfigError("--lookup-events reads one region's API: give exactly one --region and no SOURCE")
@@ -73,6 +82,6 @@ def run_ingest(
     if source.startswith("s3://"):
         trail = S3Trail(make_client("s3", None, endpoint_url, profile), source)
         with reporting("trail files", "files") as progress:
-            return ingest_s3(lake, trail, flt, progress, batch_files)
+            return ingest_s3(lake, trail, flt, progress, batch_files, retry_quarantined)
     with reporting("trail files", "files") as progress:
-        return ingest_local(lake, Path(source), flt, progress, batch_files)
+        return ingest_local(lake, Path(source), flt, progress, batch_files, retry_quarantined)
