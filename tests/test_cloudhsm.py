@@ -525,9 +525,14 @@ def test_verify_hsm_sequence_cli(lake_dir: Path, tmp_path: Path) -> None:
                               "before_time"]  # fmt: skip
     assert line.split()[:6] == ["hsm-one", "263", "gap", "3", "2", "6"]
     assert "1 break(s) in the CloudHSM audit trail." in result.stderr
+    typo = CliRunner().invoke(cli, ["verify", "hsm-sequence", "--lake", str(tmp_path / "empty")])
+    assert typo.exit_code == 2 and "is not a keytrail lake" in typo.stderr
+    (tmp_path / "empty" / "_state").mkdir(parents=True)
     clean = CliRunner().invoke(cli, ["verify", "hsm-sequence", "--lake", str(tmp_path / "empty")])
     assert clean.exit_code == 2
     assert "no CloudHSM events in lake" in clean.stderr
+    as_json = CliRunner().invoke(cli, ["verify", "hsm-sequence", "--lake", str(lake_dir), "-o", "json"])
+    assert json.loads(as_json.stdout)["kind"] == "gap"
 
 
 def test_sample_logs_have_exactly_the_labelled_gap(lake_dir: Path) -> None:

@@ -35,7 +35,7 @@ from keytrail.jobs.config import AwsAccess, load_config
 from keytrail.jobs.nightly import default_clients, run_nightly
 from tests.conftest import ROOT, SHARED_DATA
 from tests.digestfiles import ACCOUNT, KeyService, build_trail, der, rsa_key
-from tests.trailfiles import fresh_records, trail_text
+from tests.trailfiles import fresh_records, trail_key, trail_text, write_trail
 
 BUCKET = "trail-bucket"
 
@@ -581,3 +581,19 @@ def test_every_ingested_file_no_digest_lists_is_not_covered(
     assert problems(lake_dir) == {("log_file", "not_covered", k) for k in expected}
     assert f"; {len(expected)} not_covered." in out
     assert "claims a delivery at 2030-12-31 23:59 UTC, in the future" in out.replace("\n", " ")
+
+
+def test_a_folder_without_digests_says_so_and_counts_instead_of_listing(tmp_path: Path) -> None:
+    """Ingested trail files but no CloudTrail-Digest folder: one count of not-covered files and the hint about log
+    file validation, not a line per file; -o json still gives every row."""
+    folder = tmp_path / "trail"
+    for n in range(3):
+        write_trail(folder / trail_key("111122223333", "us-east-1", "2026-11-20", n), fresh_records(2, seed=n))
+    lake = str(tmp_path / "lake")
+    assert CliRunner().invoke(cli, ["ingest", "cloudtrail", str(folder), "--lake", lake]).exit_code == 0
+    result = CliRunner().invoke(cli, ["verify", "cloudtrail", str(folder), "--lake", lake])
+    assert result.exit_code == 1
+    assert result.stdout.count("\n") == 1 and "3 not_covered" in result.stdout, result.stdout
+    assert "is log file validation on for the trail?" in result.stderr
+    rows = CliRunner().invoke(cli, ["verify", "cloudtrail", str(folder), "--lake", lake, "-o", "json"]).stdout
+    assert [json.loads(line)["status"] for line in rows.splitlines()] == ["not_covered"] * 3

@@ -115,9 +115,13 @@ class VerificationReport:
             f"Run {self.run_id}, {self.seconds:.1f} s."
         )
 
+    def has_digests(self) -> bool:
+        """Whether any digest of the window was found (else every ingested file is merely not covered)."""
+        return any(v.object_kind == "digest" for v in self.verdicts)
+
     def warnings(self) -> list[str]:
-        """What the verdicts cannot prove: nothing found, or digests whose signature could not be checked."""
-        if not self.verdicts:
+        """What the verdicts cannot prove: no digest found, or digests whose signature could not be checked."""
+        if not self.has_digests():
             return [
                 f"Found no digest files in {self.source} for these filters (looked for AWSLogs/[o-…/]<account>/"
                 "CloudTrail-Digest/<region>/YYYY/MM/DD/*.json.gz): is log file validation on for the trail? "

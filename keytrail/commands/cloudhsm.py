@@ -4,7 +4,6 @@ their completeness check."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from dataclasses import replace
 from functools import partial
@@ -19,7 +18,7 @@ from ingest.integrity.hsm_sequence import lake_sequence_findings
 from ingest.lake.store import Lake
 from keytrail.cli import aws_options, ingest, lake_option, reports_errors, verify, window_options
 from keytrail.commands.ingest_cloudtrail import EXIT_QUARANTINED
-from keytrail.output import format_table
+from keytrail.output import Output, output_options, write_table
 from keytrail.progress import reporting
 
 
@@ -78,19 +77,15 @@ def files_listed_once(src: CloudWatchSource | FileSource, retry: bool) -> CloudW
 
 
 @verify.command(name="hsm-sequence")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per finding.")
+@output_options(formats=("table", "json", "csv"))
 @lake_option
 @reports_errors
-def hsm_sequence(as_json: bool, lake: str) -> None:
+def hsm_sequence(output: Output, lake: str) -> None:
     """Check every HSM's audit sequence numbers: report gaps, resets and duplicates; exit 1 if any."""
-    findings = lake_sequence_findings(Lake(lake))
-    rows = findings.to_pylist()
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row, default=str))
-    elif rows:
-        click.echo(format_table(findings), nl=False)
-    if rows:
-        click.secho(f"{len(rows)} break(s) in the CloudHSM audit trail.", fg="red", err=True)
+    findings = lake_sequence_findings(Lake(lake).require())
+    if output.fmt != "table" or findings.num_rows:
+        write_table(findings, output)
+    if findings.num_rows:
+        click.secho(f"{findings.num_rows} break(s) in the CloudHSM audit trail.", fg="red", err=True)
         sys.exit(1)
-    click.echo("CloudHSM audit trail complete: no gaps, resets or duplicates.")
+    click.echo("CloudHSM audit trail complete: no gaps, resets or duplicates.", err=output.fmt != "table")

@@ -13,6 +13,7 @@ from keytrail.cli import cli, reports_errors
 from keytrail.jobs.config import DEFAULT_CONFIG, LOG_FORMATS, load_config
 from keytrail.jobs.nightly import open_lake, plan_nightly, run_nightly
 from keytrail.jobs.prune import describe, prune
+from keytrail.output import Output, output_options
 
 config_option = click.option(
     "--config",
@@ -52,10 +53,10 @@ def nightly(config_path: str, dry_run: bool, verbose: bool, log_format: str | No
 @click.option("--yes", is_flag=True, help="Remove them (without it: only list what would go).")
 @click.option("--config", "config_path", envvar="KEYTRAIL_CONFIG", help="Take the lake from this keytrail.toml.")
 @click.option("--lake", envvar="KEYTRAIL_LAKE", help="Lake folder or s3:// URI (instead of --config).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of lines.")
+@output_options(formats=("table", "json"))
 @reports_errors
-def prune_command(older_than: str, yes: bool, config_path: str | None, lake: str | None, as_json: bool) -> None:
+def prune_command(older_than: str, yes: bool, config_path: str | None, lake: str | None, output: Output) -> None:
     """Remove event-date partitions older than --older-than, and their ingest state (a dry run without --yes)."""
     target = open_lake(load_config(config_path)) if config_path else Lake(lake or DEFAULT_LAKE)
     plan = prune(target, parse_duration(older_than), yes=yes)
-    click.echo(describe(plan) if as_json else "\n".join(plan.lines()))
+    click.echo(describe(plan) if output.fmt == "json" else "\n".join(plan.lines()))

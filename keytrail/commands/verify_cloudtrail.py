@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 
 import click
@@ -15,7 +14,7 @@ from ingest.integrity.sources import open_store
 from ingest.integrity.verification import VerificationReport, verify_trail
 from ingest.lake.store import Lake
 from keytrail.cli import aws_options, lake_option, reports_errors, verify, window_options
-from keytrail.output import format_table
+from keytrail.output import Output, format_table, output_options, write_table
 from keytrail.progress import reporting
 
 PROBLEM_COLUMNS = ["status", "account_id", "region", "hour", "object_key", "detail"]
@@ -26,7 +25,7 @@ PROBLEM_COLUMNS = ["status", "account_id", "region", "hour", "object_key", "deta
 @click.option("--account", "accounts", multiple=True, help="Only this AWS account's digests (repeatable).")
 @click.option("--region", "regions", multiple=True, help="Only this region's digests (repeatable).")
 @window_options("Earliest delivery time to verify.", "End of the deliveries to verify (exclusive).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per problem found.")
+@output_options(formats=("table", "json", "csv"))
 @lake_option
 @aws_options
 @reports_errors
@@ -36,7 +35,7 @@ def verify_cloudtrail(
     regions: tuple[str, ...],
     since: dt.datetime | None,
     until: dt.datetime | None,
-    as_json: bool,
+    output: Output,
     lake: str,
     endpoint_url: str | None,
     profile: str | None,
@@ -48,21 +47,22 @@ def verify_cloudtrail(
     keys = lambda region: make_client("cloudtrail", region, endpoint_url, profile)  # noqa: E731 - one per region
     with reporting("log files hashed", "files") as progress:
         report = verify_trail(Lake(lake), store, flt, keys, progress)
-    show_report(report, as_json)
+    show_report(report, output)
     if report.problems or not report.verdicts:
         sys.exit(1)
 
 
-def show_report(report: VerificationReport, as_json: bool) -> None:
-    """The per account/region summary and every problem (or JSON lines), then the paragraph and any warning."""
-    problems = [{c: getattr(p, c) for c in PROBLEM_COLUMNS} for p in report.problems]
-    if as_json:
-        for row in problems:
-            click.echo(json.dumps(row, default=str))
-    elif report.verdicts:
+def show_report(report: VerificationReport, output: Output) -> None:
+    """The per account/region summary and every problem (-o json/csv: one row per problem), then the paragraph
+    and any warning. With no digest at all, the ingested files none covers are counted, not listed."""
+    problems = pa.Table.from_pylist([{c: getattr(p, c) for c in PROBLEM_COLUMNS} for p in report.problems])
+    rows = problems if problems.num_rows else pa.table({c: pa.array([], pa.string()) for c in PROBLEM_COLUMNS})
+    if output.fmt != "table":
+        write_table(rows, output)
+    elif report.has_digests():
         click.echo(format_table(report.summary()), nl=False)
-        if problems:
-            click.echo("\nProblems:\n" + format_table(pa.Table.from_pylist(problems)), nl=False)
-    click.echo(report.paragraph(), err=as_json)
+        if problems.num_rows:
+            click.echo("\nProblems:\n" + format_table(problems), nl=False)
+    click.echo(report.paragraph(), err=output.fmt != "table")
     for warning in report.warnings():
         click.secho(warning, fg="yellow", err=True)
