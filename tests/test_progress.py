@@ -3,10 +3,12 @@ one at the end, for the ingests, verification and attribution alike; the nightly
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 from pathlib import Path
 
+import boto3
 import pytest
 from click.testing import CliRunner
 
@@ -14,7 +16,7 @@ from keytrail.cli import cli
 from keytrail.jobs.config import load_config
 from keytrail.jobs.nightly import run_nightly
 from keytrail.progress import Reporter
-from tests.trailfiles import fresh_records, trail_key, write_trail
+from tests.trailfiles import fresh_records, trail_key, trail_text, write_trail
 
 
 class Clock:
@@ -81,3 +83,16 @@ def test_nightly_logs_progress_per_source(tmp_path: Path, monkeypatch: pytest.Mo
     assert progress and all(line["source"] == "local" for line in progress)
     assert progress[-1]["message"].startswith("local: 3 of 3 trail files (100%)")
     assert run_nightly(load_config(config)).exit_code == 0
+
+
+def test_the_s3_listing_reports_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> None:
+    monkeypatch.setenv("KEYTRAIL_PROGRESS_SECONDS", "0")
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="trail")
+    for n in range(3):
+        key = "logs/" + trail_key("111122223333", "us-east-1", "2026-11-20", n)
+        s3.put_object(Bucket="trail", Key=key, Body=gzip.compress(trail_text(fresh_records(2, n)).encode()))
+    args = ["ingest", "cloudtrail", "s3://trail/logs", "--endpoint-url", moto_endpoint, "--lake", str(tmp_path / "l")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "listing s3://trail/logs: 3 objects" in result.stderr and "trail files: 3 of 3 files" in result.stderr

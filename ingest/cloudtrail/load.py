@@ -23,7 +23,7 @@ from ingest.errors import SourceError
 from ingest.faults import crash_point
 from ingest.lake.state import IngestState, ObjectVersion, RunLock
 from ingest.lake.store import Lake, new_run_id, quarantine_rows
-from ingest.progress import Progress
+from ingest.progress import Progress, no_progress
 from ingest.raw import cannot_read
 
 STATE_SOURCE = "cloudtrail"
@@ -152,9 +152,11 @@ def ingest_s3(
     progress: Progress | None = None,
     batch_files: int = BATCH_FILES,
     retry_quarantined: bool = False,
+    listing: Progress = no_progress,
 ) -> IngestSummary:
-    """Ingest trail files from an S3 bucket, downloading each batch to the lake's staging folder."""
-    objects = list(trail.list_objects(flt))
+    """Ingest trail files from an S3 bucket, downloading each batch to the lake's staging folder (`listing` is
+    told of each object the S3 listing returns, before `progress` counts files ingested)."""
+    objects = list(trail.list_objects(flt, listing))
     vanished: list[str] = []
 
     def fetch(batch: list[ObjectVersion], folder: Path) -> Materialised:

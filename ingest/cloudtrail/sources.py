@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from ingest.aws import explain_client_error
 from ingest.errors import ConfigError
 from ingest.lake.state import ObjectVersion
+from ingest.progress import Progress, no_progress
 
 TRAIL_PATH = re.compile(
     r"AWSLogs/(?:(?P<org>o-[a-z0-9]+)/)?(?P<account>[^/]+)/CloudTrail/(?P<region>[^/]+)/"
@@ -104,11 +105,13 @@ class S3Trail:
         self.uri = uri
         self.bucket, self.prefix = parse_s3_uri(uri)
 
-    def list_objects(self, flt: TrailFilter) -> Iterator[ObjectVersion]:
-        """Every trail file the filter admits, listing only the prefixes that can hold them."""
+    def list_objects(self, flt: TrailFilter, progress: Progress = no_progress) -> Iterator[ObjectVersion]:
+        """Every trail file the filter admits, listing only the prefixes that can hold them (`progress` is told of
+        each object listed)."""
         try:
             for prefix in self._listing_prefixes(flt):
                 for obj in self._objects(prefix):
+                    progress(1, 0)
                     key = obj["Key"]
                     if is_trail_file(key) and flt.admits(key):
                         yield ObjectVersion(f"s3://{self.bucket}/{key}", obj["ETag"].strip('"'), obj["Size"], None)

@@ -81,7 +81,7 @@ def run_ingest(
         raise ConfigError("give a SOURCE (a folder, a file or s3://bucket/prefix), or --lookup-events --region R")
     if source.startswith("s3://"):
         trail = S3Trail(make_client("s3", None, endpoint_url, profile), source)
-        with reporting("trail files", "files") as progress:
-            return ingest_s3(lake, trail, flt, progress, batch_files, retry_quarantined)
+        with reporting(f"listing {source}", "objects") as listing, reporting("trail files", "files") as progress:
+            return ingest_s3(lake, trail, flt, progress, batch_files, retry_quarantined, listing)
     with reporting("trail files", "files") as progress:
         return ingest_local(lake, Path(source), flt, progress, batch_files, retry_quarantined)

@@ -295,7 +295,9 @@ def _ingest_trail(
     flt = _trail_filter(source, since)
     progress = logged_progress(source.name, "trail files")
     if source.location.startswith("s3://"):
-        summary = ingest_s3(lake, S3Trail(clients("s3", source.aws), source.location), flt, progress)
+        listing = logged_progress(source.name, "objects listed")
+        trail = S3Trail(clients("s3", source.aws), source.location)
+        summary = ingest_s3(lake, trail, flt, progress, listing=listing)
     else:
         summary = ingest_local(lake, Path(source.location), flt, progress)
     progress.close()
