@@ -31,6 +31,9 @@ from ingest.integrity.hsm_sequence import SEQUENCE_SQL
 UNATTRIBUTED = "(unattributed)"
 NO_TENANT = "(no tenant)"  # caller_tenant of a call no tenant's principal or account made (the SQL spells it too)
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+# A log stream whose newest event is older than this is stale: the nightly run (24 h) plus CloudTrail's delivery
+# delay (files land about 5 to 15 minutes after the calls; an hour or two of slack).
+STALE_HOURS = 26
 
 
 def open_dashboard(
@@ -267,7 +270,7 @@ def ingest_runs(lake: str | os.PathLike[str]) -> pa.Table:
     path = Path(lake) / "_state" / "ingest.sqlite"
     names = ["command", "source", "started_at", "ended_at", "status", "runs", "summary"]
     if not path.is_file():
-        return pa.table({n: pa.array([], pa.string() if n != "runs" else pa.int64()) for n in names})
+        return pa.table({n: pa.array([], RUN_TYPES.get(n, pa.string())) for n in names})
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
         rows = db.execute(
@@ -281,9 +284,23 @@ def ingest_runs(lake: str | os.PathLike[str]) -> pa.Table:
         ).fetchall()
     finally:
         db.close()
-    records = [dict(zip(names, (*row[:6], _summarise_stats(row[6])), strict=True)) for row in rows]
-    schema = pa.schema([(n, pa.int64() if n == "runs" else pa.string()) for n in names])
+    records = [_run_record(names, row) for row in rows]
+    schema = pa.schema([(n, RUN_TYPES.get(n, pa.string())) for n in names])
     return pa.Table.from_pylist(records, schema=schema)
+
+
+RUN_TYPES = {"runs": pa.int64(), "started_at": pa.timestamp("us", "UTC"), "ended_at": pa.timestamp("us", "UTC")}
+
+
+def _run_record(names: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
+    command, source, started, ended, status, runs, stats = row
+    values = (command, source, _instant(started), _instant(ended), status, runs, _summarise_stats(stats))
+    return dict(zip(names, values, strict=True))
+
+
+def _instant(text: str | None) -> dt.datetime | None:
+    """An ISO 8601 time from the ingest state (None while a run has not ended)."""
+    return dt.datetime.fromisoformat(text) if text else None
 
 
 def _summarise_stats(stats: str | None) -> str:
@@ -298,8 +315,9 @@ def _summarise_stats(stats: str | None) -> str:
 
 
 def freshness(con: duckdb.DuckDBPyConnection, now: dt.datetime | None = None) -> pa.Table:
-    """Per log stream: newest event, hours old at `now`, events, days with events. Stalest first."""
-    return _table(con, "freshness", now=now or dt.datetime.now(dt.UTC))
+    """Per log stream: newest event, hours old at `now`, stale (older than STALE_HOURS), events, days with events.
+    Stalest first."""
+    return _table(con, "freshness", now=now or dt.datetime.now(dt.UTC), stale_hours=STALE_HOURS)
 
 
 def events_per_day(con: duckdb.DuckDBPyConnection) -> pa.Table:

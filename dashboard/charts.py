@@ -65,7 +65,8 @@ def daily_bars(df: pd.DataFrame, x: str, color: str, value: str, title: str) -> 
 
 
 def stream_heatmap(df: pd.DataFrame) -> alt.Chart:
-    """One row per log stream, one cell per UTC day, shaded by events; a day without events is red."""
+    """One row per log stream, one cell per UTC day, shaded by events on a log scale over the days with events (a
+    log scale cannot hold 0: Vega drew every cell alike); a day without events is red, outside the scale."""
     base = alt.Chart(df).encode(
         x=alt.X("day:O", title="UTC day", timeUnit="utcyearmonthdate", axis=alt.Axis(format="%b %d", labelAngle=-45)),
         y=alt.Y("stream:N", title=None, axis=alt.Axis(labelLimit=300, labelOverlap=False)),
@@ -80,11 +81,30 @@ def stream_heatmap(df: pd.DataFrame) -> alt.Chart:
         color=alt.condition(
             "datum.events == 0",
             alt.value("#d32f2f"),
-            alt.Color("events:Q", scale=alt.Scale(type="log", scheme="blues"), title="Events"),
+            alt.Color("events:Q", scale=alt.Scale(type="log", scheme="blues", domainMin=1), title="Events"),
         )
     )
     chart: alt.Chart = cells.properties(height=max(120, 26 * df["stream"].nunique()))
     return chart
+
+
+def when(value: Any) -> str:
+    """A timestamp for text, as the tables show it: `2026-11-27 23:41 UTC` (`—` for missing)."""
+    if value is None or pd.isna(value):
+        return "—"
+    stamp = pd.Timestamp(value)
+    return f"{(stamp.tz_convert('UTC') if stamp.tzinfo else stamp):%Y-%m-%d %H:%M} UTC"
+
+
+def window(start: Any, end: Any) -> str:
+    """A time window for text: `2026-11-27 22:00 – 23:41 UTC` within a day, both dates when it spans days."""
+    first, last = when(start), when(end)
+    return f"{first[:-4]} – {last[11:] if first[:10] == last[:10] else last}"
+
+
+def day(value: Any) -> str:
+    """A UTC day for text: `2026-11-27`."""
+    return "—" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
 
 
 def short_key(key: str | None) -> str:

@@ -25,6 +25,7 @@ from analytics.sandbox import run_read_only
 UNATTRIBUTED = q.UNATTRIBUTED
 NO_TENANT = q.NO_TENANT
 SEVERITIES = q.SEVERITIES
+STALE_HOURS = q.STALE_HOURS
 TTL = dt.timedelta(minutes=10)
 
 
