@@ -59,6 +59,18 @@ def grain(start: dt.date, end: dt.date) -> str:
     return "hour" if (end - start).days < 3 else "day"
 
 
+def comparison(
+    start: dt.date, end: dt.date, first_day: dt.date
+) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date]]:
+    """(period, the one before it) for "what changed": [start, end] and the days just before it when the lake has
+    them; on a range from the lake's first day (the default), its last 7 days (half, if shorter) and those before."""
+    if start > first_day:
+        return (start, end), previous_period(start, end)
+    days = max(1, min(7, ((end - start).days + 1) // 2))
+    recent = (end - dt.timedelta(days=days - 1), end)
+    return recent, previous_period(*recent)
+
+
 def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
     """The same number of days just before [start, end], for deltas."""
     days = (end - start).days + 1
@@ -69,7 +81,7 @@ def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
 
 
 def lake_bounds(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """first_day, last_day (None on an empty lake), operations and events."""
+    """first_day, last_day (None on an empty lake), newest_event, operations and events."""
     return _one(con, "lake_bounds")
 
 
@@ -98,6 +110,13 @@ def totals(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant:
         counts.update({f"anomalies_{s}": int(found.get(s, 0)) for s in SEVERITIES})
         result.update({prefix + k: v for k, v in counts.items()})
     return result
+
+
+def tenant_changes(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> pa.Table:
+    """tenant, operations, previous_operations, change, failures, previous_failures: [start, end] against the
+    period of the same length before it, biggest change first."""
+    before, until = previous_period(start, end)
+    return _table(con, "tenant_changes", start=start, end=end, before=before, until=until, tenant=tenant)
 
 
 def operations_over_time(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> pa.Table:

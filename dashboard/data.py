@@ -102,6 +102,14 @@ def totals(start: dt.date, end: dt.date, tenant: str | None) -> dict[str, Any]:
     return _query("totals", start, end, tenant)  # type: ignore[no-any-return]
 
 
+def tenant_changes(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:
+    return _query("tenant_changes", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def comparison(start: dt.date, end: dt.date, first_day: dt.date) -> tuple[tuple[dt.date, dt.date], ...]:
+    return q.comparison(start, end, first_day)
+
+
 def operations_over_time(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:
     return _query("operations_over_time", start, end, tenant)  # type: ignore[no-any-return]
 
