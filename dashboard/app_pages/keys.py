@@ -70,7 +70,7 @@ else:
             color=alt.Color("principal:N", legend=None),
             tooltip=["caller_tenant", "tenant", "principal", alt.Tooltip("operations:Q", format=",")],
         )
-        .properties(height=max(80, 28 * users["caller_tenant"].nunique()))
+        .properties(height=max(120, 40 * users["caller_tenant"].nunique()))
     )
     tables.show(users, first=("caller_tenant", "tenant", "principal", "operations", "failures"))
 

@@ -103,14 +103,14 @@ tables.show(
         ),
         "operation_names": st.column_config.ListColumn("Operation types"),
     },
+    first=("key", "source", "operations", "failures", "first_hour", "last_hour"),
 )
 
 st.subheader("Principals and source IPs")
 principals = data.tenant_principals(f.start, f.end, tenant)
-left, right = st.columns([1, 2])
 if not principals.empty:
     per_principal = principals.groupby("principal", dropna=False, as_index=False)["operations"].sum()
-    left.altair_chart(
+    st.altair_chart(
         alt.Chart(per_principal)
         .mark_bar()
         .encode(
@@ -118,9 +118,9 @@ if not principals.empty:
             y=alt.Y("principal:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
             tooltip=["principal", alt.Tooltip("operations:Q", format=",")],
         )
+        .properties(height=max(120, 24 * len(per_principal)))
     )
-with right:
-    tables.show(principals, height=320, first=("principal", "source_ip", "operations", "failures"))
+tables.show(principals, height=320, first=("principal", "source_ip", "operations", "failures"))
 
 st.subheader("Its keys used by others")
 by_others = data.tenant_keys_used_by_others(f.start, f.end, tenant)
@@ -128,7 +128,7 @@ if by_others.empty:
     st.success("Only its own principals used its keys in this range.", icon=":material/check_circle:")
 else:
     st.caption("Calls that count for this tenant (its key or its context) made by principals that are not its own.")
-    tables.show(by_others, first=("caller_tenant", "principal", "key", "operations", "failures"))
+    tables.show(by_others, first=("caller_tenant", "principal", "operations", "failures", "first_seen", "last_seen"))
 
 st.subheader("Its principals on others' keys")
 elsewhere = data.tenant_principals_on_others_keys(f.start, f.end, tenant)
@@ -143,7 +143,7 @@ if errors.empty:
     st.success("No failed operations in this range.", icon=":material/check_circle:")
 else:
     st.caption("Failed operations that count for this tenant, with the principal that called and its tenant.")
-    tables.show(errors, first=("error_code", "operation", "failures", "caller_tenant", "principal", "key"))
+    tables.show(errors, first=("error_code", "operation", "failures", "caller_tenant", "principal", "last_seen"))
 
 st.subheader("Findings")
 if found.empty:
