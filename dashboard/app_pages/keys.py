@@ -70,7 +70,7 @@ else:
             color=alt.Color("principal:N", legend=None),
             tooltip=["caller_tenant", "tenant", "principal", alt.Tooltip("operations:Q", format=",")],
         )
-        .properties(height=max(120, 40 * users["caller_tenant"].nunique()))
+        .properties(height=alt.Step(32))  # a band per caller tenant (a fixed height squeezed them)
     )
     tables.show(users, first=("caller_tenant", "tenant", "principal", "operations", "failures"))
 
@@ -99,9 +99,9 @@ else:
                 "error_code",
             ],
         )
-        .properties(height=max(120, 28 * lifecycle["operation"].nunique()))
+        .properties(height=alt.Step(32))
     )
     SHOWN = 500
-    tables.show(lifecycle.tail(SHOWN).iloc[::-1])
+    tables.show(lifecycle.tail(SHOWN).iloc[::-1], first=("time", "operation", "success", "error_code", "principal"))
     if len(lifecycle) > SHOWN:
         st.caption(f"The newest {SHOWN} of {len(lifecycle):,} events; the SQL page has them all (dash_key_events).")

@@ -118,7 +118,7 @@ if not principals.empty:
             y=alt.Y("principal:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
             tooltip=["principal", alt.Tooltip("operations:Q", format=",")],
         )
-        .properties(height=max(120, 24 * len(per_principal)))
+        .properties(height=alt.Step(24))
     )
 tables.show(principals, height=320, first=("principal", "source_ip", "operations", "failures"))
 
