@@ -31,6 +31,9 @@ from ingest.integrity.hsm_sequence import SEQUENCE_SQL
 UNATTRIBUTED = "(unattributed)"
 NO_TENANT = "(no tenant)"  # caller_tenant of a call no tenant's principal or account made (the SQL spells it too)
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+# A log stream whose newest event is older than this is stale: the nightly run (24 h) plus CloudTrail's delivery
+# delay (files land about 5 to 15 minutes after the calls; an hour or two of slack).
+STALE_HOURS = 26
 
 
 def open_dashboard(
@@ -56,6 +59,18 @@ def grain(start: dt.date, end: dt.date) -> str:
     return "hour" if (end - start).days < 3 else "day"
 
 
+def comparison(
+    start: dt.date, end: dt.date, first_day: dt.date
+) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date]]:
+    """(period, the one before it) for "what changed": [start, end] and the days just before it when the lake has
+    them; on a range from the lake's first day (the default), its last 7 days (half, if shorter) and those before."""
+    if start > first_day:
+        return (start, end), previous_period(start, end)
+    days = max(1, min(7, ((end - start).days + 1) // 2))
+    recent = (end - dt.timedelta(days=days - 1), end)
+    return recent, previous_period(*recent)
+
+
 def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
     """The same number of days just before [start, end], for deltas."""
     days = (end - start).days + 1
@@ -66,7 +81,7 @@ def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
 
 
 def lake_bounds(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """first_day, last_day (None on an empty lake), operations and events."""
+    """first_day, last_day (None on an empty lake), newest_event, operations and events."""
     return _one(con, "lake_bounds")
 
 
@@ -95,6 +110,13 @@ def totals(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant:
         counts.update({f"anomalies_{s}": int(found.get(s, 0)) for s in SEVERITIES})
         result.update({prefix + k: v for k, v in counts.items()})
     return result
+
+
+def tenant_changes(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> pa.Table:
+    """tenant, operations, previous_operations, change, failures, previous_failures: [start, end] against the
+    period of the same length before it, biggest change first."""
+    before, until = previous_period(start, end)
+    return _table(con, "tenant_changes", start=start, end=end, before=before, until=until, tenant=tenant)
 
 
 def operations_over_time(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> pa.Table:
@@ -267,7 +289,7 @@ def ingest_runs(lake: str | os.PathLike[str]) -> pa.Table:
     path = Path(lake) / "_state" / "ingest.sqlite"
     names = ["command", "source", "started_at", "ended_at", "status", "runs", "summary"]
     if not path.is_file():
-        return pa.table({n: pa.array([], pa.string() if n != "runs" else pa.int64()) for n in names})
+        return pa.table({n: pa.array([], RUN_TYPES.get(n, pa.string())) for n in names})
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
         rows = db.execute(
@@ -281,9 +303,23 @@ def ingest_runs(lake: str | os.PathLike[str]) -> pa.Table:
         ).fetchall()
     finally:
         db.close()
-    records = [dict(zip(names, (*row[:6], _summarise_stats(row[6])), strict=True)) for row in rows]
-    schema = pa.schema([(n, pa.int64() if n == "runs" else pa.string()) for n in names])
+    records = [_run_record(names, row) for row in rows]
+    schema = pa.schema([(n, RUN_TYPES.get(n, pa.string())) for n in names])
     return pa.Table.from_pylist(records, schema=schema)
+
+
+RUN_TYPES = {"runs": pa.int64(), "started_at": pa.timestamp("us", "UTC"), "ended_at": pa.timestamp("us", "UTC")}
+
+
+def _run_record(names: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
+    command, source, started, ended, status, runs, stats = row
+    values = (command, source, _instant(started), _instant(ended), status, runs, _summarise_stats(stats))
+    return dict(zip(names, values, strict=True))
+
+
+def _instant(text: str | None) -> dt.datetime | None:
+    """An ISO 8601 time from the ingest state (None while a run has not ended)."""
+    return dt.datetime.fromisoformat(text) if text else None
 
 
 def _summarise_stats(stats: str | None) -> str:
@@ -298,8 +334,9 @@ def _summarise_stats(stats: str | None) -> str:
 
 
 def freshness(con: duckdb.DuckDBPyConnection, now: dt.datetime | None = None) -> pa.Table:
-    """Per log stream: newest event, hours old at `now`, events, days with events. Stalest first."""
-    return _table(con, "freshness", now=now or dt.datetime.now(dt.UTC))
+    """Per log stream: newest event, hours old at `now`, stale (older than STALE_HOURS), events, days with events.
+    Stalest first."""
+    return _table(con, "freshness", now=now or dt.datetime.now(dt.UTC), stale_hours=STALE_HOURS)
 
 
 def events_per_day(con: duckdb.DuckDBPyConnection) -> pa.Table:

@@ -7,6 +7,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+TIME_FORMAT = "%Y-%m-%d %H:%M UTC"  # d3's spelling of the one timestamp format (tables.TIMESTAMP, when())
 SEVERITY_COLORS = {"critical": "#b71c1c", "high": "#e65100", "medium": "#f9a825", "low": "#1565c0", "info": "#78909c"}
 
 
@@ -16,6 +17,11 @@ def delta(totals: dict[str, Any], name: str, has_previous: bool) -> str | None:
         return None
     change = int(totals[name]) - int(totals[f"previous_{name}"])
     return f"{change:+,}"
+
+
+def day_tooltip(field: str) -> alt.Tooltip:
+    """A tooltip line for a UTC day, as `2026-11-27`."""
+    return alt.Tooltip(f"{field}:T", title="UTC day", format="%Y-%m-%d", formatType="utc")
 
 
 def stacked_over_time(df: pd.DataFrame, color: str, title: str, value: str = "operations") -> alt.Chart:
@@ -34,7 +40,7 @@ def stacked_over_time(df: pd.DataFrame, color: str, title: str, value: str = "op
             y=alt.Y(f"sum({value}):Q", title=value.capitalize()),
             color=alt.Color(f"{color}:N", title=title),
             tooltip=[
-                alt.Tooltip("bucket:T", title="UTC", timeUnit="utcyearmonthdatehours"),
+                alt.Tooltip("bucket:T", title="UTC", format=TIME_FORMAT, formatType="utc"),
                 alt.Tooltip(f"{color}:N", title=title),
                 alt.Tooltip(f"{value}:Q", format=","),
             ],
@@ -54,7 +60,7 @@ def daily_bars(df: pd.DataFrame, x: str, color: str, value: str, title: str) -> 
             y=alt.Y(f"sum({value}):Q", title=title),
             color=alt.Color(f"{color}:N"),
             tooltip=[
-                alt.Tooltip(f"{x}:T", title="UTC day", timeUnit="utcyearmonthdate"),
+                day_tooltip(x),
                 f"{color}:N",
                 alt.Tooltip(f"{value}:Q", format=","),
             ],
@@ -65,14 +71,15 @@ def daily_bars(df: pd.DataFrame, x: str, color: str, value: str, title: str) -> 
 
 
 def stream_heatmap(df: pd.DataFrame) -> alt.Chart:
-    """One row per log stream, one cell per UTC day, shaded by events; a day without events is red."""
+    """One row per log stream, one cell per UTC day, shaded by events on a log scale over the days with events (a
+    log scale cannot hold 0: Vega drew every cell alike); a day without events is red, outside the scale."""
     base = alt.Chart(df).encode(
         x=alt.X("day:O", title="UTC day", timeUnit="utcyearmonthdate", axis=alt.Axis(format="%b %d", labelAngle=-45)),
         y=alt.Y("stream:N", title=None, axis=alt.Axis(labelLimit=300, labelOverlap=False)),
         tooltip=[
             "source",
             "stream",
-            alt.Tooltip("day:T", timeUnit="utcyearmonthdate"),
+            day_tooltip("day"),
             alt.Tooltip("events:Q", format=","),
         ],
     )
@@ -80,11 +87,37 @@ def stream_heatmap(df: pd.DataFrame) -> alt.Chart:
         color=alt.condition(
             "datum.events == 0",
             alt.value("#d32f2f"),
-            alt.Color("events:Q", scale=alt.Scale(type="log", scheme="blues"), title="Events"),
+            alt.Color("events:Q", scale=alt.Scale(type="log", scheme="blues", domainMin=1), title="Events"),
         )
     )
     chart: alt.Chart = cells.properties(height=max(120, 26 * df["stream"].nunique()))
     return chart
+
+
+def when(value: Any) -> str:
+    """A timestamp for text, as the tables show it: `2026-11-27 23:41 UTC` (`—` for missing)."""
+    if value is None or pd.isna(value):
+        return "—"
+    stamp = pd.Timestamp(value)
+    return f"{(stamp.tz_convert('UTC') if stamp.tzinfo else stamp):%Y-%m-%d %H:%M} UTC"
+
+
+def window(start: Any, end: Any) -> str:
+    """A time window for text: `2026-11-27 22:00 – 23:41 UTC` within a day, both dates when it spans days."""
+    first, last = when(start), when(end)
+    return f"{first[:-4]} – {last[11:] if first[:10] == last[:10] else last}"
+
+
+def duration(span: pd.Timedelta) -> str:
+    """A time span for text, to the hour: `2 days 11 hours`, `5 hours`."""
+    days, hours = span.days, span.seconds // 3600
+    parts = [f"{days} day{'s' * (days != 1)}"] * bool(days) + [f"{hours} hour{'s' * (hours != 1)}"]
+    return " ".join(parts)
+
+
+def day(value: Any) -> str:
+    """A UTC day for text: `2026-11-27`."""
+    return "—" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
 
 
 def short_key(key: str | None) -> str:

@@ -25,6 +25,7 @@ from analytics.sandbox import run_read_only
 UNATTRIBUTED = q.UNATTRIBUTED
 NO_TENANT = q.NO_TENANT
 SEVERITIES = q.SEVERITIES
+STALE_HOURS = q.STALE_HOURS
 TTL = dt.timedelta(minutes=10)
 
 
@@ -99,6 +100,14 @@ def tenants_file() -> str | None:
 
 def totals(start: dt.date, end: dt.date, tenant: str | None) -> dict[str, Any]:
     return _query("totals", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def tenant_changes(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:
+    return _query("tenant_changes", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def comparison(start: dt.date, end: dt.date, first_day: dt.date) -> tuple[tuple[dt.date, dt.date], ...]:
+    return q.comparison(start, end, first_day)
 
 
 def operations_over_time(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:

@@ -4,17 +4,21 @@ computed here independently (straight from key_operations / tenant_cost, not thr
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
 from analytics import connect
 from analytics.rollups import ROLLUPS, compute_rollups, refresh_rollups, rollups_fresh
+from dashboard.charts import SEVERITY_COLORS
 from keytrail.cli import cli
 from keytrail.commands.dashboard import dashboard_env, streamlit_command
 from tests.conftest import ROOT, SAMPLE_LOGS
@@ -183,7 +187,10 @@ def test_a_tenants_principals_on_other_keys_and_its_keys_used_by_others(
         "SELECT count(*) FROM key_operations WHERE is_primary AND tenant_id = 'acme' "
         "AND caller_tenant_id IS DISTINCT FROM 'acme'"
     )
-    assert summary.loc["acme", "called_by_others"] == scalar(reference, sql, {}) > 0
+    called = scalar(reference, sql, {})
+    # shown as text, so that the unattributed row (no tenant: nobody else to call its keys) is blank, not "None"
+    assert summary.loc["acme", "called_by_others"] == f"{called:,}" and called > 0  # type: ignore[operator]
+    assert summary.loc["(unattributed)", "called_by_others"] == ""
     at.sidebar.selectbox(key="tenant").set_value("acme").run()
     assert not at.exception
     used = next(df.value for df in at.dataframe if "caller_tenant" in df.value.columns and "account" in df.value)
@@ -314,3 +321,120 @@ def test_without_a_tenants_file_everything_is_unattributed(
     assert not at.exception
     assert any("No tenants file" in i.body for i in at.info)
     assert list(at.dataframe[0].value["tenant"]) == ["(unattributed)"]
+
+
+# ---------- issue 16: the defects an auditor saw, page by page
+
+
+def column_config(frame: Any) -> dict[str, dict[str, Any]]:
+    """The column_config the page gave a table, as Streamlit sends it to the browser."""
+    return {k: v for k, v in json.loads(frame.proto.columns).items() if k != "_index"}
+
+
+def newest_per_stream(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dt.datetime]:
+    rows = con.execute(
+        "SELECT recipient_account_id, aws_region, max(event_time) FROM kms_events GROUP BY ALL UNION ALL "
+        "SELECT cluster_id, hsm_id, max(event_time) FROM hsm_events GROUP BY ALL"
+    ).fetchall()
+    return {(a, b): newest for a, b, newest in rows}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_tables_have_human_labels_one_timestamp_format_and_no_none(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, page: str
+) -> None:
+    at = app(monkeypatch, sample_lake).switch_page(f"app_pages/{page}").run()
+    if page == "tenants.py":
+        at.sidebar.selectbox(key="tenant").set_value("acme").run()
+    for frame in at.dataframe if page != "sql.py" else []:  # the SQL page shows a query's own column names
+        config = column_config(frame)
+        for name in frame.value.columns:
+            assert "_" not in config[name]["label"], f"{page}: {name} keeps a snake_case label"
+            kind = config[name].get("type_config", {})
+            if pd.api.types.is_datetime64_any_dtype(frame.value[name]):  # one format, no 12-hour clock
+                assert kind == {"type": "datetime", "format": "YYYY-MM-DD HH:mm [UTC]", "timezone": "UTC"}, name
+            if frame.value[name].dtype == object or pd.api.types.is_string_dtype(frame.value[name]):
+                assert not frame.value[name].isna().any(), f"{page}: {name} shows None"
+
+
+def test_data_health_flags_stale_streams_and_a_trail_that_stopped(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/data_health.py").run()
+    now = dt.datetime.now(dt.UTC)
+    newest = newest_per_stream(reference)
+    stale = {s for s, t in newest.items() if now - t > dt.timedelta(hours=26)}
+    # the sample ends three days before now: 58 to 147 hours old, every stream is stale
+    assert len(stale) == len(newest) == 10
+    assert any(f"{len(stale)} of {len(newest)} stream(s) stale" in w.body for w in at.warning)
+    fresh = next(df.value for df in at.dataframe if "stale" in df.value.columns)
+    shown = {(r.account_or_cluster, r.region_or_hsm) for r in fresh.itertuples() if r.stale}
+    assert shown == stale
+    # 222233334444 us-east-1 stopped delivering on Nov 24: every day after it, to the lake's last day, is a gap
+    last_day = scalar(reference, "SELECT max(event_date) FROM kms_events")
+    gaps = next(df.value for df in at.dataframe if list(df.value.columns)[-1] == "day")
+    stopped = gaps[(gaps["account_or_cluster"] == "222233334444") & (gaps["region_or_hsm"] == "us-east-1")]
+    ended = newest[("222233334444", "us-east-1")].date()
+    assert ended < last_day  # type: ignore[operator]
+    expected_tail = [ended + dt.timedelta(days=n) for n in range(1, (last_day - ended).days + 1)]  # type: ignore[operator]
+    assert list(stopped["day"])[-len(expected_tail) :] == expected_tail
+    # no digest verification yet: a warning, not an info box
+    assert any("No CloudTrail digest verification yet" in w.body for w in at.warning)
+    assert not any("digest verification" in i.body for i in at.info)
+
+
+def test_a_finding_spanning_days_shows_both_dates(monkeypatch: pytest.MonkeyPatch, sample_lake: Path) -> None:
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/anomalies.py").run()
+    at.multiselect(key="anomalies_detector").set_value(["kms_logging_gap"]).run()
+    found = at.dataframe[0].value
+    long = found[found["window_end"] - found["window_start"] > pd.Timedelta(days=1)]
+    assert not long.empty, "the sample has a logging gap of more than a day"
+    first = long.iloc[0]
+    title = f"{first.window_start:%Y-%m-%d %H:%M} – {first.window_end:%Y-%m-%d %H:%M} UTC"
+    assert any(title in e.label for e in at.expander), [e.label for e in at.expander]
+
+
+def test_the_cross_tenant_finding_explains_its_two_log_records_per_call(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/anomalies.py").run()
+    at.multiselect(key="anomalies_detector").set_value(["cross_tenant_key_use"]).run()
+    found = at.dataframe[0].value
+    used = found[found["severity"] == "critical"].iloc[0]
+    calls, records = reference.execute(
+        "SELECT count(DISTINCT usage_id), count(*) FROM key_operations WHERE source = 'cloudtrail' "
+        "AND principal = $p AND key = $k AND success",
+        {"p": used.principal, "k": used.key},
+    ).fetchall()[0]
+    assert records == 2 * calls > 0
+    assert f"{calls} times ({records} log records: the caller's and the key owner's copies" in used.explanation
+    assert used.evidence_events == records
+
+
+def test_overview_says_where_the_data_ends_and_what_changed_on_the_default_range(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    at = app(monkeypatch, sample_lake)
+    newest = max(newest_per_stream(reference).values())
+    assert any(f"data ends **{newest:%Y-%m-%d %H:%M} UTC**" in w.body for w in at.warning), "3 days old: a warning"
+    _, last = lake_days(reference)
+    count = "SELECT count(*) FROM key_operations WHERE is_primary AND event_date BETWEEN $a AND $b"
+    week = int(str(scalar(reference, count, {"a": last - dt.timedelta(days=6), "b": last})))
+    before = int(str(scalar(reference, count, {"a": last - dt.timedelta(days=13), "b": last - dt.timedelta(days=7)})))
+    changed = next(m for m in at.metric if m.label.startswith("Operations, "))
+    assert changed.value == f"{week:,}" and changed.delta == f"{week - before:+,}"
+    per_tenant = next(df.value for df in at.dataframe if "previous_operations" in df.value.columns)
+    assert per_tenant["operations"].sum() == week and per_tenant["previous_operations"].sum() == before
+
+
+def test_kms_cost_keeps_its_fractions_of_a_cent(monkeypatch: pytest.MonkeyPatch, sample_lake: Path) -> None:
+    at = app(monkeypatch, sample_lake)
+    cost = next(df for df in at.dataframe if "cost_usd" in df.value.columns)
+    assert 0 < cost.value["cost_usd"].min() < 0.005  # a few thousand requests: what $0.00 hid
+    assert column_config(cost)["cost_usd"]["type_config"]["format"] == "$%.4f"
+
+
+def test_the_dashboard_accent_is_not_the_critical_red() -> None:
+    command = streamlit_command(8765, "127.0.0.1")
+    accent = command[command.index("--theme.primaryColor") + 1]
+    assert accent.lower() not in {"#ff4b4b", SEVERITY_COLORS["critical"], SEVERITY_COLORS["high"]}

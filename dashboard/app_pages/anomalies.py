@@ -3,7 +3,7 @@ expandable to its explanation and the evidence events with their raw records."""
 
 import streamlit as st
 
-from dashboard import charts, data, filters
+from dashboard import charts, data, filters, tables
 
 st.title("Anomalies")
 f = filters.require_events()
@@ -28,16 +28,16 @@ cols = st.columns(len(data.SEVERITIES))
 for col, severity in zip(cols, data.SEVERITIES, strict=True):
     col.metric(severity.capitalize(), f"{int(counts.get(severity, 0)):,}")
 
-st.dataframe(
+tables.show(
     found.drop(columns=["evidence"]),
-    hide_index=True,
-    column_config={
-        "severity": st.column_config.TextColumn("Severity"),
-        "window_start": st.column_config.DatetimeColumn("From (UTC)", format="YYYY-MM-DD HH:mm"),
-        "window_end": st.column_config.DatetimeColumn("To (UTC)", format="YYYY-MM-DD HH:mm"),
-        "score": st.column_config.NumberColumn(format="%.1f"),
-        "explanation": st.column_config.TextColumn(width="large"),
+    {
+        "window_start": st.column_config.DatetimeColumn("From", format=tables.TIMESTAMP, timezone="UTC"),
+        "window_end": st.column_config.DatetimeColumn("To", format=tables.TIMESTAMP, timezone="UTC"),
+        "tenant_id": st.column_config.TextColumn("Tenant"),
+        "score": st.column_config.NumberColumn("Score", format="%.1f"),
+        "explanation": st.column_config.TextColumn("Explanation", width="large"),
     },
+    first=("severity", "detector", "tenant_id", "window_start", "window_end", "explanation"),
 )
 st.caption("Click a column header to sort. Details and evidence below, in the same order as the filters give.")
 
@@ -61,7 +61,7 @@ for i, finding in enumerate(found.iloc[first : first + PER_PAGE].itertuples(), s
     color = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue"}.get(finding.severity, "gray")
     title = (
         f":{color}-badge[{finding.severity}] **{finding.detector}** · {charts.text(finding.tenant_id, 'no tenant')} · "
-        f"{finding.window_start:%Y-%m-%d %H:%M} – {finding.window_end:%H:%M} UTC"
+        f"{charts.window(finding.window_start, finding.window_end)}"
     )
     with st.expander(title):
         st.markdown(finding.explanation)
@@ -75,7 +75,7 @@ for i, finding in enumerate(found.iloc[first : first + PER_PAGE].itertuples(), s
             st.caption("No evidence events (e.g. a gap or a silence: the finding is about events that are missing).")
         elif st.toggle(f"Show the {len(ids)} evidence events", key=f"anomalies_evidence_{i}"):
             events = data.evidence_events(ids, finding.window_start, finding.window_end)
-            st.dataframe(events.drop(columns=["raw"]), hide_index=True)
+            tables.show(events.drop(columns=["raw"]))
             for event in events.head(20).itertuples():
                 st.caption(f"{event.source} · {event.event_id}")
                 st.code(charts.pretty_raw(event.raw), language="json" if event.source == "cloudtrail" else None)

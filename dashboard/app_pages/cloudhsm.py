@@ -4,7 +4,7 @@ integrity of each HSM (green when complete, the gaps listed when not)."""
 import altair as alt
 import streamlit as st
 
-from dashboard import data, filters
+from dashboard import charts, data, filters, tables
 
 st.title("CloudHSM")
 f = filters.require_events()
@@ -23,18 +23,19 @@ cols = st.columns(len(streams))
 for col, hsm in zip(cols, streams.itertuples(), strict=True):
     with col:
         if hsm.complete:
-            st.success(f"**{hsm.hsm_id}** complete  \n{hsm.entries:,} entries, {hsm.last_entry:%Y-%m-%d %H:%M} last",
+            st.success(f"**{hsm.hsm_id}** complete  \n{hsm.entries:,} entries, last {charts.when(hsm.last_entry)}",
                        icon=":material/verified:")  # fmt: skip
         else:
             st.error(f"**{hsm.hsm_id}**: {hsm.breaks} break(s), {hsm.missing_entries:,} entries missing",
                      icon=":material/report:")  # fmt: skip
 if not gaps.empty:
-    st.dataframe(
+    tables.show(
         gaps,
-        hide_index=True,
-        column_config={
-            "after_time": st.column_config.DatetimeColumn("Last entry before (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-            "before_time": st.column_config.DatetimeColumn("First entry after (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+        {
+            "after_time": st.column_config.DatetimeColumn("Last entry before", format=tables.TIMESTAMP, timezone="UTC"),
+            "before_time": st.column_config.DatetimeColumn(
+                "First entry after", format=tables.TIMESTAMP, timezone="UTC"
+            ),
         },
     )
 
@@ -56,7 +57,7 @@ else:
             y=alt.Y("sum(logins):Q", title="Logins"),
             color=alt.Color("user_name:N", title="User"),
             tooltip=[
-                alt.Tooltip("day:T", timeUnit="utcyearmonthdate"),
+                charts.day_tooltip("day"),
                 "user_name",
                 "tenant",
                 "logins",
@@ -65,20 +66,18 @@ else:
         )
         .properties(height=260)
     )
-    st.dataframe(per_user, hide_index=True)
+    tables.show(per_user)
 
 st.subheader("Failed logins")
 failed = data.hsm_failed_logins(f.start, f.end, f.tenant)
 if failed.empty:
     st.success("No failed logins in this range.", icon=":material/check_circle:")
 else:
-    st.dataframe(
-        failed, hide_index=True, column_config={"raw": st.column_config.TextColumn("Raw entry", width="large")}
-    )
+    tables.show(failed, {"raw": st.column_config.TextColumn("Raw entry", width="large")})
 
 st.subheader("User and key administration")
 admin = data.hsm_admin(f.start, f.end, f.tenant)
 if admin.empty:
     st.caption("No user or key administration commands in this range.")
 else:
-    st.dataframe(admin, hide_index=True, column_config={"raw": st.column_config.TextColumn("Raw entry", width="large")})
+    tables.show(admin, {"raw": st.column_config.TextColumn("Raw entry", width="large")})

@@ -4,7 +4,7 @@ on trail files whose CloudTrail digest verified)."""
 
 import streamlit as st
 
-from dashboard import charts, data, filters
+from dashboard import charts, data, filters, tables
 
 st.title("Data health")
 lake, _ = data.lake_settings()
@@ -18,21 +18,32 @@ else:
     failed = runs[runs["status"].isin(["failed", "running"])]
     if not failed.empty:
         st.warning(f"{len(failed)} source(s) whose last run did not finish cleanly.", icon=":material/warning:")
-    st.dataframe(runs, hide_index=True, column_config={"summary": st.column_config.TextColumn(width="large")})
+    tables.show(runs, {"summary": st.column_config.TextColumn("Summary", width="large")})
 
 if f.first_day is None:
     filters.require_events()
 
 st.subheader("Freshness")
 fresh = data.freshness()
-st.caption("Newest event per CloudTrail account and region, and per CloudHSM cluster and HSM. Stalest first.")
-st.dataframe(
+stale = fresh[fresh["stale"]]
+if stale.empty:
+    st.success(f"Every stream delivered within the last {data.STALE_HOURS} hours.", icon=":material/check_circle:")
+else:
+    st.warning(
+        f"{len(stale)} of {len(fresh)} stream(s) stale: nothing newer than {data.STALE_HOURS} hours (a nightly run "
+        f"plus delivery delay). Stalest: `{stale.iloc[0]['account_or_cluster']} {stale.iloc[0]['region_or_hsm']}`, "
+        f"{stale.iloc[0]['hours_old']:,.0f} hours old.",
+        icon=":material/schedule:",
+    )
+st.caption(
+    "Newest event per CloudTrail account and region, and per CloudHSM cluster and HSM; hours old as of when the "
+    "page read the lake. Stalest first."
+)
+tables.show(
     fresh,
-    hide_index=True,
-    column_config={
-        "newest_event": st.column_config.DatetimeColumn("Newest event (UTC)", format="YYYY-MM-DD HH:mm"),
+    {
         "hours_old": st.column_config.NumberColumn("Hours old", format="%.1f"),
-        "events": st.column_config.NumberColumn("Events", format="localized"),
+        "stale": st.column_config.CheckboxColumn(f"Stale (> {data.STALE_HOURS} h)"),
     },
 )
 
@@ -46,21 +57,19 @@ if missing.empty:
     st.success("Every stream has events on every day of its span.", icon=":material/check_circle:")
 else:
     st.warning(
-        f"{len(missing)} stream-day(s) with no events at all inside the stream's span:", icon=":material/warning:"
+        f"{len(missing)} stream-day(s) with no events at all, from a stream's first day to the lake's last day "
+        f"({charts.day(per_day['day'].max())}): a lost file, a silent HSM, or a trail that stopped delivering.",
+        icon=":material/warning:",
     )
-    st.dataframe(missing, hide_index=True)
+    tables.show(missing)
 
 st.subheader("Quarantined records")
 reasons = data.quarantine_reasons()
 if reasons.empty:
     st.success("No record was quarantined.", icon=":material/check_circle:")
 else:
-    st.dataframe(reasons, hide_index=True)
-    st.dataframe(
-        data.quarantine_records(),
-        hide_index=True,
-        column_config={"raw": st.column_config.TextColumn("Raw record", width="large")},
-    )
+    tables.show(reasons, {"reason": st.column_config.TextColumn("Reason", width="large")})
+    tables.show(data.quarantine_records(), {"raw": st.column_config.TextColumn("Raw record", width="large")})
     conflicts = data.conflicting_duplicates()
     if not conflicts.empty:
         st.warning(
@@ -68,12 +77,12 @@ else:
             "these are kept here, not counted. A source reusing ids, or a forged record?",
             icon=":material/content_copy:",
         )
-        st.dataframe(conflicts, hide_index=True, column_config={"raw": st.column_config.TextColumn(width="large")})
+        tables.show(conflicts, {"raw": st.column_config.TextColumn("Raw record", width="large")})
 
 st.subheader("Trail integrity")
 summary = data.verification_summary()
 if summary.empty:
-    st.info(
+    st.warning(
         "No CloudTrail digest verification yet: `keytrail verify cloudtrail s3://<trail-bucket>` (or `verify = true` "
         "on a `[[cloudtrail]]` source of the nightly job) checks every digest's signature and every log file's "
         "SHA-256, so you can tell which KMS events rest on files nobody altered or removed.",
@@ -90,7 +99,7 @@ cols[2].metric(
 )
 st.altair_chart(charts.daily_bars(events, "day", "verification", "events", "KMS events"))
 st.caption("Per account and region (newest verdicts; `keytrail verify cloudtrail` adds to them):")
-st.dataframe(summary, hide_index=True)
+tables.show(summary)
 problems = data.verification_problems(f.start, f.end)
 if problems.empty:
     st.success("No integrity problem in the verified hours of this range.", icon=":material/check_circle:")
@@ -98,4 +107,4 @@ else:
     st.error(
         f"{len(problems)} integrity problem(s): altered, missing or unlisted trail files.", icon=":material/gpp_bad:"
     )
-    st.dataframe(problems, hide_index=True, column_config={"detail": st.column_config.TextColumn(width="large")})
+    tables.show(problems, {"detail": st.column_config.TextColumn("Detail", width="large")})

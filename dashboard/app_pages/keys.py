@@ -5,7 +5,7 @@ policy and grants)."""
 import altair as alt
 import streamlit as st
 
-from dashboard import charts, data, filters
+from dashboard import charts, data, filters, tables
 
 st.title("Keys")
 f = filters.require_events()
@@ -49,9 +49,7 @@ facts = {
     "Claimed by tenant": profile.get("key_tenant_id") or "no tenant's key rule",
     "Backed by": backing,
     "Aliases": ", ".join(f"`{a}`" for a in (profile.get("aliases") or [])) or "—",
-    "First / last event": " / ".join(
-        f"{profile[k]:%Y-%m-%d %H:%M}" if profile.get(k) is not None else "—" for k in ("first_seen", "last_seen")
-    ),
+    "First / last event": f"{charts.when(profile.get('first_seen'))} / {charts.when(profile.get('last_seen'))}",
 }
 st.markdown("\n".join(f"- **{k}:** {v}" for k, v in facts.items()))
 
@@ -63,8 +61,7 @@ st.caption(
 if users.empty:
     st.info("Nobody used this key in this range.")
 else:
-    left, right = st.columns([1, 2])
-    left.altair_chart(
+    st.altair_chart(
         alt.Chart(users)
         .mark_bar()
         .encode(
@@ -73,15 +70,9 @@ else:
             color=alt.Color("principal:N", legend=None),
             tooltip=["caller_tenant", "tenant", "principal", alt.Tooltip("operations:Q", format=",")],
         )
+        .properties(height=alt.Step(32))  # a band per caller tenant (a fixed height squeezed them)
     )
-    right.dataframe(
-        users,
-        hide_index=True,
-        column_config={
-            "caller_tenant": st.column_config.TextColumn("Caller tenant"),
-            "tenant": st.column_config.TextColumn("Counts for"),
-        },
-    )
+    tables.show(users, first=("caller_tenant", "tenant", "principal", "operations", "failures"))
 
 st.subheader("Operations by type")
 by_type = data.key_operations_by_type(f.start, f.end, key)
@@ -97,14 +88,20 @@ else:
         alt.Chart(points)
         .mark_point(filled=True, size=120)
         .encode(
-            x=alt.X("time:T", title="UTC", scale=alt.Scale(type="utc")),
+            x=alt.X("time:T", title="UTC", scale=alt.Scale(type="utc"), axis=alt.Axis(format="%b %d %H:%M")),
             y=alt.Y("operation:N", title=None),
             color=alt.Color("success:N", scale=alt.Scale(domain=[True, False], range=["#2e7d32", "#c62828"])),
-            tooltip=["time:T", "operation", "principal", "success", "error_code"],
+            tooltip=[
+                alt.Tooltip("time:T", title="UTC", format=charts.TIME_FORMAT, formatType="utc"),
+                "operation",
+                "principal",
+                "success",
+                "error_code",
+            ],
         )
-        .properties(height=max(120, 28 * lifecycle["operation"].nunique()))
+        .properties(height=alt.Step(32))
     )
     SHOWN = 500
-    st.dataframe(lifecycle.tail(SHOWN).iloc[::-1], hide_index=True)
+    tables.show(lifecycle.tail(SHOWN).iloc[::-1], first=("time", "operation", "success", "error_code", "principal"))
     if len(lifecycle) > SHOWN:
         st.caption(f"The newest {SHOWN} of {len(lifecycle):,} events; the SQL page has them all (dash_key_events).")

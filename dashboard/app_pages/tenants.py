@@ -4,7 +4,7 @@ others and its principals on others' keys, errors with the calling principal, ac
 import altair as alt
 import streamlit as st
 
-from dashboard import charts, data, filters
+from dashboard import charts, data, filters, tables
 
 st.title("Tenants")
 f = filters.require_events()
@@ -28,23 +28,22 @@ if f.tenant is None:
         )
     st.info("Pick a tenant in the sidebar, or click a row below.", icon=":material/touch_app:")
     st.session_state["tenants_summary_ids"] = list(summary["tenant"])
-    st.dataframe(
+    tables.show(
         summary,
-        hide_index=True,
+        {
+            "tenant": st.column_config.TextColumn("Tenant"),
+            # text: blank for the unattributed, which is no tenant (tables.blank_missing)
+            "called_by_others": st.column_config.TextColumn(
+                "Called by others", alignment="right", help="Its operations made by another tenant's principals"
+            ),
+            "calls_on_others": st.column_config.TextColumn(
+                "Calls on others' keys", alignment="right", help="Its principals' calls that count for others"
+            ),
+        },
+        first=("tenant", "operations", "failures", "keys", "called_by_others", "calls_on_others", "last_hour"),
         key="tenants_summary",
         on_select=pick_tenant,
         selection_mode="single-row",
-        column_config={
-            "operations": st.column_config.NumberColumn("Operations", format="localized"),
-            "failures": st.column_config.NumberColumn("Failures", format="localized"),
-            "called_by_others": st.column_config.NumberColumn(
-                "Called by others", format="localized", help="Its operations made by another tenant's principals"
-            ),
-            "calls_on_others": st.column_config.NumberColumn(
-                "Calls on others' keys", format="localized", help="Its principals' calls that count for others"
-            ),
-            "last_hour": st.column_config.DatetimeColumn("Last used (UTC hour)"),
-        },
     )
     st.stop()
 
@@ -64,10 +63,10 @@ d.metric("Findings", len(found), border=True)
 
 st.subheader("Access window")
 if profile:
-    window_from = profile["active_from"].strftime("%Y-%m-%d %H:%M UTC") if profile.get("active_from") else "always"
-    window_to = profile["revoked_at"].strftime("%Y-%m-%d %H:%M UTC") if profile.get("revoked_at") else "open"
+    window_from = charts.when(profile["active_from"]) if profile.get("active_from") else "always"
+    window_to = charts.when(profile["revoked_at"]) if profile.get("revoked_at") else "open"
     used = (
-        f"first used {profile['first_hour']:%Y-%m-%d %H:00}, last used {profile['last_hour']:%Y-%m-%d %H:00} UTC"
+        f"first used {charts.when(profile['first_hour'])}, last used {charts.when(profile['last_hour'])}"
         if profile.get("first_hour") is not None
         else "never used"
     )
@@ -96,25 +95,22 @@ else:
     st.altair_chart(charts.stacked_over_time(by_type, "operation", "Operation"))
 
 st.subheader("Keys")
-st.dataframe(
+tables.show(
     keys,
-    hide_index=True,
-    column_config={
+    {
         "operations": st.column_config.ProgressColumn(
             "Operations", format="localized", min_value=0, max_value=max(operations, 1)
         ),
         "operation_names": st.column_config.ListColumn("Operation types"),
-        "first_hour": st.column_config.DatetimeColumn("First (UTC hour)"),
-        "last_hour": st.column_config.DatetimeColumn("Last (UTC hour)"),
     },
+    first=("key", "source", "operations", "failures", "first_hour", "last_hour"),
 )
 
 st.subheader("Principals and source IPs")
 principals = data.tenant_principals(f.start, f.end, tenant)
-left, right = st.columns([1, 2])
 if not principals.empty:
     per_principal = principals.groupby("principal", dropna=False, as_index=False)["operations"].sum()
-    left.altair_chart(
+    st.altair_chart(
         alt.Chart(per_principal)
         .mark_bar()
         .encode(
@@ -122,8 +118,9 @@ if not principals.empty:
             y=alt.Y("principal:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
             tooltip=["principal", alt.Tooltip("operations:Q", format=",")],
         )
+        .properties(height=alt.Step(24))
     )
-right.dataframe(principals, hide_index=True, height=320)
+tables.show(principals, height=320, first=("principal", "source_ip", "operations", "failures"))
 
 st.subheader("Its keys used by others")
 by_others = data.tenant_keys_used_by_others(f.start, f.end, tenant)
@@ -131,14 +128,14 @@ if by_others.empty:
     st.success("Only its own principals used its keys in this range.", icon=":material/check_circle:")
 else:
     st.caption("Calls that count for this tenant (its key or its context) made by principals that are not its own.")
-    st.dataframe(by_others, hide_index=True, column_config={"caller_tenant": "Caller tenant"})
+    tables.show(by_others, first=("caller_tenant", "principal", "operations", "failures", "first_seen", "last_seen"))
 
 st.subheader("Its principals on others' keys")
 elsewhere = data.tenant_principals_on_others_keys(f.start, f.end, tenant)
 if elsewhere.empty:
     st.success("Its principals used no other tenant's keys in this range.", icon=":material/check_circle:")
 else:
-    st.dataframe(elsewhere, hide_index=True, column_config={"tenant": "Counts for"})
+    tables.show(elsewhere)
 
 st.subheader("Errors")
 errors = data.tenant_errors(f.start, f.end, tenant)
@@ -146,15 +143,18 @@ if errors.empty:
     st.success("No failed operations in this range.", icon=":material/check_circle:")
 else:
     st.caption("Failed operations that count for this tenant, with the principal that called and its tenant.")
-    st.dataframe(errors, hide_index=True, column_config={"caller_tenant": "Caller tenant"})
+    tables.show(errors, first=("error_code", "operation", "failures", "caller_tenant", "principal", "last_seen"))
 
 st.subheader("Findings")
 if found.empty:
     st.success("No anomaly findings for this tenant in this range.", icon=":material/check_circle:")
 else:
-    st.dataframe(
+    tables.show(
         found.drop(columns=["evidence"]),
-        hide_index=True,
-        column_config={"explanation": st.column_config.TextColumn(width="large")},
+        {
+            "tenant_id": st.column_config.TextColumn("Tenant"),
+            "explanation": st.column_config.TextColumn("Explanation", width="large"),
+        },
+        first=("severity", "detector", "window_start", "window_end", "explanation"),
     )
     st.page_link("app_pages/anomalies.py", label="Evidence on the Anomalies page", icon=":material/arrow_forward:")

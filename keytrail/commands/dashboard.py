@@ -23,6 +23,7 @@ TENANTS_HELP = "Tenants file (default $KEYTRAIL_TENANTS or ./tenants.toml)."
 SECRETS = (Path.home() / ".streamlit" / "secrets.toml", Path(".streamlit") / "secrets.toml")
 AUTH_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
 SECURITY = "docs/security.md"
+PRIMARY_COLOR = "#00796b"  # teal: Streamlit's default red accent read as the "critical" severity red
 NO_AUTH_WARNING = (
     "Warning: --no-auth on {host}: anyone who can reach port {port} sees every tenant's key usage and can query the "
     "lake (read-only)."
@@ -35,6 +36,7 @@ def streamlit_command(port: int, host: str, secrets: Path | None = None) -> list
         sys.executable, "-m", "streamlit", "run", str(APP),
         "--server.port", str(port), "--server.address", host, "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
+        "--theme.primaryColor", PRIMARY_COLOR,
         *(["--secrets.files", str(secrets.resolve())] if secrets else []),
     ]  # fmt: skip
 

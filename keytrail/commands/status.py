@@ -7,9 +7,10 @@ from typing import Any
 import click
 import pyarrow as pa
 
+from analytics.dashboard import STALE_HOURS
 from ingest.lake.store import Lake
 from keytrail.cli import cli, lake_option, reports_errors
-from keytrail.jobs.status import STALE_HOURS, LakeStatus, as_json, lake_status
+from keytrail.jobs.status import LakeStatus, as_json, lake_status
 from keytrail.output import Output, format_table, output_options
 
 

@@ -17,8 +17,6 @@ from analytics.rollups import read_manifest, rollups_fresh
 from ingest.lake.store import Lake
 from keytrail.output import iso
 
-STALE_HOURS = 26  # a stream whose newest event is older than a nightly run plus delivery delay
-
 
 @dataclass
 class LakeStatus:

@@ -5,7 +5,9 @@
    Each attribution rule's own verdict comes from key_operations: the caller's tenant is principal_tenant_id,
    else account_tenant_id; the key's is key_tenant_id; the context's is context_tenant_id. For CloudHSM the
    caller is the crypto user (tenant_id when attributed by hsm_user/hsm_session) and the key is the tenant's
-   when `hsm:<cluster>:<handle>` is in its keys or backs one of its custom-key-store keys (key_tenant_id). */
+   when `hsm:<cluster>:<handle>` is in its keys or backs one of its custom-key-store keys (key_tenant_id).
+   A cross-account call is logged twice (the caller's and the key owner's copy, one usage_id): the explanation
+   counts calls and, when the evidence holds both copies, says so. */
 WITH tenant_keys AS (
     SELECT tenant_id, unnest(keys) AS key FROM tenants
 ),
@@ -39,10 +41,14 @@ SELECT 'cross_tenant_key_use' AS detector, CASE WHEN success THEN 'critical' ELS
        caller_tenant_id AS tenant_id, key, principal,
        min(event_time) AS window_start, max(event_time) AS window_end,
        count(DISTINCT usage_id) AS observed, 0 AS expected, count(DISTINCT usage_id) AS score,
-       format('{} of tenant {} {} {} of tenant {} {} times between {} and {} UTC{}.',
+       format('{} of tenant {} {} {} of tenant {} {} between {} and {} UTC{}.',
               principal, caller_tenant_id, CASE WHEN success THEN 'used' ELSE 'tried to use' END,
               CASE WHEN bool_or(via_key) THEN 'a key' ELSE 'the encryption context' END,
-              victim_tenant_id, count(DISTINCT usage_id),
+              victim_tenant_id,
+              CASE WHEN count(DISTINCT usage_id) = 1 THEN '1 time' ELSE count(DISTINCT usage_id) || ' times' END
+              || CASE WHEN count(*) > count(DISTINCT usage_id) THEN format(
+                     ' ({} log records: the caller''s and the key owner''s copies of each cross-account call)',
+                     count(*)) ELSE '' END,
               strftime(min(event_time), '%Y-%m-%d %H:%M:%S'), strftime(max(event_time), '%Y-%m-%d %H:%M:%S'),
               CASE WHEN NOT success THEN ' and was refused ('
                    || array_to_string(list_sort(list(DISTINCT coalesce(error_code, 'no error code'))), ', ') || ')'

@@ -5,7 +5,7 @@ SELECT
     key,
     any_value(source) AS source,
     sum(operations)::BIGINT AS operations,
-    sum(operations) FILTER (WHERE NOT success)::BIGINT AS failures,
+    coalesce(sum(operations) FILTER (WHERE NOT success), 0)::BIGINT AS failures,
     count(DISTINCT tenant_id) AS tenants,
     count(DISTINCT caller_tenant_id) AS calling_tenants
 FROM dash_usage_hourly

@@ -1,12 +1,14 @@
--- One row per log stream and UTC day within the stream's own first..last day that has no events at all: a
--- visible gap in delivery (a lost trail file, a stopped trail, a silent HSM).
+-- One row per log stream and UTC day from the stream's first day to the lake's last day that has no events at
+-- all: a visible gap in delivery (a lost trail file, a silent HSM), and a stream that stopped delivering (a
+-- stopped trail: every day after its last event, to the day the lake's newest event fell on).
 WITH streams AS (
     SELECT source, coalesce(account, cluster_id) AS account_or_cluster, coalesce(region, hsm_id) AS region_or_hsm,
         day, events
     FROM dash_events_daily
 ),
 spans AS (
-    SELECT source, account_or_cluster, region_or_hsm, min(day) AS first_day, max(day) AS last_day
+    SELECT source, account_or_cluster, region_or_hsm, min(day) AS first_day,
+        (SELECT max(day) FROM dash_events_daily) AS last_day
     FROM streams
     GROUP BY ALL
 ),

@@ -4,7 +4,7 @@ SELECT
     key,
     source,
     sum(operations)::BIGINT AS operations,
-    sum(operations) FILTER (WHERE NOT success)::BIGINT AS failures,
+    coalesce(sum(operations) FILTER (WHERE NOT success), 0)::BIGINT AS failures,
     list(DISTINCT operation ORDER BY operation) AS operation_names,
     min(hour) AS first_hour,
     max(hour) AS last_hour

@@ -1,0 +1,76 @@
+"""Tables the way every page shows them: human column labels, one timestamp format (`2026-11-27 23:41 UTC`),
+counts with thousands separators, empty cells for missing values, the important columns first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+TIMESTAMP = "YYYY-MM-DD HH:mm [UTC]"  # moment.js, as st.column_config takes it; charts.when() writes the same
+WORDS = {"ip": "IP", "ips": "IPs", "id": "ID", "kms": "KMS", "hsm": "HSM", "usd": "(USD)", "utc": "(UTC)"}
+IDENTIFIERS = ("handle", "seq", "counter", "id", "index")  # last words of numbers that are names, not amounts
+LABELS = {  # names whose words alone do not say it
+    "tenant": "Counts for",
+    "tenant_id": "Tenant",
+    "caller_tenant": "Caller tenant",
+    "account_or_cluster": "Account / cluster",
+    "region_or_hsm": "Region / HSM",
+    "first_hour": "First used",
+    "last_hour": "Last used",
+    "newest_event": "Newest event",
+}
+
+
+def label(name: str) -> str:
+    """`source_ip` → `Source IP`, `first_seen` → `First seen`."""
+    if name in LABELS:
+        return LABELS[name]
+    words = [WORDS.get(word, word) for word in name.split("_")]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+def column(series: pd.Series) -> Any:
+    """The column_config entry for one column, from its name and type."""
+    name = str(series.name)
+    if pd.api.types.is_numeric_dtype(series) and series.isna().any():  # shown as text by blank_missing
+        return st.column_config.TextColumn(label(name), alignment="right")
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return st.column_config.DatetimeColumn(label(name), format=TIMESTAMP, timezone="UTC")
+    if series.dtype == object and series.map(lambda v: hasattr(v, "isoformat") and not hasattr(v, "hour")).any():
+        return st.column_config.DateColumn(label(name), format="YYYY-MM-DD")
+    if pd.api.types.is_integer_dtype(series):
+        return st.column_config.NumberColumn(label(name), format="%d" if _identifier(name) else "localized")
+    return st.column_config.Column(label(name))
+
+
+def blank_missing(df: pd.DataFrame) -> pd.DataFrame:
+    """Missing values as empty cells (st.dataframe writes `None` in them): text columns get empty text; a numeric
+    column with gaps (an identifier such as a key handle, or a figure that does not apply to a row) becomes text
+    such as `1,234`, aligned right."""
+    blanks = {str(c): _blank(df[c]) for c in df.columns if df[c].isna().any() and _textual(df[c])}
+    return df.assign(**blanks) if blanks else df
+
+
+def _textual(series: pd.Series) -> bool:
+    return bool(pd.api.types.is_string_dtype(series) or pd.api.types.is_numeric_dtype(series))
+
+
+def _blank(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(series):
+        spec = "" if _identifier(str(series.name)) else ","
+        return series.map(lambda v: "" if pd.isna(v) else format(int(v) if float(v).is_integer() else v, spec))
+    return series.fillna("")
+
+
+def _identifier(name: str) -> bool:
+    return name.rsplit("_", 1)[-1] in IDENTIFIERS
+
+
+def show(df: pd.DataFrame, config: dict[str, Any] | None = None, first: tuple[str, ...] = (), **kwargs: Any) -> Any:
+    """st.dataframe of `df` with the columns in `first` leading; `config` overrides a column's entry."""
+    order = [*first, *(c for c in df.columns if c not in first)]
+    columns = {str(c): column(df[c]) for c in df.columns} | (config or {})
+    return st.dataframe(blank_missing(df), hide_index=True, column_order=order, column_config=columns, **kwargs)
