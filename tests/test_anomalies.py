@@ -248,7 +248,7 @@ def test_every_detector_has_positive_and_negative_cases(detector: str) -> None:
 def test_every_detector_binds_and_is_clean_on_empty_relations(detector: str) -> None:
     found = anomalies.run_detector(fresh_connection(), detector)
     assert found.num_rows == 0
-    assert found.column_names == list(anomalies.COLUMNS)
+    assert found.column_names == list(anomalies.FINDING_COLUMNS)
 
 
 def test_every_setting_is_used_by_some_detector() -> None:

@@ -37,6 +37,7 @@ from typing import Any
 from analytics import rollups
 from analytics.anomalies import find_anomalies
 from analytics.connection import connect
+from analytics.triage import with_status
 from ingest.aws import make_client
 from ingest.cloudhsm.load import run_ingest as run_hsm_ingest
 from ingest.cloudhsm.sources import CloudWatchSource, FileSource, open_source
@@ -389,10 +390,11 @@ def refresh_rollups(cfg: Config, lake: Lake) -> dict[str, Any]:
 
 
 def detect(cfg: Config, lake: Lake, since: dt.datetime | None) -> list[dict[str, Any]]:
-    """Anomaly findings whose window touches [since, now) (all of them when since is None)."""
+    """Anomaly findings whose window touches [since, now) (all of them when since is None), with their triage
+    status (analytics/triage.py)."""
     con = connect(lake, cfg.tenants)
     try:
-        return list(find_anomalies(con, since=since, settings=cfg.anomaly_settings).to_pylist())
+        return list(with_status(con, find_anomalies(con, since=since, settings=cfg.anomaly_settings)).to_pylist())
     finally:
         con.close()
 
