@@ -1,9 +1,53 @@
-"""Anomalies: every finding of the detectors, filterable by severity, detector, tenant and time, each one
-expandable to its explanation and the evidence events with their raw records."""
+"""Anomalies: every finding of the detectors with its triage status, filterable by severity, detector, status,
+tenant and time, each one expandable to its explanation, the evidence events with their raw records, its triage
+history and (for a logged-in user, or anyone on a dashboard serving this machine only) a review form."""
 
 import streamlit as st
 
-from dashboard import charts, data, filters
+from analytics import KeytrailError
+from dashboard import access, charts, data, filters
+
+STATUS_LABELS = {
+    "open": "Open",
+    "acknowledged": "Acknowledged",
+    "resolved": "Resolved",
+    "false_positive": "False positive",
+}
+STATUS_COLORS = {"open": "red", "acknowledged": "orange", "resolved": "green", "false_positive": "gray"}
+
+
+def new_since_last_run() -> None:
+    """How many open findings the last nightly run brought up."""
+    news = data.new_findings()
+    if news["run"] is None:
+        st.caption("No nightly run recorded in this lake yet: every open finding is new.")
+    else:
+        started = str(news["run"].get("started_at", "?"))[:16].replace("T", " ")
+        st.caption(f"**{news['new']:,}** open finding(s) new since the last nightly run (started {started} UTC).")
+
+
+def triage_form(finding: dict, who: str | None) -> None:
+    """The finding's triage history and, for someone who may triage, a status, a note and a Save button."""
+    past = data.finding_history(finding["finding_id"])
+    if not past.empty:
+        st.dataframe(past.drop(columns=["action_id"]), hide_index=True)
+    if who is None:
+        st.caption("Log in to review this finding (this dashboard serves other machines without a login).")
+        return
+    key = finding["finding_id"]
+    choices = [s for s in data.STATUSES if s != finding["status"]]
+    left, right = st.columns([1, 3])
+    status = left.selectbox("New status", choices, format_func=STATUS_LABELS.__getitem__, key=f"triage_status_{key}")
+    note = right.text_input("Note", key=f"triage_note_{key}", placeholder="Why (required to resolve or dismiss)")
+    if st.button("Save review", key=f"triage_save_{key}", icon=":material/rate_review:") and status:
+        try:
+            data.record_triage(finding, status, note, who)
+        except KeytrailError as err:
+            st.error(str(err))
+        else:
+            st.toast(f"Finding {finding['finding_id']} is now {STATUS_LABELS[status].lower()} (by {who}).")
+            st.rerun()
+
 
 st.title("Anomalies")
 f = filters.require_events()
@@ -12,12 +56,17 @@ report = data.rollup_report()
 if report.anomaly_error:
     st.warning(f"The anomaly detectors failed, so this list may be incomplete: {report.anomaly_error}")
 
-left, right = st.columns(2)
+new_since_last_run()
+left, middle, right = st.columns(3)
 severities = left.multiselect("Severity", data.SEVERITIES, key="anomalies_severity", placeholder="All severities")
-detectors = right.multiselect(
+detectors = middle.multiselect(
     "Detector", data.anomaly_detectors(), key="anomalies_detector", placeholder="All detectors"
 )
-found = data.anomalies(f.start, f.end, f.tenant, tuple(severities), tuple(detectors))
+statuses = right.multiselect(
+    "Status", data.STATUSES, format_func=STATUS_LABELS.__getitem__, key="anomalies_status", placeholder="All statuses"
+)
+found = data.anomalies(f.start, f.end, f.tenant, tuple(severities), tuple(detectors), tuple(statuses))
+who = access.triage_identity()
 
 if found.empty:
     st.success("No findings for these filters.", icon=":material/check_circle:")
@@ -29,9 +78,10 @@ for col, severity in zip(cols, data.SEVERITIES, strict=True):
     col.metric(severity.capitalize(), f"{int(counts.get(severity, 0)):,}")
 
 st.dataframe(
-    found.drop(columns=["evidence"]),
+    found.drop(columns=["evidence", "finding_id", "status_note", "status_by", "status_at"]),
     hide_index=True,
     column_config={
+        "status": st.column_config.TextColumn("Status"),
         "severity": st.column_config.TextColumn("Severity"),
         "window_start": st.column_config.DatetimeColumn("From (UTC)", format="YYYY-MM-DD HH:mm"),
         "window_end": st.column_config.DatetimeColumn("To (UTC)", format="YYYY-MM-DD HH:mm"),
@@ -60,11 +110,13 @@ first = (number - 1) * PER_PAGE
 for i, finding in enumerate(found.iloc[first : first + PER_PAGE].itertuples(), start=first):
     color = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue"}.get(finding.severity, "gray")
     title = (
-        f":{color}-badge[{finding.severity}] **{finding.detector}** · {charts.text(finding.tenant_id, 'no tenant')} · "
+        f":{color}-badge[{finding.severity}] :{STATUS_COLORS[finding.status]}-badge[{STATUS_LABELS[finding.status]}] "
+        f"**{finding.detector}** · {charts.text(finding.tenant_id, 'no tenant')} · "
         f"{finding.window_start:%Y-%m-%d %H:%M} – {finding.window_end:%H:%M} UTC"
     )
     with st.expander(title):
         st.markdown(finding.explanation)
+        st.caption(f"Finding id `{finding.finding_id}`")
         st.markdown(
             f"- **Key:** `{charts.text(finding.key)}`\n- **Principal:** `{charts.text(finding.principal)}`\n"
             f"- **Observed / expected:** {charts.number(finding.observed)} / {charts.number(finding.expected)}"
@@ -79,4 +131,5 @@ for i, finding in enumerate(found.iloc[first : first + PER_PAGE].itertuples(), s
             for event in events.head(20).itertuples():
                 st.caption(f"{event.source} · {event.event_id}")
                 st.code(charts.pretty_raw(event.raw), language="json" if event.source == "cloudtrail" else None)
+        triage_form(found.iloc[i].to_dict(), who)
 st.caption(f"Findings {first + 1}–{min(first + PER_PAGE, len(found))} of {len(found):,}.")

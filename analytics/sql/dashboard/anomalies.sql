@@ -1,6 +1,7 @@
 -- One row per anomaly finding whose window touches UTC days $start..$end (included), for tenant $tenant (NULL = all),
 -- restricted to $severities and $detectors (empty list = all). Most severe first, then newest.
 SELECT
+    finding_id,
     detector,
     severity,
     tenant_id,
