@@ -382,3 +382,25 @@ def test_a_run_while_another_holds_the_lock_exits_1(aws: dict[str, Any], tmp_pat
         result = nightly(config)
     assert result.exit_code == 1
     assert "another keytrail run is writing to this lake (pid " in result.stderr and "(nightly)" in result.stderr
+
+
+def test_a_triaged_finding_is_not_alerted(aws: dict[str, Any], tmp_path: Path) -> None:
+    """A sink added after every finding was reviewed gets none of them, though the next run finds them again."""
+    first_night(aws)
+    cfg = write_config(tmp_path, "night", aws["endpoint"])
+    assert nightly(cfg).exit_code == 0
+    sent = alerts(tmp_path / "night-alerts.jsonl")
+    assert len(sent) >= 2
+    lake = str(tmp_path / "night-lake")
+    for alert, action in zip(sent, ["ack", "false-positive", *["resolve"] * len(sent)], strict=False):
+        args = ["findings", action, alert["alert_key"], "--note", "reviewed", "--lake", lake, "--config", str(cfg)]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output + result.stderr
+
+    late = tmp_path / "late.jsonl"
+    sink = f'[[alerts.sinks]]\nname = "late"\ntype = "jsonl"\npath = "{late}"\n'
+    cfg = write_config(tmp_path, "night", aws["endpoint"], extra=sink)
+    assert nightly(cfg).exit_code == 0
+    assert read_runs(Lake(lake))[0]["anomalies_found"] >= 1, "the second run found findings again"
+    assert alerts(late) == [], "but they were all reviewed"
+    assert alerts(tmp_path / "night-alerts.jsonl") == sent
