@@ -140,7 +140,7 @@ def register_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
 
 def register_findings(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     """Views `finding_history` (every triage action in `_findings/`) and `finding_status` (the newest action per
-    finding; a finding with none is open). Call again after a triage action to see it on the same connection."""
+    finding; a finding with none is open). A snapshot like the other views: `refresh(con, lake)` shows later ones."""
     files = lake.list_parquet(lake.findings_dir)
     if lake.remote and files:
         con.register("_lake_finding_history", lake.dataset(files, FINDING_ACTIONS))

@@ -203,34 +203,27 @@ def anomalies(
     triage_signature: str = "",
 ) -> pa.Table:
     """Findings touching [start, end] with their triage status, most severe first; empty severities, detectors or
-    statuses mean all. `triage_signature` (triage.signature) only keys caches: the triage files are re-listed."""
-    triage.refresh(con)
-    found = triage.with_status(
-        con,
-        _table(
-            con,
-            "anomalies",
-            start=start,
-            end=end,
-            tenant=tenant,
-            severities=list(severities),
-            detectors=list(detectors),
-        ),
-    )
+    statuses mean all. `triage_signature` (triage.signature) only keys caches: the triage files are read anew."""
+    chosen = {"severities": list(severities), "detectors": list(detectors)}
+    rows = _table(con, "anomalies", start=start, end=end, tenant=tenant, **chosen)
+    found = triage.with_status(rows, triage.actions(_lake(con)))
     return found.filter(pc.is_in(found.column("status"), pa.array(statuses))) if statuses else found
+
+
+def _lake(con: duckdb.DuckDBPyConnection) -> Lake:
+    return Lake(con.sql("SELECT uri FROM lake_info").fetchall()[0][0])
 
 
 def finding_history(con: duckdb.DuckDBPyConnection, finding_id: str, triage_signature: str = "") -> pa.Table:
     """Every triage action on one finding, oldest first."""
-    triage.refresh(con)
-    return triage.history(con, finding_id)
+    return triage.history(triage.actions(_lake(con)), finding_id)
 
 
 def new_findings(con: duckdb.DuckDBPyConnection, triage_signature: str = "") -> dict[str, Any]:
     """The last nightly run (`run`: its record, or None) and how many open findings it brought up (`new`)."""
-    triage.refresh(con)
-    run = triage.last_nightly_run(Lake(con.sql("SELECT uri FROM lake_info").fetchall()[0][0]))
-    found = triage.with_status(con, con.sql("SELECT * FROM dash_anomalies").to_arrow_table())
+    lake = _lake(con)
+    run = triage.last_nightly_run(lake)
+    found = triage.with_status(con.sql("SELECT * FROM dash_anomalies").to_arrow_table(), triage.actions(lake))
     return {"run": run, "new": triage.new_since(found, run).num_rows}
 
 

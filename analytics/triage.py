@@ -5,7 +5,7 @@ written once through `Lake.write_parquet` (temp name then rename on disk, one at
 rewritten or deleted: the history of a finding is every file naming it, its status the newest. The file is written
 with pyarrow by a deliberate command (`keytrail findings`, the dashboard's Anomalies page), never through a SQL
 connection: those stay read-only. `connect()` exposes the files as the views `finding_history` and
-`finding_status` (analytics/connection.py).
+`finding_status` (analytics/connection.py) for SQL; keytrail's own readers use `actions()` here.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from analytics.connection import register_findings
 from ingest.errors import ConfigError
 from ingest.lake.schema import FINDING_ACTIONS
 from ingest.lake.store import Lake
@@ -48,7 +47,7 @@ def record_action(lake: Lake, finding: Mapping[str, Any], status: str, note: str
         raise ConfigError("a triage action needs the name of who took it")
     at = dt.datetime.now(dt.UTC)
     action_id = f"{at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
-    row = {k: finding.get(k) for k in ("finding_id", "detector", "tenant_id", "window_start", "window_end")}
+    row = {k: _present(finding.get(k)) for k in ("finding_id", "detector", "tenant_id", "window_start", "window_end")}
     row |= {"action_id": action_id, "status": status, "note": note, "who": who, "acted_at": at}
     target = lake.findings_dir / f"{action_id}.parquet"
     if lake.exists(target):  # a uuid collision: never overwrite an action
@@ -57,11 +56,28 @@ def record_action(lake: Lake, finding: Mapping[str, Any], status: str, note: str
     return target
 
 
-def with_status(con: duckdb.DuckDBPyConnection, found: pa.Table) -> pa.Table:
-    """Findings (with `finding_id`) with their triage, in the same order: status (open when never triaged),
-    status_note, status_by and status_at from the newest action."""
-    latest = {r["finding_id"]: r for r in con.sql("SELECT * FROM finding_status").to_arrow_table().to_pylist()}
-    rows = [latest.get(i, {}) for i in found.column("finding_id").to_pylist()]
+def _present(value: Any) -> Any:
+    """None for a missing value however it came (pandas gives NaN / NaT for NULL)."""
+    return None if value is None or value != value else value
+
+
+def actions(lake: Lake) -> pa.Table:
+    """Every triage action in the lake, read with pyarrow (no SQL connection, nothing registered on one)."""
+    files = lake.list_parquet(lake.findings_dir)
+    return lake.dataset(files, FINDING_ACTIONS).to_table() if files else FINDING_ACTIONS.empty_table()
+
+
+def latest(done: pa.Table) -> dict[str, dict[str, Any]]:
+    """The newest action per finding id (as the `finding_status` view picks it)."""
+    ordered = done.sort_by([("acted_at", "ascending"), ("action_id", "ascending")]).to_pylist()
+    return {row["finding_id"]: row for row in ordered}
+
+
+def with_status(found: pa.Table, done: pa.Table) -> pa.Table:
+    """Findings (with `finding_id`) with their triage from the actions `done`, in the same order: status (open
+    when never triaged), status_note, status_by and status_at of the newest action."""
+    newest = latest(done)
+    rows = [newest.get(i, {}) for i in found.column("finding_id").to_pylist()]
     columns = {
         "status": (pa.string(), [r.get("status", "open") for r in rows]),
         "status_note": (pa.string(), [r.get("note") for r in rows]),
@@ -73,34 +89,25 @@ def with_status(con: duckdb.DuckDBPyConnection, found: pa.Table) -> pa.Table:
     return found
 
 
-def lookup(con: duckdb.DuckDBPyConnection, found: pa.Table, finding_id: str) -> dict[str, Any]:
+def lookup(lake: Lake, found: pa.Table, done: pa.Table, finding_id: str) -> dict[str, Any]:
     """The finding `finding_id` among `found`, else as its last triage action recorded it (its events may have
     been pruned since); UnknownFinding (exit 2) when neither has it."""
     current = [r for r in found.to_pylist() if r["finding_id"] == finding_id]
     if current:
         return dict(current[0])
-    past = con.sql("SELECT * FROM finding_status WHERE finding_id = $id", params={"id": finding_id}).to_arrow_table()
-    if past.num_rows:
-        return dict(past.to_pylist()[0])
-    lake = con.sql("SELECT uri FROM lake_info").fetchall()[0][0]
+    if finding_id in (newest := latest(done)):
+        return newest[finding_id]
     raise UnknownFinding(
-        f"no finding with id {finding_id!r} in the lake {lake}: list the findings and their ids with "
-        f"`keytrail findings list --lake {lake}`"
+        f"no finding with id {finding_id!r} in the lake {lake.uri}: list the findings and their ids with "
+        f"`keytrail findings list --lake {lake.uri}`"
     )
 
 
-def history(con: duckdb.DuckDBPyConnection, finding_id: str) -> pa.Table:
+def history(done: pa.Table, finding_id: str) -> pa.Table:
     """Every triage action on one finding, oldest first."""
-    return con.sql(
-        "SELECT acted_at, status, who, note, action_id FROM finding_history WHERE finding_id = $id "
-        "ORDER BY acted_at, action_id",
-        params={"id": finding_id},
-    ).to_arrow_table()
-
-
-def refresh(con: duckdb.DuckDBPyConnection) -> None:
-    """Re-list `_findings/` so that actions written since `connect()` show on `con`."""
-    register_findings(con, Lake(con.sql("SELECT uri FROM lake_info").fetchall()[0][0]))
+    mine = done.filter(pc.equal(done.column("finding_id"), finding_id))
+    ordered = mine.sort_by([("acted_at", "ascending"), ("action_id", "ascending")])
+    return ordered.select(["acted_at", "status", "who", "note", "action_id"])
 
 
 def signature(lake: Lake) -> str:

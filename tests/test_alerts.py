@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from analytics.anomalies import finding_id
 from ingest.aws import make_client
 from ingest.lake.state import IngestState
-from keytrail.jobs.alerts import JsonlSink, SnsSink, WebhookSink, alert_key, send_alerts
+from keytrail.jobs.alerts import SENT, JsonlSink, SnsSink, WebhookSink, alert_key, legacy_alert_key, send_alerts
 
 T0 = dt.datetime(2026, 11, 29, 3, tzinfo=dt.UTC)
 
@@ -145,9 +146,6 @@ def test_a_triaged_finding_is_never_alerted(state: IngestState, tmp_path: Path) 
 
 
 def test_the_alert_key_is_the_finding_id_and_old_keys_still_count(state: IngestState, tmp_path: Path) -> None:
-    from analytics.anomalies import finding_id
-    from keytrail.jobs.alerts import SENT, legacy_alert_key
-
     sink = JsonlSink("file", tmp_path / "alerts.jsonl", "low")
     old, new = finding(hour=0), finding(hour=1)
     state.db.executescript(SENT)

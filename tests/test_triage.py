@@ -9,14 +9,17 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
 from analytics import connect, triage
 from analytics.anomalies import find_anomalies
 from analytics.connection import register_findings
+from analytics.sandbox import ReadOnlyViolation, run_read_only
 from ingest.lake.store import Lake
 from keytrail.cli import cli
+from keytrail.jobs.nightly import write_run_record
 from tests.conftest import SAMPLE_LOGS
 
 TENANTS = SAMPLE_LOGS / "tenants.toml"
@@ -125,8 +128,6 @@ def test_status_and_history_views(lake: Path) -> None:
 
 def test_the_views_are_read_only_like_the_lake(lake: Path) -> None:
     """Triage goes through the command, never through SQL typed on a connection."""
-    from analytics.sandbox import ReadOnlyViolation, run_read_only
-
     con = connect(lake)
     with pytest.raises(ReadOnlyViolation):
         run_read_only(con, f"COPY (SELECT 1) TO '{lake}/_findings/forged.parquet'")
@@ -140,3 +141,20 @@ def test_a_status_or_note_that_is_not_allowed_is_refused(lake: Path) -> None:
     with pytest.raises(triage.ConfigError, match="note is required"):
         triage.record_action(Lake(lake), finding, "false_positive", "  ", "alice")
     assert not (lake / "_findings").exists()
+
+
+def test_new_since_the_last_nightly_run_counts_open_findings_of_its_window(lake: Path) -> None:
+    store = Lake(lake)
+    con = connect(lake)
+    found = find_anomalies(con)
+    assert triage.last_nightly_run(store) is None
+    assert triage.new_since(triage.with_status(found, triage.actions(store)), None).num_rows == 0
+    since = "2026-11-20T00:00:00+00:00"
+    write_run_record(store, {"run_id": "20261125T010000-aaaaaa", "anomalies": {"since": None}})
+    write_run_record(store, {"run_id": "20261126T010000-bbbbbb", "anomalies": {"since": since}})
+    assert triage.last_nightly_run(store)["run_id"] == "20261126T010000-bbbbbb"
+    recent = duckdb.sql(f"SELECT finding_id FROM found WHERE window_end >= TIMESTAMPTZ '{since}'").fetchall()
+    assert 0 < len(recent) < found.num_rows
+    triage.record_action(store, {"finding_id": recent[0][0]}, "acknowledged", None, "alice")
+    news = triage.new_since(triage.with_status(found, triage.actions(store)), triage.last_nightly_run(store))
+    assert sorted(news.column("finding_id").to_pylist()) == sorted(r[0] for r in recent[1:])

@@ -47,8 +47,9 @@ def common_options(func: F) -> F:
     )
 
 
-def _current(con: duckdb.DuckDBPyConnection, config: str | None, **filters: Any) -> pa.Table:
-    return triage.with_status(con, find_anomalies(con, settings=load_anomaly_settings(config), **filters))
+def _current(con: duckdb.DuckDBPyConnection, lake: str, config: str | None, **filters: Any) -> pa.Table:
+    found = find_anomalies(con, settings=load_anomaly_settings(config), **filters)
+    return triage.with_status(found, triage.actions(Lake(lake)))
 
 
 @findings.command(name="list")
@@ -68,7 +69,7 @@ def list_command(
     con = connect(lake, tenants)
     tenants_in_effect(con)
     require_tenant(con, tenant)
-    found = _current(con, config, since=since, until=until, tenant=tenant)
+    found = _current(con, lake, config, since=since, until=until, tenant=tenant)
     if status:
         found = found.filter(pc.equal(found.column("status"), status))
     write_table(found if output.fmt != "table" or all_columns else found.select(COLUMNS), outside_lake(output, lake))
@@ -82,9 +83,9 @@ def _action(name: str, status: str, help_text: str) -> Callable[..., None]:
     @lake_option
     @reports_errors
     def command(finding_id: str, note: str | None, config: str | None, tenants: str | None, lake: str) -> None:
-        con = connect(lake, tenants)
-        found = triage.lookup(con, _current(con, config), finding_id)
-        path = triage.record_action(Lake(lake), found, status, note, getpass.getuser())
+        con, store = connect(lake, tenants), Lake(lake)
+        found = triage.lookup(store, _current(con, lake, config), triage.actions(store), finding_id)
+        path = triage.record_action(store, found, status, note, getpass.getuser())
         click.echo(f"Finding {finding_id} is now {status.replace('_', ' ')} (recorded in {path})")
 
     return command
@@ -102,6 +103,7 @@ for _name, (_status, _help) in ACTIONS.items():
 @reports_errors
 def history_command(finding_id: str, config: str | None, tenants: str | None, output: Output, lake: str) -> None:
     """Every triage action on one finding, oldest first: when, the status it set, who, the note."""
-    con = connect(lake, tenants)
-    triage.lookup(con, _current(con, config), finding_id)
-    write_table(triage.history(con, finding_id), outside_lake(output, lake))
+    con, store = connect(lake, tenants), Lake(lake)
+    done = triage.actions(store)
+    triage.lookup(store, _current(con, lake, config), done, finding_id)
+    write_table(triage.history(done, finding_id), outside_lake(output, lake))

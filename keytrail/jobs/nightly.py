@@ -34,10 +34,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from analytics import rollups
+from analytics import rollups, triage
 from analytics.anomalies import find_anomalies
 from analytics.connection import connect
-from analytics.triage import with_status
 from ingest.aws import make_client
 from ingest.cloudhsm.load import run_ingest as run_hsm_ingest
 from ingest.cloudhsm.sources import CloudWatchSource, FileSource, open_source
@@ -394,7 +393,8 @@ def detect(cfg: Config, lake: Lake, since: dt.datetime | None) -> list[dict[str,
     status (analytics/triage.py)."""
     con = connect(lake, cfg.tenants)
     try:
-        return list(with_status(con, find_anomalies(con, since=since, settings=cfg.anomaly_settings)).to_pylist())
+        found = find_anomalies(con, since=since, settings=cfg.anomaly_settings)
+        return list(triage.with_status(found, triage.actions(lake)).to_pylist())
     finally:
         con.close()
 
