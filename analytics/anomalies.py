@@ -44,10 +44,11 @@ FINDING_COLUMNS: dict[str, str] = {"finding_id": "VARCHAR", **COLUMNS}
 # What identifies a finding across runs. The window is named by its start: a finding whose window grows as data
 # arrives (a trail still silent the next night) keeps its id, its triage and its one alert.
 ID_FIELDS = ("detector", "tenant_id", "key", "principal", "window_start")
-# Detectors that report several findings for the same fields, and the column that tells them apart: first_seen
-# finds a new principal, IP range, region and user agent at one moment; its explanation names which (from the
-# data's identity only, no counts).
-ID_EXTRA = {"first_seen": "explanation"}
+# Detectors that can report several findings for the same fields, and the column that tells them apart: first_seen
+# finds a new principal, IP range, region and user agent at one moment, and its explanation names which (from the
+# data's identity only, no counts); key_destruction_or_disable reports each call, with its one event id as evidence
+# (two calls in one second on a custom key store name no key).
+ID_EXTRA = {"first_seen": "explanation", "key_destruction_or_disable": "evidence"}
 
 DEFAULTS: dict[str, Any] = {
     # all detectors
@@ -306,7 +307,8 @@ def find_anomalies(
               AND list_position($severities, severity) > $rank
               AND ($since::TIMESTAMPTZ IS NULL OR window_end >= $since)
               AND ($until::TIMESTAMPTZ IS NULL OR window_start < $until)
-            ORDER BY list_position($severities, severity) DESC, window_start, detector, tenant_id, key, principal
+            ORDER BY list_position($severities, severity) DESC, window_start, detector, tenant_id, key, principal,
+                finding_id
             """,
             params={"tenant": tenant, "severities": list(SEVERITIES), "rank": rank, "since": since, "until": until},
         ).to_arrow_table()

@@ -235,6 +235,8 @@ def test_detector_gives_the_same_findings_on_every_run_and_thread_count(
             found = anomalies.run_detector(con, detector, {**settings, **case.get("settings", {})})
             results.add(repr(found.to_pylist()))
     assert len(results) == 1, f"{len(results)} different results: {sorted(results)}"
+    ids = found.column("finding_id").to_pylist()
+    assert len(set(ids)) == len(ids), f"two findings share an id: {found.to_pylist()}"
 
 
 @pytest.mark.parametrize("detector", anomalies.detector_names())
