@@ -345,14 +345,15 @@ def test_a_reviewer_triages_a_finding_on_the_anomalies_page(
     assert not at.exception and not at.error
     assert "Acknowledged" in at.expander[0].label
     history = at.dataframe[1].value
-    assert list(history["status"]) == ["acknowledged"] and list(history["note"]) == ["checking the HSM backups"]
+    assert list(history["status"]) == ["Acknowledged"] and list(history["note"]) == ["checking the HSM backups"]
+    assert at.text_input(key=f"triage_note_{key}").value == "", "the saved note is not left to be saved again"
     assert list(history["who"]) == [getpass.getuser()]
     assert len(list((lake / "_findings").glob("*.parquet"))) == 1
 
     at.multiselect(key="anomalies_status").set_value(["open"]).run()
     assert all(key not in c.value for c in at.caption), "an acknowledged finding is not listed as open"
     at.multiselect(key="anomalies_status").set_value(["acknowledged"]).run()
-    assert list(at.dataframe[0].value["status"]) == ["acknowledged"]
+    assert list(at.dataframe[0].value["status"]) == ["Acknowledged"]
 
 
 def test_overview_and_anomalies_count_findings_new_since_the_last_nightly_run(

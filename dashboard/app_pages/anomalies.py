@@ -13,7 +13,7 @@ STATUS_LABELS = {
     "resolved": "Resolved",
     "false_positive": "False positive",
 }
-STATUS_COLORS = {"open": "red", "acknowledged": "orange", "resolved": "green", "false_positive": "gray"}
+STATUS_COLORS = {"open": "blue", "acknowledged": "violet", "resolved": "green", "false_positive": "gray"}
 
 
 def new_since_last_run() -> None:
@@ -26,27 +26,45 @@ def new_since_last_run() -> None:
         st.caption(f"**{news['new']:,}** open finding(s) new since the last nightly run (started {started} UTC).")
 
 
+def save_review(finding: dict, who: str) -> None:
+    """The Save button's callback (it runs before the rerun, so it may empty the note it saved)."""
+    key = finding["finding_id"]
+    status = st.session_state[f"triage_status_{key}"]
+    try:
+        data.record_triage(finding, status, st.session_state[f"triage_note_{key}"], who)
+    except KeytrailError as err:
+        st.session_state[f"triage_error_{key}"] = str(err)
+        return
+    st.session_state[f"triage_note_{key}"] = ""
+    st.toast(f"Finding {key} is now {STATUS_LABELS[status].lower()} (by {who}).", icon=":material/check:")
+
+
 def triage_form(finding: dict, who: str | None) -> None:
     """The finding's triage history and, for someone who may triage, a status, a note and a Save button."""
-    past = data.finding_history(finding["finding_id"])
+    key = finding["finding_id"]
+    past = data.finding_history(key)
     if not past.empty:
-        st.dataframe(past.drop(columns=["action_id"]), hide_index=True)
+        st.dataframe(
+            past.drop(columns=["action_id"]).assign(status=past["status"].map(STATUS_LABELS)),
+            hide_index=True,
+            column_config={
+                "acted_at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+                "status": st.column_config.TextColumn("Status"),
+                "who": st.column_config.TextColumn("Who"),
+                "note": st.column_config.TextColumn("Note", width="large"),
+            },
+        )
     if who is None:
         st.caption("Log in to review this finding (this dashboard serves other machines without a login).")
         return
-    key = finding["finding_id"]
     choices = [s for s in data.STATUSES if s != finding["status"]]
     left, right = st.columns([1, 3])
-    status = left.selectbox("New status", choices, format_func=STATUS_LABELS.__getitem__, key=f"triage_status_{key}")
-    note = right.text_input("Note", key=f"triage_note_{key}", placeholder="Why (required to resolve or dismiss)")
-    if st.button("Save review", key=f"triage_save_{key}", icon=":material/rate_review:") and status:
-        try:
-            data.record_triage(finding, status, note, who)
-        except KeytrailError as err:
-            st.error(str(err))
-        else:
-            st.toast(f"Finding {finding['finding_id']} is now {STATUS_LABELS[status].lower()} (by {who}).")
-            st.rerun()
+    left.selectbox("New status", choices, format_func=STATUS_LABELS.__getitem__, key=f"triage_status_{key}")
+    right.text_input("Note", key=f"triage_note_{key}", placeholder="Why (required to resolve or dismiss)")
+    if error := st.session_state.pop(f"triage_error_{key}", None):
+        st.error(error)
+    icon = ":material/rate_review:"
+    st.button("Save review", key=f"triage_save_{key}", icon=icon, on_click=save_review, args=(finding, who))
 
 
 st.title("Anomalies")
@@ -77,11 +95,13 @@ cols = st.columns(len(data.SEVERITIES))
 for col, severity in zip(cols, data.SEVERITIES, strict=True):
     col.metric(severity.capitalize(), f"{int(counts.get(severity, 0)):,}")
 
+shown = found.drop(columns=["evidence", "finding_id", "status_note", "status_by", "status_at"])
+shown.insert(1, "status", shown.pop("status").map(STATUS_LABELS))  # next to the detector, not cut off at the right
 st.dataframe(
-    found.drop(columns=["evidence", "finding_id", "status_note", "status_by", "status_at"]),
+    shown,
     hide_index=True,
     column_config={
-        "status": st.column_config.TextColumn("Status"),
+        "status": st.column_config.TextColumn("Status", width="medium"),
         "severity": st.column_config.TextColumn("Severity"),
         "window_start": st.column_config.DatetimeColumn("From (UTC)", format="YYYY-MM-DD HH:mm"),
         "window_end": st.column_config.DatetimeColumn("To (UTC)", format="YYYY-MM-DD HH:mm"),
