@@ -28,6 +28,7 @@ from ingest.lake.store import Lake
 STATUSES = ("open", "acknowledged", "resolved", "false_positive")
 CLOSED = ("acknowledged", "resolved", "false_positive")  # never alerted again
 NOTE_REQUIRED = ("resolved", "false_positive")
+NOTE_MAX = 4000  # characters: a reason, not a document
 RUNS_DIR = "_runs"  # the nightly job's run records (keytrail/jobs/nightly.py)
 
 
@@ -37,12 +38,15 @@ class UnknownFinding(ConfigError):
 
 def record_action(lake: Lake, finding: Mapping[str, Any], status: str, note: str | None, who: str) -> Path:
     """Append one triage action on `finding` (a row of find_anomalies, or of finding_history) as a new file;
-    returns its path. Refuses an unknown status, a missing note where one is required, and an empty `who`."""
+    returns its path. Refuses an unknown status, a missing note where one is required, a note longer than
+    `NOTE_MAX`, and an empty `who`."""
     if status not in STATUSES:
         raise ConfigError(f"unknown status {status!r}; choose from: {', '.join(STATUSES)}")
     note = (note or "").strip() or None
     if status in NOTE_REQUIRED and note is None:
         raise ConfigError(f"a note is required to mark a finding {status.replace('_', ' ')}: say why, with --note")
+    if note is not None and len(note) > NOTE_MAX:
+        raise ConfigError(f"the note has {len(note):,} characters; keep it under {NOTE_MAX:,} and link a document")
     if not who:
         raise ConfigError("a triage action needs the name of who took it")
     at = dt.datetime.now(dt.UTC)

@@ -162,9 +162,15 @@ def key_lifecycle(key: str) -> pd.DataFrame:
     return _query("key_lifecycle", key)  # type: ignore[no-any-return]
 
 
+@st.cache_data(ttl=dt.timedelta(seconds=30), show_spinner=False)
+def _triage_files(lake: str) -> str:
+    return q.triage_signature(lake)
+
+
 def _triage_signature() -> str:
-    """Changes with every triage action, so the cached findings show it at once (a folder listing, not cached)."""
-    return q.triage_signature(lake_settings()[0])
+    """Changes with every triage action (a folder listing, at most 30 s old; a review saved here clears it), so the
+    cached findings show it."""
+    return _triage_files(lake_settings()[0])
 
 
 def anomalies(
@@ -189,7 +195,9 @@ def new_findings() -> dict[str, Any]:
 
 def record_triage(finding: dict[str, Any], status: str, note: str | None, who: str) -> str:
     """Append a triage action to the lake (a deliberate user action, not SQL); the next read shows it."""
-    return q.record_triage(lake_settings()[0], finding, status, note, who)
+    path = q.record_triage(lake_settings()[0], finding, status, note, who)
+    _triage_files.clear()
+    return path
 
 
 def anomaly_detectors() -> list[str]:

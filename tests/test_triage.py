@@ -140,6 +140,8 @@ def test_a_status_or_note_that_is_not_allowed_is_refused(lake: Path) -> None:
         triage.record_action(Lake(lake), finding, "closed", "n", "alice")
     with pytest.raises(triage.ConfigError, match="note is required"):
         triage.record_action(Lake(lake), finding, "false_positive", "  ", "alice")
+    with pytest.raises(triage.ConfigError, match="keep it under"):
+        triage.record_action(Lake(lake), finding, "resolved", "x" * (triage.NOTE_MAX + 1), "alice")
     assert not (lake / "_findings").exists()
 
 
