@@ -8,6 +8,8 @@ windows come from the `[anomalies]` settings; `DEFAULTS` holds their documented 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -36,6 +38,17 @@ COLUMNS: dict[str, str] = {
     "explanation": "VARCHAR",
     "evidence": "VARCHAR[]",
 }
+
+# What find_anomalies and run_detectors return: the detectors' columns after the finding's stable id.
+FINDING_COLUMNS: dict[str, str] = {"finding_id": "VARCHAR", **COLUMNS}
+# What identifies a finding across runs. The window is named by its start: a finding whose window grows as data
+# arrives (a trail still silent the next night) keeps its id, its triage and its one alert.
+ID_FIELDS = ("detector", "tenant_id", "key", "principal", "window_start")
+# Detectors that can report several findings for the same fields, and the column that tells them apart: first_seen
+# finds a new principal, IP range, region and user agent at one moment, and its explanation names which (from the
+# data's identity only, no counts); key_destruction_or_disable reports each call, with its one event id as evidence
+# (two calls in one second on a custom key store name no key).
+ID_EXTRA = {"first_seen": "explanation", "key_destruction_or_disable": "evidence"}
 
 DEFAULTS: dict[str, Any] = {
     # all detectors
@@ -171,6 +184,34 @@ def ensure_relations(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE OR REPLACE TEMP VIEW hsm_sequence_gaps AS {SEQUENCE_SQL}")
 
 
+def finding_id(finding: Mapping[str, Any]) -> str:
+    """The stable id of a finding: the first 16 hex digits of the SHA-256 of its `ID_FIELDS` (and `ID_EXTRA`
+    column, if its detector has one) as a compact JSON array (NULL spelled `null`, times in UTC as
+    `YYYY-MM-DDTHH:MM:SS.ffffffZ`)."""
+    extra = ID_EXTRA.get(str(finding.get("detector")))
+    parts = [_canonical(finding.get(name)) for name in (*ID_FIELDS, *([extra] if extra else []))]
+    text = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value
+
+
+def with_ids(found: pa.Table) -> pa.Table:
+    """`found` (the detectors' columns) with `finding_id` in front."""
+    rows = found.select([*ID_FIELDS, *sorted(set(ID_EXTRA.values()))]).to_pylist()
+    return found.add_column(0, "finding_id", pa.array([finding_id(r) for r in rows], pa.string()))
+
+
+def empty_findings(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """No findings, with every column typed."""
+    cols = ", ".join(f"NULL::{kind} AS {col}" for col, kind in FINDING_COLUMNS.items())
+    return con.sql(f"SELECT {cols} LIMIT 0").to_arrow_table()
+
+
 def _select(name: str) -> str:
     cols = ", ".join(
         f"round({col}, 3)::{kind} AS {col}" if kind == "DOUBLE" else f"{col}::{kind} AS {col}"
@@ -187,13 +228,14 @@ def run_detector(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> pa.Table:
-    """Run one detector; rows are findings (empty means clean). since/until bound the scored window."""
+    """Run one detector; rows are findings (empty means clean), each with its stable `finding_id`. since/until
+    bound the scored window."""
     resolved = resolve_settings(settings)
     resolved.update(score_from=since, score_to=until)
     sql = _select(name)
     ensure_relations(con)
     try:
-        return con.sql(sql, params=detector_params(sql, resolved)).to_arrow_table()
+        return with_ids(con.sql(sql, params=detector_params(sql, resolved)).to_arrow_table())
     except duckdb.CatalogException as err:
         raise MissingRelation(f"detector {name} needs a relation the connection lacks: {err}") from err
 
@@ -222,8 +264,7 @@ def run_detectors(
                 raise
             skipped.append(name)
     if not tables:
-        empty = ", ".join(f"NULL::{kind} AS {col}" for col, kind in COLUMNS.items())
-        return con.sql(f"SELECT {empty} LIMIT 0").to_arrow_table(), skipped
+        return empty_findings(con), skipped
     return pa.concat_tables(tables), skipped
 
 
@@ -266,7 +307,8 @@ def find_anomalies(
               AND list_position($severities, severity) > $rank
               AND ($since::TIMESTAMPTZ IS NULL OR window_end >= $since)
               AND ($until::TIMESTAMPTZ IS NULL OR window_start < $until)
-            ORDER BY list_position($severities, severity) DESC, window_start, detector, tenant_id, key, principal
+            ORDER BY list_position($severities, severity) DESC, window_start, detector, tenant_id, key, principal,
+                finding_id
             """,
             params={"tenant": tenant, "severities": list(SEVERITIES), "rank": rank, "since": since, "until": until},
         ).to_arrow_table()

@@ -20,7 +20,7 @@ from analytics.queries import literal, load_sql
 from analytics.sandbox import lock_down
 from analytics.tenants import Tenants, context_keys, load_tenants, rules_table, tenants_table
 from analytics.vocabulary import operation_names
-from ingest.lake.schema import QUARANTINE, TABLES, TRAIL_VERIFICATION
+from ingest.lake.schema import FINDING_ACTIONS, QUARANTINE, TABLES, TRAIL_VERIFICATION
 from ingest.lake.store import DEFAULT_LAKE, Lake
 
 MAPS = (
@@ -124,9 +124,10 @@ def _timestamp(value: dt.datetime) -> str:
 
 
 def register_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    """Views `kms_events`, `hsm_events` (with `event_date`), `quarantine` and `trail_verification`; empty but
-    typed if no files; and the table `lake_info` (the lake's uri)."""
+    """Views `kms_events`, `hsm_events` (with `event_date`), `quarantine`, `trail_verification` and the triage
+    views (`register_findings`); empty but typed if no files; and the table `lake_info` (the lake's uri)."""
     con.execute("CREATE OR REPLACE TABLE lake_info AS SELECT $uri AS uri", {"uri": lake.uri})
+    register_findings(con, lake)
     if lake.remote:
         _dataset_views(con, lake)
         return
@@ -135,6 +136,21 @@ def register_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     quarantined = sorted(lake.quarantine_dir.rglob("*.parquet")) if lake.quarantine_dir.exists() else []
     _parquet_view(con, "quarantine", quarantined, QUARANTINE, hive=False)
     _parquet_view(con, "trail_verification", lake.files("trail_verification"), TRAIL_VERIFICATION, hive=False)
+
+
+def register_findings(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """Views `finding_history` (every triage action in `_findings/`) and `finding_status` (the newest action per
+    finding; a finding with none is open). A snapshot like the other views: `refresh(con, lake)` shows later ones."""
+    files = lake.list_parquet(lake.findings_dir)
+    if lake.remote and files:
+        con.register("_lake_finding_history", lake.dataset(files, FINDING_ACTIONS))
+        con.execute("CREATE OR REPLACE VIEW finding_history AS SELECT * FROM _lake_finding_history")
+    else:
+        _parquet_view(con, "finding_history", files, FINDING_ACTIONS, hive=False)
+    con.execute(
+        "CREATE OR REPLACE VIEW finding_status AS SELECT * FROM finding_history "
+        "QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY acted_at DESC, action_id DESC) = 1"
+    )
 
 
 def _dataset_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:

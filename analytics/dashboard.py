@@ -21,12 +21,15 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from analytics import triage
 from analytics.anomalies import detector_names
 from analytics.connection import connect
 from analytics.queries import run_query
 from analytics.rollups import RollupReport, register_rollups
 from ingest.integrity.hsm_sequence import SEQUENCE_SQL
+from ingest.lake.store import Lake
 
 UNATTRIBUTED = "(unattributed)"
 NO_TENANT = "(no tenant)"  # caller_tenant of a call no tenant's principal or account made (the SQL spells it too)
@@ -218,11 +221,44 @@ def anomalies(
     tenant: str | None,
     severities: Sequence[str] = (),
     detectors: Sequence[str] = (),
+    statuses: Sequence[str] = (),
+    triage_signature: str = "",
 ) -> pa.Table:
-    """Findings touching [start, end], most severe first; empty severities/detectors mean all."""
-    return _table(
-        con, "anomalies", start=start, end=end, tenant=tenant, severities=list(severities), detectors=list(detectors)
-    )
+    """Findings touching [start, end] with their triage status, most severe first; empty severities, detectors or
+    statuses mean all. `triage_signature` (triage.signature) only keys caches: the triage files are read anew."""
+    chosen = {"severities": list(severities), "detectors": list(detectors)}
+    rows = _table(con, "anomalies", start=start, end=end, tenant=tenant, **chosen)
+    found = triage.with_status(rows, triage.actions(_lake(con)))
+    return found.filter(pc.is_in(found.column("status"), pa.array(statuses))) if statuses else found
+
+
+def _lake(con: duckdb.DuckDBPyConnection) -> Lake:
+    return Lake(con.sql("SELECT uri FROM lake_info").fetchall()[0][0])
+
+
+def finding_history(con: duckdb.DuckDBPyConnection, finding_id: str, triage_signature: str = "") -> pa.Table:
+    """Every triage action on one finding, oldest first."""
+    return triage.history(triage.actions(_lake(con)), finding_id)
+
+
+def new_findings(con: duckdb.DuckDBPyConnection, triage_signature: str = "") -> dict[str, Any]:
+    """The last nightly run (`run`: its record, or None) and how many open findings it brought up (`new`)."""
+    lake = _lake(con)
+    run = triage.last_nightly_run(lake)
+    found = triage.with_status(con.sql("SELECT * FROM dash_anomalies").to_arrow_table(), triage.actions(lake))
+    return {"run": run, "new": triage.new_since(found, run).num_rows}
+
+
+def triage_signature(lake: str | os.PathLike[str]) -> str:
+    """Changes with every triage action in the lake (triage.signature)."""
+    return triage.signature(Lake(str(lake)))
+
+
+def record_triage(
+    lake: str | os.PathLike[str], finding: dict[str, Any], status: str, note: str | None, who: str
+) -> str:
+    """Append one triage action (analytics/triage.py) for a finding shown on the Anomalies page; returns the file."""
+    return str(triage.record_action(Lake(lake), finding, status, note, who))
 
 
 def anomaly_detectors(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -115,8 +115,7 @@ def _find_all_anomalies(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, str |
     try:
         return anomalies.find_anomalies(con), None
     except Exception as err:  # noqa: BLE001 - a broken detector must not take the usage pages down with it
-        cols = ", ".join(f"NULL::{kind} AS {col}" for col, kind in anomalies.COLUMNS.items())
-        return con.sql(f"SELECT {cols} LIMIT 0").to_arrow_table(), f"{type(err).__name__}: {err}"
+        return anomalies.empty_findings(con), f"{type(err).__name__}: {err}"
 
 
 def refresh_rollups(

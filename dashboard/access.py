@@ -15,6 +15,7 @@ dashboard` checks the same before it starts (keytrail/commands/dashboard.py). do
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -93,3 +94,13 @@ def _refuse(message: str, logout: bool = False) -> None:
     if logout:
         st.button("Log out", on_click=st.logout)
     st.stop()
+
+
+def triage_identity() -> str | None:
+    """Who records a triage action from this session: the logged-in e-mail address when a login is configured, the
+    OS user running a dashboard that serves this machine only, else None (nobody may triage anonymously)."""
+    if os.environ.get("KEYTRAIL_AUTH") != "none" and auth_configured(_secrets()):
+        return str(st.user.get("email") or "") or None if st.user.is_logged_in else None
+    if _listens_beyond_this_machine():
+        return None
+    return getpass.getuser()

@@ -26,6 +26,7 @@ UNATTRIBUTED = q.UNATTRIBUTED
 NO_TENANT = q.NO_TENANT
 SEVERITIES = q.SEVERITIES
 STALE_HOURS = q.STALE_HOURS
+STATUSES = q.triage.STATUSES
 TTL = dt.timedelta(minutes=10)
 
 
@@ -170,10 +171,42 @@ def key_lifecycle(key: str) -> pd.DataFrame:
     return _query("key_lifecycle", key)  # type: ignore[no-any-return]
 
 
+@st.cache_data(ttl=dt.timedelta(seconds=30), show_spinner=False)
+def _triage_files(lake: str) -> str:
+    return q.triage_signature(lake)
+
+
+def _triage_signature() -> str:
+    """Changes with every triage action (a folder listing, at most 30 s old; a review saved here clears it), so the
+    cached findings show it."""
+    return _triage_files(lake_settings()[0])
+
+
 def anomalies(
-    start: dt.date, end: dt.date, tenant: str | None, severities: tuple[str, ...], detectors: tuple[str, ...]
+    start: dt.date,
+    end: dt.date,
+    tenant: str | None,
+    severities: tuple[str, ...],
+    detectors: tuple[str, ...],
+    statuses: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    return _query("anomalies", start, end, tenant, severities, detectors)  # type: ignore[no-any-return]
+    args = (start, end, tenant, severities, detectors, statuses, _triage_signature())
+    return _query("anomalies", *args)  # type: ignore[no-any-return]
+
+
+def finding_history(finding_id: str) -> pd.DataFrame:
+    return _query("finding_history", finding_id, _triage_signature())  # type: ignore[no-any-return]
+
+
+def new_findings() -> dict[str, Any]:
+    return _query("new_findings", _triage_signature())  # type: ignore[no-any-return]
+
+
+def record_triage(finding: dict[str, Any], status: str, note: str | None, who: str) -> str:
+    """Append a triage action to the lake (a deliberate user action, not SQL); the next read shows it."""
+    path = q.record_triage(lake_settings()[0], finding, status, note, who)
+    _triage_files.clear()
+    return path
 
 
 def anomaly_detectors() -> list[str]:

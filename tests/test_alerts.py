@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from analytics.anomalies import finding_id
 from ingest.aws import make_client
 from ingest.lake.state import IngestState
-from keytrail.jobs.alerts import JsonlSink, SnsSink, WebhookSink, alert_key, send_alerts
+from keytrail.jobs.alerts import SENT, JsonlSink, SnsSink, WebhookSink, alert_key, legacy_alert_key, send_alerts
 
 T0 = dt.datetime(2026, 11, 29, 3, tzinfo=dt.UTC)
 
@@ -132,3 +133,25 @@ def test_sns_missing_topic_is_reported(state: IngestState, moto_endpoint: str, t
     [report] = send_alerts(state, [sink], [finding()], "run-1")
     assert "grant sns:Publish" in str(report.error)
     assert send_alerts(state, [JsonlSink("f", tmp_path / "a.jsonl")], [finding()], "run-1")[0].sent == 1
+
+
+def test_a_triaged_finding_is_never_alerted(state: IngestState, tmp_path: Path) -> None:
+    sink = JsonlSink("file", tmp_path / "alerts.jsonl", "low")
+    statuses = ["open", "acknowledged", "resolved", "false_positive"]
+    findings = [finding(hour=h) | {"status": s} for h, s in enumerate(statuses)] + [finding(hour=9)]  # 9: no status
+    [report] = send_alerts(state, [sink], findings, "run-1")
+    sent = [json.loads(line) for line in sink.path.read_text().splitlines()]
+    expected = {f["window_start"].isoformat() for f in (findings[0], findings[-1])}
+    assert report.sent == 2 and {a["window_start"] for a in sent} == expected
+
+
+def test_the_alert_key_is_the_finding_id_and_old_keys_still_count(state: IngestState, tmp_path: Path) -> None:
+    sink = JsonlSink("file", tmp_path / "alerts.jsonl", "low")
+    old, new = finding(hour=0), finding(hour=1)
+    state.db.executescript(SENT)
+    state.db.execute("INSERT INTO alerts_sent VALUES ('file', ?, '', '', '', '', 'old', '')", (legacy_alert_key(old),))
+    state.db.commit()
+    [report] = send_alerts(state, [sink], [old, new], "run-2")
+    [sent] = [json.loads(line) for line in sink.path.read_text().splitlines()]
+    assert (report.sent, report.already_sent) == (1, 1), "sent before the upgrade: not sent again"
+    assert sent["alert_key"] == finding_id(new) == alert_key(new)

@@ -235,6 +235,8 @@ def test_detector_gives_the_same_findings_on_every_run_and_thread_count(
             found = anomalies.run_detector(con, detector, {**settings, **case.get("settings", {})})
             results.add(repr(found.to_pylist()))
     assert len(results) == 1, f"{len(results)} different results: {sorted(results)}"
+    ids = found.column("finding_id").to_pylist()
+    assert len(set(ids)) == len(ids), f"two findings share an id: {found.to_pylist()}"
 
 
 @pytest.mark.parametrize("detector", anomalies.detector_names())
@@ -248,7 +250,7 @@ def test_every_detector_has_positive_and_negative_cases(detector: str) -> None:
 def test_every_detector_binds_and_is_clean_on_empty_relations(detector: str) -> None:
     found = anomalies.run_detector(fresh_connection(), detector)
     assert found.num_rows == 0
-    assert found.column_names == list(anomalies.COLUMNS)
+    assert found.column_names == list(anomalies.FINDING_COLUMNS)
 
 
 def test_every_setting_is_used_by_some_detector() -> None:

@@ -129,9 +129,9 @@ def test_cli_prints_a_table_json_and_csv(data_sets: dict[str, tuple[Path, Path]]
     code, out, _ = run(*where, "--json", "--min-severity", "critical")
     findings = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and findings and {f["severity"] for f in findings} == {"critical"}
-    assert set(findings[0]) == set(anomalies.COLUMNS)
+    assert set(findings[0]) == set(anomalies.FINDING_COLUMNS)
     code, out, _ = run(*where, "--csv", "--tenant", "wayne", "--detector", "hsm_failed_logins")
-    assert code == 0 and out.splitlines()[0].startswith("detector,severity,tenant_id,key,principal")
+    assert code == 0 and out.splitlines()[0].startswith("finding_id,detector,severity,tenant_id,key,principal")
     assert len(out.splitlines()) == 2
     code, out, _ = run(*where, "--json", "--since", "2026-11-28")
     assert code == 0 and out == ""

@@ -4,6 +4,7 @@ computed here independently (straight from key_operations / tenant_cost, not thr
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import shutil
 from collections.abc import Iterator
@@ -17,10 +18,13 @@ from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
 from analytics import connect
+from analytics.anomalies import find_anomalies
 from analytics.rollups import ROLLUPS, compute_rollups, refresh_rollups, rollups_fresh
 from dashboard.charts import SEVERITY_COLORS
+from ingest.lake.store import Lake
 from keytrail.cli import cli
 from keytrail.commands.dashboard import dashboard_env, streamlit_command
+from keytrail.jobs.nightly import write_run_record
 from tests.conftest import ROOT, SAMPLE_LOGS
 
 APP = ROOT / "dashboard" / "app.py"
@@ -438,3 +442,56 @@ def test_the_dashboard_accent_is_not_the_critical_red() -> None:
     command = streamlit_command(8765, "127.0.0.1")
     accent = command[command.index("--theme.primaryColor") + 1]
     assert accent.lower() not in {"#ff4b4b", SEVERITY_COLORS["critical"], SEVERITY_COLORS["high"]}
+
+
+def test_a_reviewer_triages_a_finding_on_the_anomalies_page(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, tmp_path: Path
+) -> None:
+    """On a dashboard serving this machine only, the OS user reviews a finding: its status, history and the
+    Status filter follow at once, and the action is one new file in the lake."""
+    lake = shutil.copytree(sample_lake, tmp_path / "lake")
+    at = app(monkeypatch, lake).switch_page("app_pages/anomalies.py").run()
+    at.multiselect(key="anomalies_detector").set_value(["hsm_sequence_gap"]).run()
+    assert "Open" in at.expander[0].label
+    assert any("new since the last nightly run" in c.value or "No nightly run" in c.value for c in at.caption)
+    finding_id = at.dataframe[0].value["finding_id"].iloc[0] if "finding_id" in at.dataframe[0].value else None
+    assert finding_id is None, "the id is shown in the details, not as a column"
+    key = next(c.value for c in at.caption if c.value.startswith("Finding id `")).split("`")[1]
+
+    at.selectbox(key=f"triage_status_{key}").set_value("false_positive").run()
+    at.button(key=f"triage_save_{key}").click().run()
+    assert any("note is required" in e.value for e in at.error), "a dismissal needs a reason"
+    assert not (lake / "_findings").exists()
+
+    at.selectbox(key=f"triage_status_{key}").set_value("acknowledged").run()
+    at.text_input(key=f"triage_note_{key}").input("checking the HSM backups").run()
+    at.button(key=f"triage_save_{key}").click().run()
+    assert not at.exception and not at.error
+    assert "Acknowledged" in at.expander[0].label
+    history = at.dataframe[1].value
+    assert list(history["status"]) == ["Acknowledged"] and list(history["note"]) == ["checking the HSM backups"]
+    assert at.text_input(key=f"triage_note_{key}").value == "", "the saved note is not left to be saved again"
+    assert list(history["who"]) == [getpass.getuser()]
+    assert len(list((lake / "_findings").glob("*.parquet"))) == 1
+
+    at.multiselect(key="anomalies_status").set_value(["open"]).run()
+    assert all(key not in c.value for c in at.caption), "an acknowledged finding is not listed as open"
+    at.multiselect(key="anomalies_status").set_value(["acknowledged"]).run()
+    assert list(at.dataframe[0].value["status"]) == ["Acknowledged"]
+
+
+def test_overview_and_anomalies_count_findings_new_since_the_last_nightly_run(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, tmp_path: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    lake = shutil.copytree(sample_lake, tmp_path / "lake")
+    since = "2026-11-20T00:00:00+00:00"
+    write_run_record(
+        Lake(lake), {"run_id": "r1", "started_at": "2026-11-26T01:00:00+00:00", "anomalies": {"since": since}}
+    )
+    found = find_anomalies(reference).to_pylist()
+    expected = sum(f["window_end"] >= dt.datetime.fromisoformat(since) for f in found)
+    line = f"**{expected:,}** open finding(s) new since the last nightly run (started 2026-11-26 01:00 UTC)."
+    for page in ("overview.py", "anomalies.py"):
+        at = app(monkeypatch, lake).switch_page(f"app_pages/{page}").run()
+        assert not at.exception
+        assert line in [c.value for c in at.caption], page

@@ -4,6 +4,7 @@ in a local folder; `analytics.connect("s3://…")` reads it back through pyarrow
 from __future__ import annotations
 
 import datetime as dt
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,30 @@ def test_keytrail_sql_on_an_s3_lake_only_reads(aws: dict[str, Any], tmp_path: Pa
         result = CliRunner().invoke(cli, ["sql", sql, "--lake", LAKE])
         assert result.exit_code == 2 and "keytrail sql runs read-only queries" in result.stderr, sql
     assert objects() == before and not (tmp_path / "out.csv").exists()
+
+
+def test_findings_triage_on_an_s3_lake(aws: dict[str, Any], s3_config: Path) -> None:  # noqa: F811
+    """Triage actions land as new objects under _findings/ through the same Lake methods; none is rewritten."""
+    assert CliRunner().invoke(cli, ["nightly", "--config", str(s3_config)]).exit_code == 0
+
+    def triage_objects() -> dict[str, str]:
+        found = aws["s3"].list_objects_v2(Bucket="audit-lake", Prefix="keytrail/_findings/").get("Contents", [])
+        return {o["Key"]: o["ETag"] for o in found}
+
+    where = ["--lake", LAKE, "--config", str(s3_config)]
+    listed = CliRunner().invoke(cli, ["findings", "list", "-o", "json", *where])
+    assert listed.exit_code == 0, listed.stderr
+    ids = [json.loads(line)["finding_id"] for line in listed.stdout.splitlines()]
+    assert len(ids) == len(set(ids)), "two findings share an id"
+    first = ids[0]
+    assert CliRunner().invoke(cli, ["findings", "ack", first, "--note", "seen", *where]).exit_code == 0
+    before = triage_objects()
+    assert len(before) == 1 and not any(k.endswith(".tmp") for k in before)
+    assert CliRunner().invoke(cli, ["findings", "resolve", first, "--note", "fixed", *where]).exit_code == 0
+    after = triage_objects()
+    assert len(after) == 2 and {k: after[k] for k in before} == before
+
+    status = connect(LAKE).execute("SELECT finding_id, status, note FROM finding_status").fetchall()
+    assert status == [(first, "resolved", "fixed")]
+    listed = CliRunner().invoke(cli, ["findings", "list", "-o", "json", "--status", "resolved", *where])
+    assert [json.loads(line)["finding_id"] for line in listed.stdout.splitlines()] == [first]

@@ -77,6 +77,10 @@ usage = data.operations_over_time(f.start, f.end, f.tenant)
 st.altair_chart(charts.stacked_over_time(usage, "tenant", "Tenant"))
 
 st.subheader("Open anomalies by severity")
+news = data.new_findings()
+if news["run"] is not None:
+    started = str(news["run"].get("started_at", "?"))[:16].replace("T", " ")
+    st.caption(f"**{news['new']:,}** open finding(s) new since the last nightly run (started {started} UTC).")
 cols = st.columns(4)
 for col, severity in zip(cols, ("critical", "high", "medium", "low"), strict=True):
     change = charts.delta(t, f"anomalies_{severity}", has_previous)

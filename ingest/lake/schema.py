@@ -115,3 +115,20 @@ TRAIL_VERIFICATION = pa.schema(
         pa.field("detail", pa.string()),
     ]
 )
+
+# `_findings/<at>-<uuid>.parquet`: one file per triage action on an anomaly finding (analytics/triage.py), written
+# once and never rewritten; the newest action per finding is its status.
+FINDING_ACTIONS = pa.schema(
+    [
+        pa.field("action_id", pa.string(), nullable=False),  # sorts by time: the file's name
+        pa.field("finding_id", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),  # open | acknowledged | resolved | false_positive
+        pa.field("note", pa.string()),
+        pa.field("who", pa.string(), nullable=False),  # OS user (CLI) or logged-in e-mail (dashboard)
+        pa.field("acted_at", TS, nullable=False),  # UTC
+        pa.field("detector", pa.string()),
+        pa.field("tenant_id", pa.string()),
+        pa.field("window_start", TS),
+        pa.field("window_end", TS),
+    ]
+)

@@ -5,6 +5,7 @@ Layout under the lake root (a local folder or `s3://bucket/prefix`)::
     kms_events/event_date=2026-11-29/part-<run>-<n>.parquet
     hsm_events/event_date=…/part-….parquet
     _quarantine/<table>/part-<run>-<n>.parquet
+    _findings/<at>-<n>.parquet    (one triage action each, analytics/triage.py)
     _rollups/usage_hourly.parquet
     _state/ingest.sqlite          (local lakes; an S3 lake keeps its state and lock in a local `state_dir`)
 
@@ -102,6 +103,11 @@ class Lake:
     @property
     def quarantine_dir(self) -> Path:
         return self.root / "_quarantine"
+
+    @property
+    def findings_dir(self) -> Path:
+        """Triage actions on anomaly findings, one file each (analytics/triage.py)."""
+        return self.root / "_findings"
 
     @property
     def state_dir(self) -> Path:

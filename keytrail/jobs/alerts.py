@@ -2,10 +2,11 @@
 
 A sink is anything with `name`, `min_severity` and `send(alerts)`; three ship here: a JSON-lines file, a
 webhook (HTTP POST of one JSON document per run) and an SNS topic (one message per anomaly). The ingest
-state remembers what each sink was sent (table `alerts_sent`, keyed by sink and alert key = detector +
-tenant + key + principal + window start), so re-running the same night alerts nobody twice. A sink that
-fails is retried by the next run, with only what it has not received; the one window for a repeat is a
-crash between a sink accepting a batch and the state recording it.
+state remembers what each sink was sent (table `alerts_sent`, keyed by sink and alert key = the finding's
+stable id, analytics/anomalies.py `finding_id`), so re-running the same night alerts nobody twice. A finding
+whose latest triage status is acknowledged, resolved or false positive (analytics/triage.py) is never alerted.
+A sink that fails is retried by the next run, with only what it has not received; the one window for a repeat
+is a crash between a sink accepting a batch and the state recording it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from analytics.anomalies import finding_id
+from analytics.triage import CLOSED
 from ingest.errors import SourceError
 from ingest.lake.state import IngestState, utcnow
 from keytrail.jobs.config import SEVERITIES, SinkConfig
@@ -37,7 +40,8 @@ CREATE TABLE IF NOT EXISTS alerts_sent (
     PRIMARY KEY (sink, alert_key)
 );
 """
-KEY_FIELDS = ("detector", "tenant_id", "key", "principal", "window_start")
+# What alert keys were before they became the finding id: still honoured, so an upgrade re-alerts nothing.
+LEGACY_KEY_FIELDS = ("detector", "tenant_id", "key", "principal", "window_start")
 # SNS subjects are at most 100 ASCII characters.
 SUBJECT_MAX = 100
 
@@ -53,9 +57,14 @@ class Sink(Protocol):
 
 
 def alert_key(anomaly: dict[str, Any]) -> str:
-    """The identity of a finding across runs: detector, tenant, key, principal and window start."""
+    """The identity of a finding across runs: its stable `finding_id`."""
+    return str(anomaly.get("finding_id") or finding_id(anomaly))
+
+
+def legacy_alert_key(anomaly: dict[str, Any]) -> str:
+    """The alert key of keytrail versions before finding ids (detector, tenant, key, principal, window start)."""
     parts = []
-    for name in KEY_FIELDS:
+    for name in LEGACY_KEY_FIELDS:
         value = anomaly.get(name)
         parts.append(value.isoformat() if isinstance(value, dt.datetime) else "" if value is None else str(value))
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
@@ -169,16 +178,19 @@ class SinkReport:
 def send_alerts(
     state: IngestState, sinks: Sequence[Sink], anomalies: Iterable[dict[str, Any]], run_id: str
 ) -> list[SinkReport]:
-    """Send each sink the anomalies at or above its severity that it never received; remember them."""
+    """Send each sink the open anomalies at or above its severity that it never received; remember them. A
+    finding triaged acknowledged, resolved or false positive (its `status`) is never sent."""
     state.db.executescript(SENT)
-    findings = list(anomalies)
+    findings = [a for a in anomalies if a.get("status") not in CLOSED]
     reports = []
     for sink in sinks:
         report = SinkReport(sink.name)
         eligible = {alert_key(a): a for a in findings if at_least(a.get("severity"), sink.min_severity)}
-        done = _already_sent(state, sink.name, list(eligible))
-        report.already_sent = len(done)
-        fresh = [alert_document(a, run_id) for k, a in eligible.items() if k not in done]
+        legacy = {k: legacy_alert_key(a) for k, a in eligible.items()}
+        done = _already_sent(state, sink.name, [*eligible, *legacy.values()])
+        sent = {k for k in eligible if k in done or legacy[k] in done}
+        report.already_sent = len(sent)
+        fresh = [alert_document(a, run_id) for k, a in eligible.items() if k not in sent]
         if fresh:
             try:
                 sink.send(fresh)

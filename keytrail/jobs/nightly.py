@@ -34,7 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from analytics import rollups
+from analytics import rollups, triage
 from analytics.anomalies import find_anomalies
 from analytics.connection import connect
 from ingest.aws import make_client
@@ -391,10 +391,12 @@ def refresh_rollups(cfg: Config, lake: Lake) -> dict[str, Any]:
 
 
 def detect(cfg: Config, lake: Lake, since: dt.datetime | None) -> list[dict[str, Any]]:
-    """Anomaly findings whose window touches [since, now) (all of them when since is None)."""
+    """Anomaly findings whose window touches [since, now) (all of them when since is None), with their triage
+    status (analytics/triage.py)."""
     con = connect(lake, cfg.tenants)
     try:
-        return list(find_anomalies(con, since=since, settings=cfg.anomaly_settings).to_pylist())
+        found = find_anomalies(con, since=since, settings=cfg.anomaly_settings)
+        return list(triage.with_status(found, triage.actions(lake)).to_pylist())
     finally:
         con.close()
 

@@ -1,6 +1,7 @@
 -- One row per anomaly finding whose window touches UTC days $start..$end (included), for tenant $tenant (NULL = all),
 -- restricted to $severities and $detectors (empty list = all). Most severe first, then newest.
 SELECT
+    finding_id,
     detector,
     severity,
     tenant_id,
@@ -19,4 +20,4 @@ WHERE window_end >= $start::TIMESTAMPTZ AND window_start < ($end + INTERVAL 1 DA
     AND ($tenant IS NULL OR coalesce(tenant_id, '(unattributed)') = $tenant)
     AND (len($severities) = 0 OR list_contains($severities, severity))
     AND (len($detectors) = 0 OR list_contains($detectors, detector))
-ORDER BY list_position(['critical', 'high', 'medium', 'low', 'info'], severity), window_start DESC, detector
+ORDER BY list_position(['critical', 'high', 'medium', 'low', 'info'], severity), window_start DESC, detector, finding_id
