@@ -137,8 +137,8 @@ def completeness(fig: dict[str, Rows], gaps: Rows) -> Rows:
     for row in fig["trail_files"]:
         trails.setdefault((row["account"], row["region"]), []).append(row)
     verdicts = [_trail_verdict(name, found, fig["delivery_gaps"]) for name, found in sorted(trails.items())]
-    clusters = sorted({(g["stream"], g["part"]) for g in fig["delivery_gaps"] if g["source"] == "cloudhsm"})
-    hsms = sorted({g["hsm_id"] for g in gaps} | {part for _, part in clusters})
+    silent = {g["part"] for g in fig["delivery_gaps"] if g["source"] == "cloudhsm"}
+    hsms = sorted({g["hsm_id"] for g in gaps} | {h["hsm_id"] for h in fig["hsm_streams"]} | silent)
     verdicts += [_hsm_verdict(hsm, gaps, fig["delivery_gaps"]) for hsm in hsms]
     quarantined = sum(q["records"] for q in fig["quarantine"])
     if quarantined:
@@ -150,8 +150,8 @@ def completeness(fig: dict[str, Rows], gaps: Rows) -> Rows:
 def _trail_verdict(trail: tuple[str, str], found: Rows, delivery: Rows) -> dict[str, Any]:
     events = sum(r["events"] for r in found)
     verified = sum(r["events"] for r in found if r["verification"] == "verified")
-    reasons = [f"{verified / events:.1%} of {events} KMS events rest on digest-verified trail files"]
-    reasons += [f"{r['files']} file(s), {r['events']} event(s): {r['verification']}" for r in found
+    reasons = [f"{verified / events:.1%} of {events:,} KMS events rest on digest-verified trail files"]
+    reasons += [f"{r['files']:,} file(s), {r['events']:,} event(s): {r['verification']}" for r in found
                 if r["verification"] != "verified"]  # fmt: skip
     days = [g["day"] for g in delivery if g["source"] == "cloudtrail" and (g["stream"], g["part"]) == trail]
     reasons += [f"no events delivered on {', '.join(days)}"] if days else []

@@ -4,6 +4,7 @@ lake, and the PDF's first page not blank."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -20,6 +21,7 @@ from analytics import connect
 from analytics.report import DATA_BLOCK
 from keytrail.cli import cli
 from tests.test_dashboard import TENANTS, build_sample_lake
+from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 
 MONTH = "2026-11"
 START, END = "2026-11-01", "2026-12-01"
@@ -112,7 +114,7 @@ def test_operations_outside_the_access_window_equal_sql(
 def test_the_html_shows_scope_completeness_and_manifest_and_loads_nothing(acme: tuple[Path, dict], lake: Path) -> None:
     page = acme[0].read_text(encoding="utf-8")
     data = acme[1]
-    assert data["about"]["tenants_sha256"] == __import__("hashlib").sha256(TENANTS.read_bytes()).hexdigest()
+    assert data["about"]["tenants_sha256"] == hashlib.sha256(TENANTS.read_bytes()).hexdigest()
     assert data["about"]["tenants_sha256"] in page and "Evidence completeness" in page and "<svg" in page
     kms_files = sorted(p.relative_to(lake).as_posix() for p in (lake / "kms_events").rglob("*.parquet"))
     assert kms_files and set(kms_files) <= set(data["manifest"])
@@ -158,3 +160,21 @@ def test_the_pdfs_first_page_is_not_blank(acme: tuple[Path, dict], tmp_path: Pat
     page = Image.open(next(tmp_path.glob("p*.png"))).convert("L")
     dark = sum(page.histogram()[:128])
     assert dark > page.width * page.height / 200, "the first page is (nearly) blank"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")
+def test_chromium_opens_the_report_without_any_request_beyond_the_file(acme: tuple[Path, dict], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(acme[0].as_uri())
+        chart = page.locator(".chart svg").bounding_box()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert requests == [acme[0].as_uri()]
+    assert chart and chart["width"] > 400 and chart["height"] > 60
