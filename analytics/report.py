@@ -31,6 +31,10 @@ DATA_ID = "keytrail-report-data"
 DATA_BLOCK = re.compile(rf'<script type="application/json" id="{DATA_ID}">(.*?)</script>', re.S)
 FINDING_COLUMNS = ("detector", "severity", "tenant_id", "key", "principal", "window_start", "window_end", "explanation")
 Rows = list[dict[str, Any]]
+HINTS = {
+    "not verified": " (no digest verification has seen them: run keytrail verify cloudtrail on the trail)",
+    "hash only": " (SHA-256 checked, no signature: a copy outside S3; verify the trail bucket itself)",
+}
 
 
 @dataclass(frozen=True)
@@ -151,12 +155,16 @@ def _trail_verdict(trail: tuple[str, str], found: Rows, delivery: Rows) -> dict[
     events = sum(r["events"] for r in found)
     verified = sum(r["events"] for r in found if r["verification"] == "verified")
     reasons = [f"{verified / events:.1%} of {events:,} KMS events rest on digest-verified trail files"]
-    reasons += [f"{r['files']:,} file(s), {r['events']:,} event(s): {r['verification']}" for r in found
-                if r["verification"] != "verified"]  # fmt: skip
+    reasons += [_files_reason(r) for r in found if r["verification"] != "verified"]
     days = [g["day"] for g in delivery if g["source"] == "cloudtrail" and (g["stream"], g["part"]) == trail]
     reasons += [f"no events delivered on {', '.join(days)}"] if days else []
     complete = verified == events and not days
     return {"stream": f"CloudTrail {trail[0]} {trail[1]}", "verdict": _word(complete), "reasons": reasons}
+
+
+def _files_reason(row: dict[str, Any]) -> str:
+    kind = row["verification"]
+    return f"{row['files']:,} file(s), {row['events']:,} event(s): {kind}{HINTS.get(kind, '')}"
 
 
 def _hsm_verdict(hsm: str, gaps: Rows, delivery: Rows) -> dict[str, Any]:
@@ -183,7 +191,7 @@ class Context:
 def context_of(con: duckdb.DuckDBPyConnection) -> Context:
     lake, tenants_file = con.sql("SELECT (SELECT uri FROM lake_info), tenants_file FROM settings").fetchall()[0]
     sha = hashlib.sha256(Path(tenants_file).read_bytes()).hexdigest() if tenants_file else None
-    return Context(lake, tenants_file, sha)
+    return Context(lake if Lake.is_remote(lake) else str(Path(lake).resolve()), tenants_file, sha)
 
 
 def compute(con: duckdb.DuckDBPyConnection, lake: Lake, scope: Scope) -> dict[str, Any]:

@@ -4,6 +4,7 @@ lake, and the PDF's first page not blank."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -20,8 +22,10 @@ from PIL import Image
 from analytics import connect
 from analytics.report import DATA_BLOCK
 from keytrail.cli import cli
+from tests.digestfiles import KeyService, build_trail, rsa_key
 from tests.test_dashboard import TENANTS, build_sample_lake
 from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_digest_verify import BUCKET, keys, keytrail, s3, verify  # noqa: F401 (keys and s3: fixtures)
 
 MONTH = "2026-11"
 START, END = "2026-11-01", "2026-12-01"
@@ -55,10 +59,10 @@ def acme(lake: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, di
     return out, write_report(lake, out, "--tenant", "acme", "--period", MONTH, "--pdf")
 
 
-def sums(rows: list[dict], keys: tuple[str, ...], value: str) -> dict[tuple, int]:
+def sums(rows: list[dict], by: tuple[str, ...], value: str) -> dict[tuple, int]:
     found: dict[tuple, int] = {}
     for row in rows:
-        found[tuple(row[k] for k in keys)] = found.get(tuple(row[k] for k in keys), 0) + row[value]
+        found[tuple(row[k] for k in by)] = found.get(tuple(row[k] for k in by), 0) + row[value]
     return {k: v for k, v in found.items() if v}
 
 
@@ -178,3 +182,38 @@ def test_chromium_opens_the_report_without_any_request_beyond_the_file(acme: tup
         browser.close()
     assert requests == [acme[0].as_uri()]
     assert chart and chart["width"] > 400 and chart["height"] > 60
+
+
+def test_completeness_follows_the_digest_verification(
+    moto_endpoint: str,
+    s3: Any,  # noqa: F811 (the fixture imported above)
+    keys: KeyService,  # noqa: F811
+    lake_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """A trail whose every file verified is complete; once one of its files changed in the bucket and the next
+    verification says so, the report calls the trail incomplete, names the file's events, and verify of the
+    earlier report sees the new verdicts."""
+    trail = build_trail(hours=3)
+    trail.upload(s3)
+    assert keytrail(moto_endpoint, lake_dir, "ingest", "cloudtrail", f"s3://{BUCKET}")[0] == 0
+    keys.publish("us-east-1", (rsa_key(0), "pkcs1"))
+    assert verify(moto_endpoint, lake_dir)[0] == 0
+    period = ("--since", "2026-11-20", "--until", "2026-11-21")
+    first = write_report(lake_dir, tmp_path / "first.html", *period)
+    assert {v["verdict"] for v in first["completeness"]} == {"complete"}
+    verified = [
+        re.match(r"100\.0% of (\d+) KMS events rest on digest-verified", v["reasons"][0]) for v in first["completeness"]
+    ]
+    assert sum(int(m.group(1)) for m in verified if m) == 18  # 6 files of 3 records
+    changed = trail.hours[1].logs[0]
+    s3.put_object(Bucket=BUCKET, Key=changed, Body=gzip.compress(gzip.decompress(trail.objects[changed][0]) + b" "))
+    assert verify(moto_endpoint, lake_dir)[0] == 1
+    second = write_report(lake_dir, tmp_path / "second.html", *period)
+    problem = [re.fullmatch(r"1 file\(s\), (\d) event\(s\): problem", r) for v in second["completeness"]
+               for r in v["reasons"]]  # fmt: skip
+    assert sum(int(m.group(1)) for m in problem if m) == 3  # the changed file's records (its events' regions)
+    assert all(v["verdict"] == "incomplete" for v in second["completeness"] if v["reasons"][1:])
+    again = CliRunner().invoke(cli, ["report", "verify", str(tmp_path / "first.html"), "--lake", str(lake_dir)])
+    assert again.exit_code == 1
+    assert "completeness differs" in again.output and "file added: trail_verification/" in again.output
