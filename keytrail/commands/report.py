@@ -11,7 +11,6 @@ import click
 
 from analytics import connect
 from analytics.report import Scope, build, compute, differences, embedded, month_scope
-from analytics.report_html import render, write_pdf
 from ingest.errors import ConfigError
 from ingest.lake.store import Lake
 from keytrail.cli import cli, lake_option, reports_errors, window_options
@@ -49,6 +48,8 @@ def report_command(
     Default file: keytrail-report-TENANT-PERIOD.html. `keytrail report verify FILE` checks it later."""
     if ctx.invoked_subcommand:
         return
+    from analytics.report_html import render, write_pdf  # Altair and vl-convert: only when a report is written
+
     scope = report_scope(tenant, period, since, until)
     target = out or Path(f"keytrail-report-{tenant or 'all'}-{scope.label}.html")
     refuse_inside_lake(target, lake, "--out")
