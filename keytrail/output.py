@@ -53,12 +53,15 @@ def tenants_in_effect(con: duckdb.DuckDBPyConnection) -> None:
 def outside_lake(output: Output, lake: str) -> Output:
     """`output`, unless the file it writes lies inside the lake folder: the lake is evidence, and keytrail writes
     nothing there on a user's say-so (ConfigError, exit 2)."""
-    target = output.file
-    if target is None or Lake.is_remote(lake):
-        return output
-    if Path(lake).resolve() in [target.resolve(), *target.resolve().parents]:
-        raise ConfigError(f"--parquet {target} is inside the lake {lake}: the lake is evidence; write it elsewhere")
+    if output.file is not None:
+        refuse_inside_lake(output.file, lake, "--parquet")
     return output
+
+
+def refuse_inside_lake(target: Path, lake: str, flag: str) -> None:
+    """ConfigError (exit 2) if the file `flag` names lies inside the lake folder: the lake is evidence."""
+    if not Lake.is_remote(lake) and Path(lake).resolve() in [target.resolve(), *target.resolve().parents]:
+        raise ConfigError(f"{flag} {target} is inside the lake {lake}: the lake is evidence; write it elsewhere")
 
 
 FORMATS = ("table", "json", "csv", "parquet")

@@ -150,3 +150,22 @@ def test_findings_triage_on_an_s3_lake(aws: dict[str, Any], s3_config: Path) -> 
     assert status == [(first, "resolved", "fixed")]
     listed = CliRunner().invoke(cli, ["findings", "list", "-o", "json", "--status", "resolved", *where])
     assert [json.loads(line)["finding_id"] for line in listed.stdout.splitlines()] == [first]
+
+
+def test_report_and_its_verify_on_an_s3_lake(aws: dict[str, Any], tmp_path: Path, s3_config: Path) -> None:  # noqa: F811
+    """The report hashes the S3 lake's objects into its manifest; verify names an object that changed since."""
+    assert CliRunner().invoke(cli, ["nightly", "--config", str(s3_config)]).exit_code == 0
+    out = tmp_path / "report.html"
+    period = ["--since", "2020-01-01", "--until", "2030-01-01"]
+    result = CliRunner().invoke(cli, ["report", *period, "--out", str(out), "--lake", LAKE])
+    assert result.exit_code == 0, result.output + result.stderr
+    verify = ["report", "verify", str(out), "--lake", LAKE]
+    assert CliRunner().invoke(cli, verify).exit_code == 0
+    keys = sorted(o["Key"] for o in aws["s3"].list_objects_v2(Bucket="audit-lake")["Contents"])
+    kms = [k for k in keys if k.startswith("keytrail/kms_events/")]
+    assert kms and f'"{kms[0].removeprefix("keytrail/")}"' in out.read_text(encoding="utf-8")
+    other = aws["s3"].get_object(Bucket="audit-lake", Key=kms[-1])["Body"].read()
+    aws["s3"].put_object(Bucket="audit-lake", Key=kms[0], Body=other)
+    changed = CliRunner().invoke(cli, verify)
+    assert changed.exit_code == 1
+    assert f"file changed: {kms[0].removeprefix('keytrail/')}" in changed.output
