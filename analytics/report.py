@@ -21,6 +21,7 @@ import pyarrow as pa
 from analytics.anomalies import find_anomalies
 from analytics.attribution_store import store_dir
 from analytics.queries import list_queries, run_query
+from analytics.triage import actions, with_status
 from ingest.errors import ConfigError
 from ingest.integrity.hsm_sequence import lake_sequence_findings
 from ingest.lake.schema import TABLES
@@ -29,7 +30,10 @@ from ingest.lake.store import Lake
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html"
 DATA_ID = "keytrail-report-data"
 DATA_BLOCK = re.compile(rf'<script type="application/json" id="{DATA_ID}">(.*?)</script>', re.S)
-FINDING_COLUMNS = ("detector", "severity", "tenant_id", "key", "principal", "window_start", "window_end", "explanation")
+FINDING_COLUMNS = (
+    "finding_id", "status", "status_note", "status_by", "detector", "severity", "tenant_id", "key", "principal",
+    "window_start", "window_end", "explanation",
+)  # fmt: skip
 Rows = list[dict[str, Any]]
 HINTS = {
     "not verified": " (no digest verification has seen them: run keytrail verify cloudtrail on the trail)",
@@ -95,9 +99,10 @@ def figures(con: duckdb.DuckDBPyConnection, scope: Scope) -> dict[str, Rows]:
     }
 
 
-def findings(con: duckdb.DuckDBPyConnection, scope: Scope) -> Rows:
-    """The anomaly findings overlapping the period (the detectors' default settings), most severe first."""
-    found = find_anomalies(con, scope.start, scope.end, scope.tenant)
+def findings(con: duckdb.DuckDBPyConnection, lake: Lake, scope: Scope) -> Rows:
+    """The anomaly findings overlapping the period (the detectors' default settings), most severe first, each with
+    its triage status, note and reviewer (`keytrail findings`)."""
+    found = with_status(find_anomalies(con, scope.start, scope.end, scope.tenant), actions(lake))
     return rows(found.select(list(FINDING_COLUMNS)))
 
 
@@ -115,10 +120,11 @@ def _utc(text: str) -> str:
 
 
 def lake_files(lake: Lake) -> list[Path]:
-    """Every file the report's figures read: the tables, the quarantine, the verification verdicts, and the
-    attribution stored per day."""
+    """Every file the report's figures read: the tables, the quarantine, the verification verdicts, the findings'
+    triage actions, and the attribution stored per day."""
     found = [f for table in TABLES for f in lake.files(table)]
     found += lake.list_parquet(lake.quarantine_dir) + lake.files("trail_verification")
+    found += lake.list_parquet(lake.findings_dir)
     return sorted(set(found + lake.list_parquet(store_dir(lake))))
 
 
@@ -201,7 +207,7 @@ def compute(con: duckdb.DuckDBPyConnection, lake: Lake, scope: Scope) -> dict[st
     return {
         "scope": scope.as_json(),
         "tenants_sha256": context_of(con).tenants_sha256,
-        "figures": fig | {"hsm_sequence_breaks": gaps, "findings": findings(con, scope)},
+        "figures": fig | {"hsm_sequence_breaks": gaps, "findings": findings(con, lake, scope)},
         "completeness": completeness(fig, gaps),
         "manifest": manifest(lake),
     }

@@ -24,6 +24,7 @@ LABELS = {
     "before_seq": "Sequence after", "after_time": "Entry before", "before_time": "Entry after",
     "reboot_counter": "Reboot counter", "error_code": "Error", "caller_tenant": "Calling tenant",
     "window_start": "From", "window_end": "To", "table_name": "Table", "source_objects": "Source files",
+    "status": "Triage", "status_note": "Review note", "status_by": "Reviewed by",
 }  # fmt: skip
 
 

@@ -145,6 +145,24 @@ def test_verify_matches_an_untouched_lake_and_names_a_changed_file(lake: Path, t
     assert "does not match" in changed.output
 
 
+def test_findings_carry_their_triage_and_a_later_review_shows_in_verify(lake: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    out = tmp_path / "r.html"
+    before = write_report(copy, out, "--period", MONTH)["figures"]["findings"]
+    assert before and {f["status"] for f in before} == {"open"}
+    target = before[0]["finding_id"]
+    review = ["findings", "ack", target, "--note", "asked the provider", "--lake", str(copy), "--tenants", str(TENANTS)]
+    assert CliRunner().invoke(cli, review).exit_code == 0
+    changed = CliRunner().invoke(cli, ["report", "verify", str(out), "--lake", str(copy), "--tenants", str(TENANTS)])
+    assert changed.exit_code == 1 and "figures differ: findings" in changed.output, changed.output
+    assert "file added: _findings/" in changed.output
+    after = write_report(copy, tmp_path / "r2.html", "--period", MONTH)["figures"]["findings"]
+    reviewed = next(f for f in after if f["finding_id"] == target)
+    assert (reviewed["status"], reviewed["status_note"]) == ("acknowledged", "asked the provider")
+    assert "asked the provider" in (tmp_path / "r2.html").read_text(encoding="utf-8")
+
+
 def test_an_out_file_inside_the_lake_is_refused(lake: Path) -> None:
     result = CliRunner().invoke(cli, ["report", "--period", MONTH, "--out", str(lake / "r.html"), "--lake", str(lake)])
     assert result.exit_code == 2
