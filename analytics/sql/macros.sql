@@ -23,3 +23,13 @@ CREATE OR REPLACE MACRO principal_uid(principal_id) AS
 -- user itself (`learned_from`) and the role is in the copy's caller account (an AWSAccount copy names it).
 CREATE OR REPLACE MACRO learned_role(learned_from, caller_account, role_arn) AS
     CASE WHEN learned_from AND split_part(role_arn, ':', 5) = caller_account THEN role_arn END;
+
+-- verification_of: what the newest digest verdict on a trail log file says of the events it holds (NULL: no
+-- verification has seen the file yet); integrity/verified_events and report/trail_files share it.
+CREATE OR REPLACE MACRO verification_of(status, signature_checked) AS
+    CASE
+        WHEN status IS NULL THEN 'not verified'
+        WHEN status = 'valid' AND signature_checked THEN 'verified'
+        WHEN status = 'valid' THEN 'hash only'
+        ELSE 'problem'
+    END;

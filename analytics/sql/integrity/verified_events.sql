@@ -10,12 +10,7 @@ WITH verdicts AS (
 )
 SELECT
     e.event_date AS day,
-    CASE
-        WHEN v.status IS NULL THEN 'not verified'
-        WHEN v.status = 'valid' AND v.signature_checked THEN 'verified'
-        WHEN v.status = 'valid' THEN 'hash only'
-        ELSE 'problem'
-    END AS verification,
+    verification_of(v.status, v.signature_checked) AS verification,
     count(*) AS events
 FROM kms_events AS e
 LEFT JOIN verdicts AS v ON v.object_key = e.source_object

@@ -11,12 +11,7 @@ WITH verdicts AS (
 SELECT
     e.recipient_account_id AS account,
     e.aws_region AS region,
-    CASE
-        WHEN v.status IS NULL THEN 'not verified'
-        WHEN v.status = 'valid' AND v.signature_checked THEN 'verified'
-        WHEN v.status = 'valid' THEN 'hash only'
-        ELSE 'problem'
-    END AS verification,
+    verification_of(v.status, v.signature_checked) AS verification,
     count(*)::BIGINT AS events,
     count(DISTINCT e.source_object)::BIGINT AS files
 FROM kms_events AS e
