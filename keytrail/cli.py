@@ -19,6 +19,8 @@ from ingest.errors import ConfigError, KeytrailError
 from ingest.lake.store import DEFAULT_LAKE
 from ingest.times import check_window, parse_time
 
+# The exit status of an ingest that landed everything it could but quarantined some records (docs/cli.md).
+EXIT_QUARANTINED = 3
 INTERRUPTED = (
     "Interrupted: every file that landed before it is kept and recorded, nothing is half-written; rerun the "
     "same command to resume where it stopped."

@@ -16,8 +16,7 @@ from ingest.cloudhsm.sources import LOG_SUFFIXES, CloudWatchSource, FileSource, 
 from ingest.errors import ConfigError, SourceError
 from ingest.integrity.hsm_sequence import lake_sequence_findings
 from ingest.lake.store import Lake
-from keytrail.cli import aws_options, ingest, lake_option, reports_errors, verify, window_options
-from keytrail.commands.ingest_cloudtrail import EXIT_QUARANTINED
+from keytrail.cli import EXIT_QUARANTINED, aws_options, ingest, lake_option, reports_errors, verify, window_options
 from keytrail.output import Output, output_options, write_table
 from keytrail.progress import reporting
 

@@ -13,11 +13,8 @@ from ingest.cloudtrail.load import BATCH_FILES, IngestSummary, ingest_local, ing
 from ingest.cloudtrail.sources import DEFAULT_LATE_DAYS, S3Trail, TrailFilter
 from ingest.errors import ConfigError
 from ingest.lake.store import Lake
-from keytrail.cli import aws_options, ingest, lake_option, reports_errors, window_options
+from keytrail.cli import EXIT_QUARANTINED, aws_options, ingest, lake_option, reports_errors, window_options
 from keytrail.progress import reporting
-
-# Exit status when every record landed, and when some were quarantined (the rest still landed).
-EXIT_QUARANTINED = 3
 
 
 @ingest.command("cloudtrail")
