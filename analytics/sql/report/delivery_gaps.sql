@@ -1,5 +1,7 @@
--- One row per log stream (a trail's account and region, or a CloudHSM) and UTC day in [$start, $end) within the
--- stream's own first..last day that has no event at all: a visible gap in delivery.
+-- One row per log stream (a trail's account and region, or a CloudHSM) and UTC day in [$start, $end), from the
+-- stream's first day to the lake's last day, that has no event at all: a visible gap in delivery, and a stream
+-- that stopped delivering (every day after its last event, to the day the lake's newest event fell on; as
+-- dashboard/stream_days_missing).
 WITH streams AS (
     SELECT 'cloudtrail' AS source, recipient_account_id AS stream, aws_region AS part, event_date AS day
     FROM kms_events
@@ -7,7 +9,9 @@ WITH streams AS (
     SELECT 'cloudhsm', cluster_id, hsm_id, event_date FROM hsm_events
 ),
 spans AS (
-    SELECT source, stream, part, min(day) AS first_day, max(day) AS last_day FROM streams GROUP BY ALL
+    SELECT source, stream, part, min(day) AS first_day, (SELECT max(day) FROM streams) AS last_day
+    FROM streams
+    GROUP BY ALL
 ),
 expected AS (
     SELECT source, stream, part, unnest(generate_series(first_day, last_day, INTERVAL 1 DAY))::DATE AS day
