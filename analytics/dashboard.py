@@ -23,10 +23,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analytics import triage
+from analytics import report, triage
 from analytics.anomalies import detector_names
 from analytics.connection import connect
 from analytics.queries import run_query
+from analytics.report import Scope
 from analytics.rollups import RollupReport, register_rollups
 from ingest.integrity.hsm_sequence import SEQUENCE_SQL
 from ingest.lake.store import Lake
@@ -211,6 +212,17 @@ def key_lifecycle(con: duckdb.DuckDBPyConnection, key: str) -> pa.Table:
     return _table(con, "key_lifecycle", key=key)
 
 
+def key_days(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, key: str) -> pa.Table:
+    """day, operations, failures: the days of [start, end] the key was used, newest first."""
+    return _table(con, "key_days", start=start, end=end, key=key)
+
+
+def key_day_operations(con: duckdb.DuckDBPyConnection, key: str, day: dt.date, limit: int = 5000) -> pa.Table:
+    """Who used the key on one UTC day, call by call (at most `limit`, oldest first): time, operation, principal,
+    caller_tenant, tenant, attributed_by, source_ip, outcome, counted, account, region, source, event_id."""
+    return _table(con, "key_day_operations", key=key, day=day, limit=limit)
+
+
 # ---------- Anomalies
 
 
@@ -273,6 +285,53 @@ def evidence_events(
     start_day = (window_start - dt.timedelta(days=1)).date()
     end_day = (window_end + dt.timedelta(days=1)).date()
     return _table(con, "evidence_events", ids=list(ids), start_day=start_day, end_day=end_day)
+
+
+# ---------- Evidence
+
+
+def day_scope(start: dt.date, end: dt.date, tenant: str | None) -> Scope:
+    """The report scope of whole UTC days start..end (both included)."""
+    first = dt.datetime.combine(start, dt.time(), dt.UTC)
+    return Scope(tenant, first, dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC))
+
+
+def evidence(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None) -> dict[str, pa.Table]:
+    """The evidence completeness of [start, end] as the period report computes it: `completeness` (stream, verdict,
+    reasons, and `records`: how many of the tenant's records the stream holds) and the tables behind it
+    (trail_files, delivery_gaps, hsm_streams, hsm_sequence_breaks, quarantine). A verdict is the stream's, whatever
+    the tenant: every stream of the period is listed, the tenant's first."""
+    scope = day_scope(start, end, tenant)
+    found = {name: pa.Table.from_pylist(r) for name, r in report.evidence(con, _lake(con), scope).items()}
+    carried = _table(con, "evidence_streams", start=scope.start, end=scope.end, tenant=tenant).to_pylist()
+    records = {row["stream"]: row["records"] for row in carried}
+    verdicts = [v | {"records": records.get(v["stream"], 0)} for v in found["completeness"].to_pylist()]
+    verdicts.sort(key=lambda v: -v["records"])
+    return found | {"completeness": pa.Table.from_pylist(verdicts, _VERDICTS)}
+
+
+_VERDICTS = pa.schema(
+    [("stream", pa.string()), ("verdict", pa.string()), ("reasons", pa.list_(pa.string())), ("records", pa.int64())]
+)
+
+
+def evidence_files(
+    con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, account: str, region: str, limit: int = 5000
+) -> pa.Table:
+    """The trail files behind one trail's verdict: each file's verification, events and time span in the period."""
+    scope = day_scope(start, end, None)
+    params = {"start": scope.start, "end": scope.end, "account": account, "region": region, "limit": limit}
+    return _table(con, "evidence_files", **params)
+
+
+def period_report(
+    con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str | None, triage_signature: str = ""
+) -> str:
+    """The period report's HTML (what `keytrail report` writes) for whole UTC days start..end and a tenant or all.
+    `triage_signature` only keys caches: the report shows the findings' triage status as it is now."""
+    from analytics.report_html import render  # Altair and vl-convert: only when a report is made
+
+    return render(report.build(con, _lake(con), day_scope(start, end, tenant)))
 
 
 # ---------- CloudHSM

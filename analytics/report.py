@@ -99,6 +99,19 @@ def figures(con: duckdb.DuckDBPyConnection, scope: Scope) -> dict[str, Rows]:
     }
 
 
+EVIDENCE_QUERIES = ("trail_files", "delivery_gaps", "hsm_streams", "quarantine")
+
+
+def evidence(con: duckdb.DuckDBPyConnection, lake: Lake, scope: Scope) -> dict[str, Rows]:
+    """The report's evidence completeness alone (the Evidence page): one verdict per source stream
+    (`completeness`) and the rows behind the verdicts (trail files by verdict, delivery gaps, CloudHSM streams and
+    sequence breaks, quarantine)."""
+    params = {"tenant": scope.tenant, "start": scope.start, "end": scope.end}
+    fig = {name: rows(run_query(con, f"report/{name}", params).to_arrow_table()) for name in EVIDENCE_QUERIES}
+    gaps = hsm_gaps(lake, scope)
+    return fig | {"hsm_sequence_breaks": gaps, "completeness": completeness(fig, gaps)}
+
+
 def findings(con: duckdb.DuckDBPyConnection, lake: Lake, scope: Scope) -> Rows:
     """The anomaly findings overlapping the period (the detectors' default settings), most severe first, each with
     its triage status, note and reviewer (`keytrail findings`)."""

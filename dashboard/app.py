@@ -29,6 +29,7 @@ pages = {
         st.Page("app_pages/cloudhsm.py", title="CloudHSM", icon=":material/memory:"),
     ],
     "Lake": [
+        st.Page("app_pages/evidence.py", title="Evidence", icon=":material/verified_user:"),
         st.Page("app_pages/data_health.py", title="Data health", icon=":material/health_and_safety:"),
         st.Page("app_pages/sql.py", title="SQL", icon=":material/terminal:"),
     ],

@@ -127,16 +127,6 @@ def short_key(key: str | None) -> str:
     return key.removeprefix("arn:aws:kms:")
 
 
-def pretty_raw(raw: str) -> str:
-    """A raw CloudTrail record indented for reading; other text (CloudHSM entries) as it is."""
-    import json
-
-    try:
-        return json.dumps(json.loads(raw), indent=2, sort_keys=True)
-    except (TypeError, ValueError):
-        return str(raw)
-
-
 def number(value: object) -> str:
     """A figure for text: `—` for missing (None/NaN), else compact."""
     if value is None or pd.isna(value):  # type: ignore[call-overload]

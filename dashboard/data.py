@@ -61,6 +61,8 @@ def _frames(result: Any) -> Any:
         return result.to_pandas()
     if isinstance(result, tuple):
         return tuple(_frames(r) for r in result)
+    if isinstance(result, dict) and all(isinstance(v, pa.Table) for v in result.values()):
+        return {k: _frames(v) for k, v in result.items()}
     return result
 
 
@@ -171,6 +173,20 @@ def key_lifecycle(key: str) -> pd.DataFrame:
     return _query("key_lifecycle", key)  # type: ignore[no-any-return]
 
 
+def key_days(start: dt.date, end: dt.date, key: str) -> pd.DataFrame:
+    return _query("key_days", start, end, key)  # type: ignore[no-any-return]
+
+
+def key_day_operations(key: str, day: dt.date) -> pd.DataFrame:
+    return _query("key_day_operations", key, day)  # type: ignore[no-any-return]
+
+
+def source_record(event_id: str, time: dt.datetime) -> dict[str, Any]:
+    """One event's source record (raw text, source object, record index) by its id and time ({} if not found)."""
+    found = evidence_events((event_id,), time, time)
+    return found.iloc[0].to_dict() if not found.empty else {}
+
+
 @st.cache_data(ttl=dt.timedelta(seconds=30), show_spinner=False)
 def _triage_files(lake: str) -> str:
     return q.triage_signature(lake)
@@ -277,6 +293,19 @@ def verification_summary() -> pd.DataFrame:
 
 def verification_problems(start: dt.date, end: dt.date) -> pd.DataFrame:
     return _query("verification_problems", start, end)  # type: ignore[no-any-return]
+
+
+def evidence(start: dt.date, end: dt.date, tenant: str | None) -> dict[str, pd.DataFrame]:
+    return _query("evidence", start, end, tenant)  # type: ignore[no-any-return]
+
+
+def evidence_files(start: dt.date, end: dt.date, account: str, region: str) -> pd.DataFrame:
+    return _query("evidence_files", start, end, account, region)  # type: ignore[no-any-return]
+
+
+def period_report(start: dt.date, end: dt.date, tenant: str | None) -> str:
+    """The period report's HTML, as `keytrail report` writes it (cached until a triage action changes it)."""
+    return _query("period_report", start, end, tenant, _triage_signature())  # type: ignore[no-any-return]
 
 
 def run_sql(sql: str, limit: int = 10_000) -> tuple[pd.DataFrame, bool]:

@@ -3,6 +3,7 @@ counts with thousands separators, empty cells for missing values, the important 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -37,6 +38,8 @@ def column(series: pd.Series) -> Any:
     name = str(series.name)
     if pd.api.types.is_numeric_dtype(series) and series.isna().any():  # shown as text by blank_missing
         return st.column_config.TextColumn(label(name), alignment="right")
+    if _timestamps(series) and series.isna().any():  # shown as text by blank_missing
+        return st.column_config.TextColumn(label(name))
     if pd.api.types.is_datetime64_any_dtype(series):
         return st.column_config.DatetimeColumn(label(name), format=TIMESTAMP, timezone="UTC")
     if series.dtype == object and series.map(lambda v: hasattr(v, "isoformat") and not hasattr(v, "hour")).any():
@@ -49,9 +52,19 @@ def column(series: pd.Series) -> Any:
 def blank_missing(df: pd.DataFrame) -> pd.DataFrame:
     """Missing values as empty cells (st.dataframe writes `None` in them): text columns get empty text; a numeric
     column with gaps (an identifier such as a key handle, or a figure that does not apply to a row) becomes text
-    such as `1,234`, aligned right."""
+    such as `1,234`, aligned right; a time column with gaps becomes text in the one format."""
     blanks = {str(c): _blank(df[c]) for c in df.columns if df[c].isna().any() and _textual(df[c])}
-    return df.assign(**blanks) if blanks else df
+    times = {str(c): _blank_times(df[c]) for c in df.columns if df[c].isna().any() and _timestamps(df[c])}
+    return df.assign(**blanks, **times) if blanks or times else df
+
+
+def _timestamps(series: pd.Series) -> bool:
+    return bool(pd.api.types.is_datetime64_any_dtype(series))
+
+
+def _blank_times(series: pd.Series) -> pd.Series:
+    """A time column with gaps (a file no verification has seen yet): the one format as text, empty for none."""
+    return series.map(lambda v: "" if pd.isna(v) else f"{v:%Y-%m-%d %H:%M} UTC")
 
 
 def _textual(series: pd.Series) -> bool:
@@ -74,3 +87,24 @@ def show(df: pd.DataFrame, config: dict[str, Any] | None = None, first: tuple[st
     order = [*first, *(c for c in df.columns if c not in first)]
     columns = {str(c): column(df[c]) for c in df.columns} | (config or {})
     return st.dataframe(blank_missing(df), hide_index=True, column_order=order, column_config=columns, **kwargs)
+
+
+def pretty_raw(raw: str) -> str:
+    """A raw CloudTrail record indented for reading; other text (CloudHSM entries) as it is."""
+    try:
+        return json.dumps(json.loads(raw), indent=2, sort_keys=True)
+    except (TypeError, ValueError):
+        return str(raw)
+
+
+def source_record(event: dict[str, Any]) -> None:
+    """An event's source record as the log wrote it, under a line naming its source object and position; when the
+    lake keeps no copy of the record, how to fetch it from its source."""
+    where = f"{event['source']} · {event['event_id']} · from `{event['source_object']}`"
+    index = event.get("record_index")
+    st.caption(where + (f", record {int(index)}" if index is not None and not pd.isna(index) else ""))
+    if event.get("raw") is None or pd.isna(event["raw"]):
+        fetch = f"`keytrail event {event['event_id']} --raw`"
+        st.caption(f"The lake keeps no copy of this record: {fetch} reads it from its source.")
+        return
+    st.code(pretty_raw(event["raw"]), language="json" if event["source"] == "cloudtrail" else None)

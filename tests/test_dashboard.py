@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
@@ -21,6 +24,7 @@ from analytics import connect
 from analytics.anomalies import find_anomalies
 from analytics.rollups import ROLLUPS, compute_rollups, refresh_rollups, rollups_fresh
 from dashboard.charts import SEVERITY_COLORS
+from ingest.lake.schema import TRAIL_VERIFICATION
 from ingest.lake.store import Lake
 from keytrail.cli import cli
 from keytrail.commands.dashboard import dashboard_env, streamlit_command
@@ -495,3 +499,108 @@ def test_overview_and_anomalies_count_findings_new_since_the_last_nightly_run(
         at = app(monkeypatch, lake).switch_page(f"app_pages/{page}").run()
         assert not at.exception
         assert line in [c.value for c in at.caption], page
+
+
+ACME_KEY = "arn:aws:kms:us-east-1:111122223333:key/7f3c1a2e-5b4d-4e6f-8a9b-0c1d2e3f4a5b"
+
+
+def test_from_a_key_to_each_call_of_one_day_and_its_source_record(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    """Who used key K on day D: every call of that day (both copies of a cross-account call), with the caller, its
+    tenant, the source IP and the outcome; a selected call shows the record as the trail file holds it."""
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/keys.py").run()
+    at.selectbox(key="keys_key").set_value(ACME_KEY).run()
+    day = dt.date(2026, 11, 24)
+    at.selectbox(key="keys_day").set_value(day).run()
+    assert not at.exception
+    expected = reference.execute(
+        "SELECT event_id, principal, source_ip, coalesce(caller_tenant_id, '(no tenant)') FROM key_operations "
+        "WHERE key = $k AND event_date = $d ORDER BY event_time, event_id",
+        {"k": ACME_KEY, "d": day},
+    ).fetchall()
+    calls = next(df.value for df in at.dataframe if "outcome" in df.value.columns)
+    assert [
+        tuple(r) for r in calls[["event_id", "principal", "source_ip", "caller_tenant"]].itertuples(index=False)
+    ] == [(e, p or "", ip or "", t) for e, p, ip, t in expected]
+    failed = calls[calls["outcome"] != "success"]
+    assert len(failed) >= 1, "the sample has a failed call on this key that day"
+    row = int(failed.index[0])
+    at.session_state["keys_call"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    event_id = calls.iloc[row]["event_id"]
+    source_object, index, raw = reference.execute(
+        "SELECT source_object, record_index, raw FROM kms_events WHERE event_id = $id", {"id": event_id}
+    ).fetchall()[0]
+    assert any(f"from `{source_object}`, record {index}" in c.value for c in at.caption)
+    assert [json.loads(c.value) for c in at.code] == [json.loads(raw)]
+    assert json.loads(at.code[0].value)["errorCode"] == calls.iloc[row]["outcome"]
+
+
+def with_verdicts(sample_lake: Path, target: Path, reference: duckdb.DuckDBPyConnection) -> tuple[Path, str]:
+    """A copy of the sample lake in which `keytrail verify cloudtrail` found every trail file of 111122223333
+    us-east-1 valid, signature checked, but one altered (as its verdict rows say). Returns the lake, the file."""
+    shutil.copytree(sample_lake, target)
+    files = [r[0] for r in reference.execute(
+        "SELECT DISTINCT source_object FROM kms_events WHERE recipient_account_id = '111122223333' "
+        "AND aws_region = 'us-east-1' ORDER BY 1"
+    ).fetchall()]  # fmt: skip
+    altered = files[len(files) // 2]
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        {"checked_at": now, "run_id": "verify-test", "source": "s3://trail-bucket", "object_kind": "log_file",
+         "status": "log_file_modified" if f == altered else "valid", "object_key": f, "account_id": "111122223333",
+         "region": "us-east-1", "signature_checked": True, "detail": "SHA-256 differs" if f == altered else None}
+        for f in files
+    ]  # fmt: skip
+    (target / "trail_verification").mkdir(exist_ok=True)
+    pq.write_table(
+        pa.Table.from_pylist(rows, TRAIL_VERIFICATION), target / "trail_verification" / "part-verify.parquet"
+    )
+    return target, altered
+
+
+def test_the_evidence_page_gives_each_streams_verdict_and_the_files_behind_it(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    lake, altered = with_verdicts(sample_lake, tmp_path / "lake", reference)
+    at = app(monkeypatch, lake).switch_page("app_pages/evidence.py").run()
+    assert not at.exception
+    events, verified = reference.execute(
+        "SELECT count(*), count(*) FILTER (WHERE recipient_account_id = '111122223333' AND aws_region = 'us-east-1' "
+        "AND source_object <> $altered) FROM kms_events",
+        {"altered": altered},
+    ).fetchall()[0]
+    assert metrics(at)["KMS events on verified files"] == f"{verified / events:.1%}"
+    verdicts = {m.value.split("**")[1]: m.value for m in at.markdown if m.value.startswith("- :")}
+    assert ":red-badge[incomplete]" in verdicts["CloudTrail 111122223333 us-east-1"]
+    assert "1 file(s)" in verdicts["CloudTrail 111122223333 us-east-1"]
+    assert "3 missing" in verdicts["CloudHSM hsm-x7kq2mw9pzt"], "the sample's HSM sequence gap"
+    assert ":green-badge[complete]" in verdicts["CloudHSM hsm-abc123defgh"]
+    # the drill-down: the altered file first, with the verifier's word for it
+    at.selectbox(key="evidence_stream").set_value("CloudTrail 111122223333 us-east-1").run()
+    files = next(df.value for df in at.dataframe if "trail_file" in df.value.columns)
+    assert (files.iloc[0]["trail_file"], files.iloc[0]["digest_status"]) == (altered, "log_file_modified")
+    assert set(files.iloc[1:]["verification"]) == {"verified"}
+    # a trail that stopped delivering: its days without events are named
+    at.selectbox(key="evidence_stream").set_value("CloudTrail 222233334444 us-east-1").run()
+    assert any("No events delivered on" in w.body and "2026-11-27" in w.body for w in at.warning)
+
+
+def test_the_evidence_page_for_a_tenant_puts_its_streams_first_and_offers_its_report(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    at = app(monkeypatch, sample_lake)
+    at.sidebar.selectbox(key="tenant").set_value("initech").run()
+    at = at.switch_page("app_pages/evidence.py").run()
+    carried = reference.execute(
+        "SELECT count(*) FILTER (WHERE source = 'cloudtrail'), count(*) FILTER (WHERE source = 'cloudhsm') "
+        "FROM key_operations WHERE tenant_id = 'initech'"
+    ).fetchall()[0]
+    shown = [m.value for m in at.markdown if m.value.startswith("- :")]
+    with_records = [int(re.search(r"· ([\d,]+) records?\b", v)[1].replace(",", "")) for v in shown]  # type: ignore[index]
+    assert sum(with_records) == sum(carried) > 0
+    assert with_records == sorted(with_records, reverse=True), "the tenant's streams come first"
+    at.button(key="evidence_prepare").click().run()
+    assert not at.exception
+    assert [b.proto.label for b in at.get("download_button")] == ["Download the report (HTML)"]

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from analytics import connect
+from analytics.report import Scope, compute, differences, embedded
+from ingest.lake.store import Lake
 from tests.conftest import ROOT, _free_port
 from tests.test_dashboard import TENANTS, build_sample_lake
 
@@ -31,7 +33,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 ICON = ROOT / "dashboard" / "static" / "favicon.svg"
 PAGES = {"": "Overview", "tenants": "Tenants", "keys": "Keys", "anomalies": "Anomalies", "cloudhsm": "CloudHSM",
-         "data_health": "Data health", "sql": "SQL"}  # fmt: skip
+         "evidence": "Evidence", "data_health": "Data health", "sql": "SQL"}  # fmt: skip
 
 pytestmark = [
     pytest.mark.browser,
@@ -210,3 +212,53 @@ def test_the_sql_page_in_chromium_only_reads(server: tuple[str, Path], tmp_path:
         browser.close()
     assert not target.exists()
     assert {p: p.read_bytes() for p in lake.rglob("*") if p.is_file()} == before
+
+
+def test_an_auditor_opens_one_call_on_a_key_and_downloads_the_period_report(
+    server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """Keys: a day's calls on acme's key in the grid; clicking a row shows that call's record from its trail file.
+    Evidence: the verdicts for acme, and the report downloaded from the page is the one `keytrail report` writes
+    (its embedded figures match a recomputation from the lake)."""
+    from playwright.sync_api import sync_playwright
+
+    url, lake = server
+    key = "arn:aws:kms:us-east-1:111122223333:key/7f3c1a2e-5b4d-4e6f-8a9b-0c1d2e3f4a5b"
+    con = connect(lake, TENANTS)
+    first = con.execute(
+        "SELECT event_id FROM key_operations WHERE key = $k AND event_date = '2026-11-27' ORDER BY event_time, "
+        "event_id LIMIT 1",
+        {"k": key},
+    ).fetchall()[0][0]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 2400}, accept_downloads=True)
+        page.goto(f"{url}/keys?tenant=acme")
+        settle(page, "Keys")
+        grid = page.locator('[data-testid="stDataFrame"]').nth(1)  # the calls of the newest day, after the callers
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + 20, box["y"] + 35 + 17)  # the first row's selection box, under the header
+        page.get_by_text(first).first.wait_for(timeout=60_000)
+        settle(page, "Keys")
+        assert page.locator('[data-testid="stCode"]').filter(has_text=first).count() == 1
+        page.screenshot(path=str(ARTIFACTS / "keys-one-call.png"), full_page=True)
+
+        page.goto(f"{url}/evidence?tenant=acme")
+        settle(page, "Evidence")
+        page.screenshot(path=str(ARTIFACTS / "evidence-acme.png"), full_page=True)
+        page.get_by_role("button", name="Prepare the report").click()
+        button = page.get_by_role("button", name="Download the report (HTML)")
+        button.wait_for(timeout=120_000)
+        with page.expect_download() as download:
+            button.click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        browser.close()
+    assert saved.name.startswith("keytrail-report-acme-")
+    kept = embedded(saved.read_text(encoding="utf-8"), str(saved))
+    assert kept["scope"]["tenant"] == "acme"
+    assert differences(kept, compute(con, Lake(str(lake)), Scope.from_json(kept["scope"]))) == []
+    con.close()

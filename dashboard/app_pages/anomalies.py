@@ -148,8 +148,7 @@ for i, finding in enumerate(found.iloc[first : first + PER_PAGE].itertuples(), s
         elif st.toggle(f"Show the {len(ids)} evidence events", key=f"anomalies_evidence_{i}"):
             events = data.evidence_events(ids, finding.window_start, finding.window_end)
             tables.show(events.drop(columns=["raw"]))
-            for event in events.head(20).itertuples():
-                st.caption(f"{event.source} · {event.event_id}")
-                st.code(charts.pretty_raw(event.raw), language="json" if event.source == "cloudtrail" else None)
+            for event in events.head(20).to_dict("records"):
+                tables.source_record(event)
         triage_form(found.iloc[i].to_dict(), who)
 st.caption(f"Findings {first + 1}–{min(first + PER_PAGE, len(found))} of {len(found):,}.")

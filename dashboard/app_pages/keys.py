@@ -79,6 +79,34 @@ by_type = data.key_operations_by_type(f.start, f.end, key)
 if not by_type.empty:
     st.altair_chart(charts.daily_bars(by_type, "day", "operation", "operations", "Operations"))
 
+st.subheader("Who used it, call by call")
+days = data.key_days(f.start, f.end, key)
+if days.empty:
+    st.caption("No use of this key in this range.")
+else:
+    day_labels = {
+        r.day: f"{charts.day(r.day)} — {r.operations:,} operations, {r.failures:,} failed" for r in days.itertuples()
+    }
+    day = st.selectbox("Day (UTC)", list(day_labels), format_func=day_labels.__getitem__, key="keys_day")
+    calls = data.key_day_operations(key, day)
+    st.caption(
+        f"Every call on `{charts.short_key(key)}` on {charts.day(day)}, oldest first. A cross-account call is logged "
+        "twice (the caller's and the key owner's copy): both are listed, *Counted* marks the one the figures count. "
+        "Select a row to see its source record."
+    )
+    chosen = tables.show(
+        calls,
+        {"outcome": st.column_config.TextColumn("Outcome"), "counted": st.column_config.CheckboxColumn("Counted")},
+        first=("time", "operation", "principal", "caller_tenant", "tenant", "source_ip", "outcome", "counted"),
+        on_select="rerun",
+        selection_mode="single-row",
+        key="keys_call",
+    )
+    rows = chosen.selection.rows
+    if rows:
+        call = calls.iloc[rows[0]]
+        tables.source_record(data.source_record(call["event_id"], call["time"].to_pydatetime()))
+
 st.subheader("Lifecycle")
 if lifecycle.empty:
     st.caption("No administration events for this key in the lake (created before the logs begin?).")
