@@ -49,6 +49,12 @@ def open_dashboard(
     return con, register_rollups(con, lake, tenants)
 
 
+def cursors_see_tables(lake: str | os.PathLike[str]) -> bool:
+    """Whether a cursor of `open_dashboard`'s connection sees the lake: not on S3, whose tables are pyarrow
+    datasets registered on the connection itself (analytics.connection), which its cursors do not share."""
+    return not Lake.is_remote(str(lake))
+
+
 def _table(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pa.Table:
     return run_query(con, f"dashboard/{name}", params).to_arrow_table()
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from analytics.queries import run_query
+from ingest.lake.store import Lake
 
 TABLE = "trail_verification"
 
@@ -34,6 +34,6 @@ def verification_problems(con: duckdb.DuckDBPyConnection, start: dt.date, end: d
 
 def verification_signature(lake: str | os.PathLike[str]) -> str:
     """A hash of the verdict files' names (immutable once written): changes exactly when a verification ran."""
-    base = Path(lake) / TABLE
-    names = sorted(p.name for p in base.glob("*.parquet")) if base.is_dir() else []
+    store = Lake(lake)
+    names = [p.name for p in store.list_parquet(store.root / TABLE)]
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]

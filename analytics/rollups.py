@@ -65,19 +65,19 @@ def rollup_dir(lake: str | os.PathLike[str]) -> Path:
 
 
 def lake_signature(lake: str | os.PathLike[str], tenants: str | os.PathLike[str] | None = None) -> str:
-    """A hash of what the rollups depend on: the lake's Parquet file names and sizes, and the tenants file.
+    """A hash of what the rollups depend on: the names of the lake's Parquet files (local or on S3), and the
+    tenants file.
 
-    Lake files are immutable once renamed into place, so names and sizes change exactly when the data does; the
-    analytics code and SQL are hashed too, so an upgrade that changes attribution or a detector rebuilds them.
+    Lake files are immutable once renamed into place under a name no other write uses, so the names change exactly
+    when the data does; the analytics code and SQL are hashed too, so an upgrade that changes attribution or a
+    detector rebuilds them.
     """
-    root = Path(lake)
+    store = Lake(lake)
     digest = hashlib.sha256()
     for folder in ("kms_events", "hsm_events", "_quarantine"):
-        base = root / folder
-        files = sorted(base.rglob("*.parquet")) if base.exists() else []
-        for f in files:
-            digest.update(f"{f.relative_to(root)}\0{f.stat().st_size}\n".encode())
-    path = load_tenants(tenants, Lake(lake).state_dir).path
+        for f in store.list_parquet(store.root / folder):
+            digest.update(f"{f.relative_to(store.root)}\n".encode())
+    path = load_tenants(tenants, store.state_dir).path
     digest.update(b"tenants\0" + (Path(path).read_bytes() if path else b""))
     digest.update(b"code\0" + code_digest().encode())
     return digest.hexdigest()[:32]

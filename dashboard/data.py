@@ -2,14 +2,18 @@
 
 One DuckDB connection per lake snapshot (`st.cache_resource`, keyed by the lake's signature so a new ingest
 opens a new snapshot), a fresh cursor of it for every query (one connection shared by two overlapping reruns
-raises in DuckDB 2.x), and each query's result cached (`st.cache_data`) as pandas frames, which Streamlit and
-Altair draw directly.
+raises in DuckDB 2.x; on an S3 lake, whose tables are pyarrow datasets registered on the connection and unseen by
+its cursors, the connection itself, one query at a time), and each query's result cached (`st.cache_data`) as
+pandas frames, which Streamlit and Altair draw directly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -45,6 +49,26 @@ def _database(lake: str, tenants: str | None, signature: str) -> tuple[duckdb.Du
     return q.open_dashboard(lake, tenants)
 
 
+@st.cache_resource(max_entries=2)
+def _lock(lake: str, tenants: str | None, signature: str) -> threading.Lock:
+    return threading.Lock()
+
+
+@contextmanager
+def _cursor(lake: str, tenants: str | None, signature: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh cursor of the snapshot's connection; on an S3 lake the connection itself, under its lock."""
+    con, _ = _database(lake, tenants, signature)
+    if not q.cursors_see_tables(lake):
+        with _lock(lake, tenants, signature):
+            yield con
+        return
+    cursor = con.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
 def _key() -> tuple[str, str | None, str]:
     lake, tenants = lake_settings()
     return lake, tenants, _signature(lake, tenants)
@@ -68,12 +92,8 @@ def _frames(result: Any) -> Any:
 
 @st.cache_data(ttl=TTL, max_entries=1000, show_spinner=False)
 def _call(lake: str, tenants: str | None, signature: str, name: str, args: tuple[Any, ...]) -> Any:
-    con, _ = _database(lake, tenants, signature)
-    cursor = con.cursor()
-    try:
+    with _cursor(lake, tenants, signature) as cursor:
         return _frames((getattr(q, name, None) or getattr(integrity, name))(cursor, *args))
-    finally:
-        cursor.close()
 
 
 def _query(name: str, *args: Any) -> Any:
@@ -311,10 +331,6 @@ def period_report(start: dt.date, end: dt.date, tenant: str | None) -> str:
 def run_sql(sql: str, limit: int = 10_000) -> tuple[pd.DataFrame, bool]:
     """An ad hoc query through the read-only sandbox (not cached: people rerun a query to see new data); raises
     KeytrailError, ReadOnlyViolation for anything but a read."""
-    con, _ = _database(*_key())
-    cursor = con.cursor()
-    try:
+    with _cursor(*_key()) as cursor:
         table, truncated = run_read_only(cursor, sql, surface="The SQL page", limit=limit, timeout=30)
-    finally:
-        cursor.close()
     return table.to_pandas(), truncated

@@ -48,7 +48,7 @@ for row in verdicts.itertuples():
 
 st.subheader("Behind a verdict")
 stream = st.selectbox("Stream", list(verdicts["stream"]), key="evidence_stream")
-gaps = found["delivery_gaps"]
+gaps = found["delivery_gaps"].to_dict("records")
 if stream.startswith("CloudTrail "):
     account, region = stream.split()[1:3]
     trail = data.evidence_files(f.start, f.end, account, region)
@@ -59,7 +59,7 @@ if stream.startswith("CloudTrail "):
     trail.insert(0, "file", trail["trail_file"].str.rsplit("/", n=1).str[-1])
     shown = [c for c in trail.columns if c != "trail_file"] + ["trail_file"]  # the whole path last: it is long
     tables.show(trail, {"file": st.column_config.TextColumn("File", width="large")}, first=tuple(shown))
-    days = gaps[(gaps["source"] == "cloudtrail") & (gaps["stream"] == account) & (gaps["part"] == region)]
+    days = [g["day"] for g in gaps if (g["source"], g["stream"], g["part"]) == ("cloudtrail", account, region)]
 elif stream.startswith("CloudHSM "):
     hsm = stream.split()[1]
     breaks = found["hsm_sequence_breaks"]
@@ -69,13 +69,13 @@ elif stream.startswith("CloudHSM "):
     else:
         st.caption(f"Breaks in {hsm}'s audit log sequence numbers: entries missing between two that arrived.")
         tables.show(breaks)
-    days = gaps[(gaps["source"] == "cloudhsm") & (gaps["part"] == hsm)]
+    days = [g["day"] for g in gaps if (g["source"], g["part"]) == ("cloudhsm", hsm)]
 else:
     st.caption("Records kept aside with their reason (in no figure); the Data health page lists each record.")
     tables.show(found["quarantine"], {"reason": st.column_config.TextColumn("Reason", width="large")})
-    days = gaps.iloc[0:0]
-if not days.empty:
-    st.warning(f"No events delivered on {', '.join(days['day'])}.", icon=":material/event_busy:")
+    days = []
+if days:
+    st.warning(f"No events delivered on {', '.join(days)}.", icon=":material/event_busy:")
 
 st.subheader("Period report")
 scope = f"--tenant {f.tenant} " if f.tenant else ""
