@@ -340,6 +340,13 @@ def period_report(
     return render(report.build(con, _lake(con), day_scope(start, end, tenant)))
 
 
+def report_pdf(report_html: str) -> bytes:
+    """The PDF of a period report's HTML (WeasyPrint); ConfigError naming the fix when it cannot be made."""
+    from analytics.report_html import pdf_of
+
+    return pdf_of(report_html)
+
+
 # ---------- CloudHSM
 
 

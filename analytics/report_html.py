@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -14,6 +13,7 @@ import markupsafe
 import vl_convert as vlc
 
 from analytics.report import DATA_ID, TEMPLATE
+from ingest.errors import ConfigError
 
 FONT = "DejaVu Sans"  # report.html's font, on Debian (fonts-dejavu-core) and in vl-convert
 TOP_KEYS = 15  # keys in the usage chart; the table lists them all
@@ -78,8 +78,15 @@ def render(report: dict[str, Any]) -> str:
     )
 
 
-def write_pdf(report_html: str, target: Path) -> None:
-    """The report as a PDF (WeasyPrint: it reads the inline CSS and SVG, nothing from the network)."""
-    import weasyprint  # imported here: its Debian libraries (pango) are needed only for the PDF
-
-    weasyprint.HTML(string=report_html).write_pdf(target)
+def pdf_of(report_html: str, where: str = "the report") -> bytes:
+    """The report as a PDF (WeasyPrint: it reads the inline CSS and SVG, nothing from the network); ConfigError
+    naming the fix when WeasyPrint's system libraries are missing."""
+    try:
+        import weasyprint  # imported here: its Debian libraries (pango) are needed only for the PDF
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write the PDF of {where}: WeasyPrint needs the Pango libraries ({err}). Install them (Debian: "
+            "apt install libpango-1.0-0 libpangoft2-1.0-0), or pass --no-pdf for the HTML file alone."
+        ) from None
+    pdf: bytes = weasyprint.HTML(string=report_html).write_pdf()
+    return pdf

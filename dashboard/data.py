@@ -328,6 +328,11 @@ def period_report(start: dt.date, end: dt.date, tenant: str | None) -> str:
     return _query("period_report", start, end, tenant, _triage_signature())  # type: ignore[no-any-return]
 
 
+@st.cache_data(ttl=TTL, max_entries=20, show_spinner=False)
+def report_pdf(report_html: str) -> bytes:
+    return q.report_pdf(report_html)
+
+
 def run_sql(sql: str, limit: int = 10_000) -> tuple[pd.DataFrame, bool]:
     """An ad hoc query through the read-only sandbox (not cached: people rerun a query to see new data); raises
     KeytrailError, ReadOnlyViolation for anything but a read."""

@@ -603,4 +603,7 @@ def test_the_evidence_page_for_a_tenant_puts_its_streams_first_and_offers_its_re
     assert with_records == sorted(with_records, reverse=True), "the tenant's streams come first"
     at.button(key="evidence_prepare").click().run()
     assert not at.exception
-    assert [b.proto.label for b in at.get("download_button")] == ["Download the report (HTML)"]
+    assert [b.proto.label for b in at.get("download_button")] == [
+        "Download the report (HTML)",
+        "Download the report (PDF)",
+    ]

@@ -256,7 +256,12 @@ def test_an_auditor_opens_one_call_on_a_key_and_downloads_the_period_report(
             button.click()
         saved = tmp_path / download.value.suggested_filename
         download.value.save_as(saved)
+        with page.expect_download() as pdf:
+            page.get_by_role("button", name="Download the report (PDF)").click()
+        assert pdf.value.suggested_filename == saved.with_suffix(".pdf").name
+        pdf.value.save_as(saved.with_suffix(".pdf"))
         browser.close()
+    assert saved.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
     assert saved.name.startswith("keytrail-report-acme-")
     kept = embedded(saved.read_text(encoding="utf-8"), str(saved))
     assert kept["scope"]["tenant"] == "acme"

@@ -56,7 +56,7 @@ def write_report(lake: Path, out: Path, *args: str) -> dict:
 @pytest.fixture(scope="module")
 def acme(lake: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("out") / "acme.html"
-    return out, write_report(lake, out, "--tenant", "acme", "--period", MONTH, "--pdf")
+    return out, write_report(lake, out, "--tenant", "acme", "--period", MONTH)  # the PDF too, by default
 
 
 def sums(rows: list[dict], by: tuple[str, ...], value: str) -> dict[tuple, int]:
@@ -105,7 +105,8 @@ def test_cross_tenant_calls_equal_sql(acme: tuple[Path, dict], reference: duckdb
 def test_operations_outside_the_access_window_equal_sql(
     lake: Path, reference: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
-    figures = write_report(lake, tmp_path / "r.html", "--period", MONTH)["figures"]
+    figures = write_report(lake, tmp_path / "r.html", "--period", MONTH, "--no-pdf")["figures"]
+    assert not (tmp_path / "r.pdf").exists()
     expected = reference.execute(
         "SELECT tenant_id, count(*) FROM key_operations WHERE is_primary AND NOT in_tenant_window "
         "AND event_time >= $s::TIMESTAMPTZ AND event_time < $e::TIMESTAMPTZ GROUP BY ALL",
@@ -132,7 +133,7 @@ def test_verify_matches_an_untouched_lake_and_names_a_changed_file(lake: Path, t
     copy = tmp_path / "lake"
     shutil.copytree(lake, copy)
     out = tmp_path / "r.html"
-    write_report(copy, out, "--tenant", "acme", "--period", MONTH)
+    write_report(copy, out, "--tenant", "acme", "--period", MONTH, "--no-pdf")
     verify = ["report", "verify", str(out), "--lake", str(copy)]
     ok = CliRunner().invoke(cli, verify)
     assert ok.exit_code == 0, ok.output
@@ -149,7 +150,7 @@ def test_findings_carry_their_triage_and_a_later_review_shows_in_verify(lake: Pa
     copy = tmp_path / "lake"
     shutil.copytree(lake, copy)
     out = tmp_path / "r.html"
-    before = write_report(copy, out, "--period", MONTH)["figures"]["findings"]
+    before = write_report(copy, out, "--period", MONTH, "--no-pdf")["figures"]["findings"]
     assert before and {f["status"] for f in before} == {"open"}
     target = before[0]["finding_id"]
     review = ["findings", "ack", target, "--note", "asked the provider", "--lake", str(copy), "--tenants", str(TENANTS)]
@@ -157,7 +158,7 @@ def test_findings_carry_their_triage_and_a_later_review_shows_in_verify(lake: Pa
     changed = CliRunner().invoke(cli, ["report", "verify", str(out), "--lake", str(copy), "--tenants", str(TENANTS)])
     assert changed.exit_code == 1 and "figures differ: findings" in changed.output, changed.output
     assert "file added: _findings/" in changed.output
-    after = write_report(copy, tmp_path / "r2.html", "--period", MONTH)["figures"]["findings"]
+    after = write_report(copy, tmp_path / "r2.html", "--period", MONTH, "--no-pdf")["figures"]["findings"]
     reviewed = next(f for f in after if f["finding_id"] == target)
     assert (reviewed["status"], reviewed["status_note"]) == ("acknowledged", "asked the provider")
     assert "asked the provider" in (tmp_path / "r2.html").read_text(encoding="utf-8")
@@ -218,7 +219,7 @@ def test_completeness_follows_the_digest_verification(
     keys.publish("us-east-1", (rsa_key(0), "pkcs1"))
     assert verify(moto_endpoint, lake_dir)[0] == 0
     period = ("--since", "2026-11-20", "--until", "2026-11-21")
-    first = write_report(lake_dir, tmp_path / "first.html", *period)
+    first = write_report(lake_dir, tmp_path / "first.html", *period, "--no-pdf")
     assert {v["verdict"] for v in first["completeness"]} == {"complete"}
     verified = [
         re.match(r"100\.0% of (\d+) KMS events rest on digest-verified", v["reasons"][0]) for v in first["completeness"]
@@ -227,7 +228,7 @@ def test_completeness_follows_the_digest_verification(
     changed = trail.hours[1].logs[0]
     s3.put_object(Bucket=BUCKET, Key=changed, Body=gzip.compress(gzip.decompress(trail.objects[changed][0]) + b" "))
     assert verify(moto_endpoint, lake_dir)[0] == 1
-    second = write_report(lake_dir, tmp_path / "second.html", *period)
+    second = write_report(lake_dir, tmp_path / "second.html", *period, "--no-pdf")
     problem = [re.fullmatch(r"1 file\(s\), (\d) event\(s\): problem", r) for v in second["completeness"]
                for r in v["reasons"]]  # fmt: skip
     assert sum(int(m.group(1)) for m in problem if m) == 3  # the changed file's records (its events' regions)

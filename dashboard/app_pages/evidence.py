@@ -88,9 +88,19 @@ st.caption(
 if f.tenant == data.UNATTRIBUTED:
     st.info("A report covers one tenant or all of them: choose a tenant, or all tenants, in the sidebar.")
 elif st.button("Prepare the report", icon=":material/description:", key="evidence_prepare"):
-    with st.spinner("Computing the figures and hashing the lake files …"):
+    with st.spinner("Computing the figures, hashing the lake files and laying out the PDF …"):
         page = data.period_report(f.start, f.end, f.tenant)
-    name = f"keytrail-report-{f.tenant or 'all'}-{f.start}_{f.end}.html"
-    st.download_button(
-        "Download the report (HTML)", page, name, "text/html", on_click="ignore", icon=":material/download:"
+        pdf = data.report_pdf(page)
+    name = f"keytrail-report-{f.tenant or 'all'}-{f.start}_{f.end}"
+    html_button, pdf_button = st.columns(2)
+    html_button.download_button(
+        "Download the report (HTML)", page, f"{name}.html", "text/html", on_click="ignore", icon=":material/download:"
+    )
+    pdf_button.download_button(
+        "Download the report (PDF)",
+        pdf,
+        f"{name}.pdf",
+        "application/pdf",
+        on_click="ignore",
+        icon=":material/download:",
     )

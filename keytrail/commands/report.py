@@ -33,7 +33,7 @@ def report_scope(tenant: str | None, period: str | None, since: dt.datetime | No
 @click.option("--period", help="A calendar month, YYYY-MM (UTC).")
 @click.option("--tenant", help="Only this tenant (default: every tenant).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write.")
-@click.option("--pdf", is_flag=True, help="Also write the PDF next to the HTML file (same name, .pdf).")
+@click.option("--pdf/--no-pdf", default=True, help="Also write the PDF next to the HTML file (same name, .pdf).")
 @click.option("--tenants", type=click.Path(dir_okay=False), help="Tenants file (default $KEYTRAIL_TENANTS).")
 @lake_option
 @click.pass_context
@@ -48,7 +48,7 @@ def report_command(
     Default file: keytrail-report-TENANT-PERIOD.html. `keytrail report verify FILE` checks it later."""
     if ctx.invoked_subcommand:
         return
-    from analytics.report_html import render, write_pdf  # Altair and vl-convert: only when a report is written
+    from analytics.report_html import pdf_of, render  # Altair and vl-convert: only when a report is written
 
     scope = report_scope(tenant, period, since, until)
     target = out or Path(f"keytrail-report-{tenant or 'all'}-{scope.label}.html")
@@ -60,7 +60,7 @@ def report_command(
     target.write_text(page, encoding="utf-8")
     click.echo(f"Wrote {target}", err=True)
     if pdf:
-        write_pdf(page, target.with_suffix(".pdf"))
+        target.with_suffix(".pdf").write_bytes(pdf_of(page, str(target)))
         click.echo(f"Wrote {target.with_suffix('.pdf')}", err=True)
 
 
