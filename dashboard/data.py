@@ -97,7 +97,17 @@ def _call(lake: str, tenants: str | None, signature: str, name: str, args: tuple
 
 
 def _query(name: str, *args: Any) -> Any:
-    return _call(*_key(), name, args)
+    try:
+        return _call(*_key(), name, args)
+    except Exception as err:
+        if not any(sign in str(err) for sign in GONE):
+            raise
+        _signature.clear()  # files of this snapshot were replaced (a nightly compaction): open the lake anew
+        return _call(*_key(), name, args)
+
+
+# How DuckDB and pyarrow say that a file of the snapshot is gone.
+GONE = ("No such file", "does not exist", "No files found", "Cannot open file")
 
 
 def clear() -> None:

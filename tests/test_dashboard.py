@@ -24,7 +24,9 @@ from analytics import connect
 from analytics.anomalies import find_anomalies
 from analytics.rollups import ROLLUPS, compute_rollups, refresh_rollups, rollups_fresh
 from dashboard.charts import SEVERITY_COLORS
+from ingest.lake.compact import compact_lake
 from ingest.lake.schema import TRAIL_VERIFICATION
+from ingest.lake.state import IngestState
 from ingest.lake.store import Lake
 from keytrail.cli import cli
 from keytrail.commands.dashboard import dashboard_env, streamlit_command
@@ -607,3 +609,22 @@ def test_the_evidence_page_for_a_tenant_puts_its_streams_first_and_offers_its_re
         "Download the report (HTML)",
         "Download the report (PDF)",
     ]
+
+
+def test_a_compaction_under_an_open_dashboard_is_read_anew(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, tmp_path: Path
+) -> None:
+    """The nightly job compacts a day's files into one and removes them while the dashboard still holds a snapshot
+    that names them: the next page that reads that day opens the lake again instead of failing."""
+    lake = Path(shutil.copytree(sample_lake, tmp_path / "lake"))
+    at = app(monkeypatch, lake).switch_page("app_pages/keys.py").run()
+    at.selectbox(key="keys_key").set_value(ACME_KEY).run()
+    store = Lake(lake)
+    day = dt.date(2026, 11, 20)
+    before = store.files("kms_events", day)
+    compact_lake(store, IngestState(store.state_dir / "ingest.sqlite"), "compact-test", min_files=1)  # renames all
+    assert not any(f.exists() for f in before)
+    at.selectbox(key="keys_day").set_value(day).run()
+    assert not at.exception, [e.message for e in at.exception]
+    calls = next(df.value for df in at.dataframe if "outcome" in df.value.columns)
+    assert len(calls) > 0
