@@ -33,3 +33,8 @@ CREATE OR REPLACE MACRO verification_of(status, signature_checked) AS
         WHEN status = 'valid' THEN 'hash only'
         ELSE 'problem'
     END;
+
+-- newest_verdicts(): the newest verdict on each object a trail verification has checked (digest or log file; a
+-- later run's verdict replaces an earlier one). The Data health page, the report and the Evidence page read it.
+CREATE OR REPLACE MACRO newest_verdicts() AS TABLE
+    SELECT * FROM trail_verification QUALIFY checked_at = max(checked_at) OVER (PARTITION BY object_key);

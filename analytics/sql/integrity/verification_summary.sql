@@ -1,11 +1,6 @@
 /* One row per account and region that a verification has seen, from the newest verdicts (the newest run that
    checked each object): hours with a digest, valid digests and log files, problems, whether every digest's
    signature was checked, and when it was last verified. Most problems first. */
-WITH latest AS (
-    SELECT *
-    FROM trail_verification
-    QUALIFY checked_at = max(checked_at) OVER (PARTITION BY object_key)
-)
 SELECT
     account_id,
     region,
@@ -16,6 +11,6 @@ SELECT
     coalesce(bool_and(signature_checked) FILTER (
         WHERE object_kind = 'digest' AND status IN ('valid', 'signature_unchecked')), false) AS signatures_checked,
     max(checked_at) AS last_verified
-FROM latest
+FROM newest_verdicts()
 GROUP BY ALL
 ORDER BY problems DESC, account_id, region

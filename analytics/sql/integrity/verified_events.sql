@@ -2,18 +2,12 @@
    'verified' (its digest's signature and its SHA-256 checked out), 'hash only' (SHA-256 checked out, but the
    digest had no signature to check: a copy outside S3), 'problem' (modified, missing, or no valid digest lists
    it) or 'not verified' (no verification has seen the file yet). */
-WITH verdicts AS (
-    SELECT object_key, status, signature_checked
-    FROM trail_verification
-    WHERE object_kind = 'log_file'
-    QUALIFY checked_at = max(checked_at) OVER (PARTITION BY object_key)
-)
 SELECT
     e.event_date AS day,
     verification_of(v.status, v.signature_checked) AS verification,
     count(*) AS events
 FROM kms_events AS e
-LEFT JOIN verdicts AS v ON v.object_key = e.source_object
+LEFT JOIN newest_verdicts() AS v ON v.object_key = e.source_object AND v.object_kind = 'log_file'
 WHERE e.event_date BETWEEN $start AND $end
 GROUP BY ALL
 ORDER BY day, verification
