@@ -150,3 +150,25 @@ def test_the_stored_signature_follows_the_backing_keys_not_new_context_values(tm
     write_events(tmp_path / "lake", kms=[create_key("262201")])
     con = connect(tmp_path / "lake", tmp_path / "tenants.toml", memory_limit="500MB")
     assert basis(con, "attributed_usage") != before
+
+
+def test_s3_bucket_keys_name_the_bucket_not_the_object(tmp_path: Path) -> None:
+    """With an S3 Bucket Key, S3's calls to KMS carry the bucket's ARN as `aws:s3:arn`, not the object's (AWS S3
+    User Guide, "Configuring your bucket to use an S3 Bucket Key"): a tenant's rule names both, and a bucket whose
+    name only starts the same stays out."""
+    tenants = """
+[[tenant]]
+id = "acme"
+encryption_context = { "aws:s3:arn" = ["arn:aws:s3:::acme-data", "arn:aws:s3:::acme-data/*"] }
+"""
+    s3 = {"identity_type": "AWSService", "principal_arn": None, "invoked_by": "s3.amazonaws.com"}
+    kms = [
+        kms_row("GenerateDataKey", event_id="object", encryption_context={"aws:s3:arn": "arn:aws:s3:::acme-data/r/1"}),
+        kms_row("GenerateDataKey", event_id="bucket-key", encryption_context={"aws:s3:arn": "arn:aws:s3:::acme-data"}),
+        kms_row("Decrypt", event_id="lookalike", encryption_context={"aws:s3:arn": "arn:aws:s3:::acme-data-archive"}),
+    ]
+    write_events(tmp_path / "lake", kms=[{**row, **s3} for row in kms], hsm=[])
+    (tmp_path / "tenants.toml").write_text(tenants)
+    con = connect(tmp_path / "lake", tmp_path / "tenants.toml", memory_limit="500MB")
+    got = dict(con.sql("SELECT event_id, tenant_id FROM key_operations").fetchall())
+    assert got == {"object": "acme", "bucket-key": "acme", "lookalike": None}
