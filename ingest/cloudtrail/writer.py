@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ingest.cloudtrail.access import land_access
 from ingest.cloudtrail.salvage import salvage
 from ingest.faults import crash_point
 from ingest.lake.schema import KMS_EVENTS
@@ -236,6 +237,7 @@ class KmsLakeWriter:
         )
         self._quarantine_conflicts()
         self._write_fresh()
+        land_access(self.con, self.lake, f"{self.run_id}-{self.batch_no}", self.floor)  # docs/access.md
         crash_point("written")
         bad = self.con.execute(
             "SELECT source_object, record_index, reason, raw FROM parsed WHERE reason IS NOT NULL"

@@ -1,0 +1,173 @@
+"""Access events (docs/access.md): the CloudTrail records that open or close a path to the keys land in
+`access_events` once, typed; the `access_timeline` view ties each path to a tenant with its opening and closing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from analytics import connect
+from ingest.lake.schema import ACCESS_EVENTS
+from ingest.lake.store import Lake
+from keytrail.cli import cli
+from tests import accessrecords as a
+from tests.trailfiles import write_trail
+
+TENANTS = """
+[settings]
+hsm_security_groups = ["sg-0123456789abcdef0"]
+
+[[tenant]]
+id = "acme"
+name = "Acme"
+accounts = ["444455556666"]
+vpc_cidrs = ["10.8.0.0/16"]
+hsm_users = ["acme_cu"]
+custom_key_stores = ["cks-1234567890abcdef0"]
+revoked_at = 2026-11-20T00:00:00Z
+
+[[tenant]]
+id = "other"
+name = "Other"
+accounts = ["999988887777"]
+"""
+POLICY_KEY = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def records() -> list[dict[str, Any]]:
+    """Each path opened in early November and closed on 20 November, one record of each documented kind."""
+    return [
+        a.create_peering("2026-11-01T10:00:00Z", "pcx-create"),
+        a.delete_peering("2026-11-20T10:00:00Z", "pcx-delete"),
+        a.authorize_ingress("2026-11-01T10:05:00Z", "sg-open", "10.8.4.0/24"),
+        a.revoke_ingress("2026-11-20T10:05:00Z", "sg-close", rule="sgr-0a1b2c3d4e5f60001"),
+        a.authorize_ingress("2026-11-01T10:06:00Z", "sg-other", "172.16.0.0/12", rule="sgr-0a1b2c3d4e5f60002"),
+        a.tgw_attachment("2026-11-02T10:00:00Z", "tgw-create", "CreateTransitGatewayVpcAttachment"),
+        a.create_cluster("2026-10-01T09:00:00Z", "cluster-create"),
+        a.hsm_call("2026-10-01T10:00:00Z", "hsm-create", "CreateHsm"),
+        a.kms_doc(
+            "CreateGrant",
+            "2026-11-03T10:00:00Z",
+            "grant-open",
+            granteePrincipal="arn:aws:iam::444455556666:role/acme-app",
+        ),
+        retire(a.kms_doc("RetireGrant", "2026-11-20T10:10:00Z", "grant-close")),
+        a.kms_doc(
+            "PutKeyPolicy",
+            "2026-11-03T11:00:00Z",
+            "policy-open",
+            policy=a.key_policy("arn:aws:iam::444455556666:role/acme-app"),
+        ),
+        a.kms_doc("PutKeyPolicy", "2026-11-20T10:15:00Z", "policy-close", policy=a.key_policy()),
+        a.kms_doc("ConnectCustomKeyStore", "2026-11-03T12:00:00Z", "cks-open"),
+        a.kms_doc("DisconnectCustomKeyStore", "2026-11-20T10:20:00Z", "cks-close"),
+    ]
+
+
+def retire(rec: dict[str, Any]) -> dict[str, Any]:
+    """The documentation's RetireGrant retires another grant than its CreateGrant made: retire that one."""
+    created = a.kms_doc("CreateGrant", "", "")["responseElements"]["grantId"]
+    return {**rec, "additionalEventData": {"grantId": created}}
+
+
+@pytest.fixture
+def lake(tmp_path: Path, lake_dir: Path) -> Path:
+    recs = records()
+    write_trail(tmp_path / "trail" / "one.json.gz", recs)
+    result = CliRunner().invoke(cli, ["ingest", "cloudtrail", str(tmp_path / "trail"), "--lake", str(lake_dir)])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "tenants.toml").write_text(TENANTS)
+    return lake_dir
+
+
+def access_events(lake: Path) -> list[dict[str, Any]]:
+    files = [str(f) for f in Lake(lake).files("access_events")]
+    rel = duckdb.sql("SELECT * FROM read_parquet($f) ORDER BY event_time, event_id", params={"f": files})
+    return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+
+
+def test_each_documented_kind_lands_typed_once(lake: Path, tmp_path: Path) -> None:
+    rows = access_events(lake)
+    assert [r["event_id"] for r in rows] == [
+        "cluster-create",
+        "hsm-create",
+        "pcx-create",
+        "sg-open",
+        "sg-other",
+        "tgw-create",
+        "grant-open",
+        "policy-open",
+        "cks-open",
+        "pcx-delete",
+        "sg-close",
+        "grant-close",
+        "policy-close",
+        "cks-close",
+    ]
+    by_id = {r["event_id"]: r for r in rows}
+    assert by_id["pcx-create"]["path_id"] == "pcx-1a2b3c4d" and by_id["pcx-create"]["peer_account_id"] == a.PROVIDER
+    assert by_id["sg-open"]["cidrs"] == ["10.8.4.0/24"] and by_id["sg-open"]["rule_ids"] == ["sgr-0a1b2c3d4e5f60001"]
+    assert by_id["sg-close"]["cidrs"] == [] and by_id["sg-close"]["action"] == "close"
+    assert by_id["cluster-create"]["security_group_id"] == "sg-0123456789abcdef0"
+    assert sorted(by_id["policy-open"]["policy_principals"]) == [
+        f"arn:aws:iam::{a.OWNER}:root",
+        "arn:aws:iam::444455556666:role/acme-app",
+    ]
+    assert by_id["tgw-create"]["path_id"] == "tgw-attach-0a1b2c3d4e5f6a7b8"
+    assert by_id["grant-close"]["grant_id"] == by_id["grant-open"]["grant_id"]
+    assert all(r["source_object"].endswith("one.json.gz") for r in rows)
+    assert Lake(lake).files("access_events")[0].parent.name.startswith("event_date=")
+    import pyarrow.parquet as pq
+
+    assert pq.read_schema(Lake(lake).files("access_events")[0]).names == ACCESS_EVENTS.names
+    # a rerun of the same files (a copy under another name: the state does not know it) lands nothing twice
+    write_trail(tmp_path / "again" / "copy.json.gz", records())
+    result = CliRunner().invoke(cli, ["ingest", "cloudtrail", str(tmp_path / "again"), "--lake", str(lake)])
+    assert result.exit_code == 0, result.output
+    assert len(access_events(lake)) == len(rows)
+
+
+def test_timeline_opens_and_closes_each_path_of_the_tenant(lake: Path, tmp_path: Path) -> None:
+    con = connect(lake, tenants=tmp_path / "tenants.toml")
+    rows = con.sql(
+        """SELECT path_kind, path, strftime(opened_at, '%m-%d') AS opened, strftime(closed_at, '%m-%d') AS closed,
+                  is_open, evidence FROM access_timeline WHERE tenant_id = 'acme' ORDER BY path_kind, path"""
+    ).fetchall()
+    assert rows == [
+        ("custom_key_store", "cks-1234567890abcdef0", "11-03", "11-20", False, ["cks-open", "cks-close"]),
+        ("key_policy", POLICY_KEY, "11-03", "11-20", False, ["policy-open", "policy-close"]),
+        ("kms_grant", rows[2][1], "11-03", "11-20", False, ["grant-open", "grant-close"]),
+        ("security_group", "sg-0123456789abcdef0: 10.8.4.0/24", "11-01", "11-20", False, ["sg-open", "sg-close"]),
+        ("transit_gateway", "tgw-attach-0a1b2c3d4e5f6a7b8", "11-02", None, True, ["tgw-create"]),
+        ("vpc_peering", "pcx-1a2b3c4d", "11-01", "11-20", False, ["pcx-create", "pcx-delete"]),
+    ]
+    assert not con.sql("SELECT * FROM access_timeline WHERE tenant_id = 'other'").fetchall()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('vpc_cidrs = ["10.8.0.0/40"]', "tenants.toml:4: tenant #1: vpc_cidrs: '10.8.0.0/40' is not an IPv4 or IPv6"),
+        ('peering_ids = ["pcx-12"]', "tenants.toml:4: tenant #1: peering_ids: 'pcx-12' is not a VPC peering"),
+    ],
+)
+def test_bad_access_fields_name_line_and_fix(line: str, message: str) -> None:
+    from analytics.tenants import parse_tenants
+    from ingest.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(")):
+        parse_tenants(f'[[tenant]]\nid = "acme"\nname = "Acme"\n{line}\n')
+
+
+def test_bad_hsm_security_group_setting_is_refused() -> None:
+    from analytics.tenants import parse_tenants
+    from ingest.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r'tenants.toml:2: \[settings\]: hsm_security_groups: .*"sg-0123456789abcdef0"'
+    ):
+        parse_tenants('[settings]\nhsm_security_groups = ["sg-x"]\n')
