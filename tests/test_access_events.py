@@ -171,3 +171,25 @@ def test_bad_hsm_security_group_setting_is_refused() -> None:
         ConfigError, match=r'tenants.toml:2: \[settings\]: hsm_security_groups: .*"sg-0123456789abcdef0"'
     ):
         parse_tenants('[settings]\nhsm_security_groups = ["sg-x"]\n')
+
+
+def test_access_command_lists_the_tenants_paths(lake: Path, tmp_path: Path) -> None:
+    tenants = str(tmp_path / "tenants.toml")
+    result = CliRunner().invoke(
+        cli, ["access", "--tenant", "acme", "--lake", str(lake), "--tenants", tenants, "-o", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["path_kind"], r["state"]) for r in rows] == [
+        ("vpc_peering", "closed"),
+        ("security_group", "closed"),
+        ("transit_gateway", "open"),
+        ("kms_grant", "closed"),
+        ("key_policy", "closed"),
+        ("custom_key_store", "closed"),
+    ]
+    assert rows[0]["evidence"] == "pcx-create pcx-delete" and rows[0]["closed_by"] == a.ADMIN["arn"]
+    unknown = CliRunner().invoke(cli, ["access", "--tenant", "nobody", "--lake", str(lake), "--tenants", tenants])
+    assert unknown.exit_code == 2 and "unknown tenant 'nobody'" in unknown.output
