@@ -101,7 +101,7 @@ episodes AS (
                         AS starts
           FROM changes WINDOW w AS (PARTITION BY tenant_id, path_kind, path ORDER BY event_time, event_id))
 )
-SELECT tenant_id, path_kind, path, min(detail) AS detail,
+SELECT tenant_id, path_kind, path, coalesce(arg_min(detail, event_time) FILTER (action = 'open'), min(detail)) AS detail,
        min(event_time) FILTER (action = 'open') AS opened_at,
        arg_min(who, event_time) FILTER (action = 'open') AS opened_by,
        CASE WHEN arg_max(action, (event_time, event_id)) = 'close' THEN max(event_time) END AS closed_at,
