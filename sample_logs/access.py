@@ -234,12 +234,14 @@ def night_rule(gen: Generator, ts: float) -> None:
 
 def hsm_day(gen: Generator, entries: list[list[Any]], dname: str, ds: float, weekday: bool) -> None:
     """oscorp's crypto user: created by the crypto officer on 10-30, used on weekdays until 11-16, deleted on 11-18. The
-    entries are marked (an 11th item) so that the generator numbers them from the access stream too."""
+    entries are marked (`"access"` in their 11th item) so that the generator numbers them from the access stream too."""
     first = len(entries)
     with gen.access_stream():
         oscorp_entries(gen, entries, dname, ds, weekday)
     for e in entries[first:]:
-        e.append(True)
+        if len(e) == 10:
+            e.append({})
+        e[10]["access"] = True
 
 
 def oscorp_entries(gen: Generator, entries: list[list[Any]], dname: str, ds: float, weekday: bool) -> None:

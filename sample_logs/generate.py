@@ -1235,9 +1235,11 @@ class Generator:
     def hsm_user_op(self, entries: list[list[Any]], s: dict[str, Any], t: float, op: str, user: str, utype: str,
                     tag: list[str]) -> None:  # fmt: skip
         tenant = next((x["id"] for x in TENANTS if user in x["hsm_users"]), "")
+        # the entry names the user acted on; who called is the session's user (the crypto officer: nobody's)
+        caller = {} if s["user"] == user else {"caller": s["tenant"]}
         for i in range(len(HSMS)):
             entries.append([t + i * 0.009, i, op, s["cmd"][i], OK, "user", (user, utype), tenant,
-                            "hsm_user" if tenant else "", tag])  # fmt: skip
+                            "hsm_user" if tenant else "", tag, dict(caller)])  # fmt: skip
 
     def kmsuser(self, entries: list[list[Any]], t: float, kind: str, handle: int, tag: list[str] | None = None) -> None:
         """What KMS does in the cluster as the kmsuser CU for a custom key store operation."""
@@ -1314,13 +1316,14 @@ class Generator:
                 eid = f"{hsm}:{rc}:{seq}"
                 msg = self.format_entry(e, seq, rc, sep)
                 ms = int(round(e[0] * 1_000_000)) // 1000
-                rng = self.access_rng if len(e) > 10 else self.rng  # access.hsm_day marks its entries
+                extra = e[10] if len(e) > 10 else {}  # "access": from access.hsm_day; "caller": who called
+                rng = self.access_rng if extra.get("access") else self.rng
                 lines.append(json.dumps({
                     "logStreamName": hsm, "timestamp": ms, "message": msg,
                     "ingestionTime": ms + rng.randrange(300, 2500),
                     "eventId": str(rng.getrandbits(180)).rjust(56, "0")[:56],
                 }))  # fmt: skip
-                caller = e[7] if e[8] in ("hsm_user", "hsm_session") else ""
+                caller = extra.get("caller", e[7] if e[8] in ("hsm_user", "hsm_session") else "")
                 self.attr_writer.writerow(["cloudhsm", eid, e[7], e[8], caller])
                 if e[9] is not None and eid not in e[9]:
                     e[9].append(eid)
