@@ -80,6 +80,7 @@ def lake(tmp_path: Path, lake_dir: Path) -> Path:
     write_trail(tmp_path / "trail" / "one.json.gz", recs)
     result = CliRunner().invoke(cli, ["ingest", "cloudtrail", str(tmp_path / "trail"), "--lake", str(lake_dir)])
     assert result.exit_code == 0, result.output
+    assert "14 of the records open or close a path to the keys: kept in access_events." in result.output
     (tmp_path / "tenants.toml").write_text(TENANTS)
     return lake_dir
 
@@ -129,6 +130,7 @@ def test_each_documented_kind_lands_typed_once(lake: Path, tmp_path: Path) -> No
     result = CliRunner().invoke(cli, ["ingest", "cloudtrail", str(tmp_path / "again"), "--lake", str(lake)])
     assert result.exit_code == 0, result.output
     assert len(access_events(lake)) == len(rows)
+    assert "path to the keys" not in result.output  # nothing new landed
 
 
 def test_timeline_opens_and_closes_each_path_of_the_tenant(lake: Path, tmp_path: Path) -> None:
@@ -193,3 +195,26 @@ def test_access_command_lists_the_tenants_paths(lake: Path, tmp_path: Path) -> N
     assert rows[0]["evidence"] == "pcx-create pcx-delete" and rows[0]["closed_by"] == a.ADMIN["arn"]
     unknown = CliRunner().invoke(cli, ["access", "--tenant", "nobody", "--lake", str(lake), "--tenants", tenants])
     assert unknown.exit_code == 2 and "unknown tenant 'nobody'" in unknown.output
+
+
+def test_an_access_record_that_cannot_land_is_quarantined_with_its_text(tmp_path: Path, lake_dir: Path) -> None:
+    broken = a.create_peering("2026-11-01T10:00:00Z", "x")
+    del broken["eventID"]
+    late = a.delete_peering("20 Nov 2026", "pcx-delete")  # not the time CloudTrail writes
+    write_trail(
+        tmp_path / "t" / "bad.json.gz", [broken, late, a.authorize_ingress("2026-11-01T10:05:00Z", "ok", "10.8.0.0/16")]
+    )
+    result = CliRunner().invoke(cli, ["ingest", "cloudtrail", str(tmp_path / "t"), "--lake", str(lake_dir)])
+    assert result.exit_code == 3, result.output  # something was quarantined
+    assert "1 non-KMS records skipped (1 ec2.amazonaws.com), 2 quarantined" in result.output
+    files = [str(f) for f in (lake_dir / "_quarantine").glob("*.parquet")]
+    rows = duckdb.sql(
+        "SELECT table_name, source_object, record_index, reason, raw FROM read_parquet($f) ORDER BY ALL",
+        params={"f": files},
+    ).fetchall()
+    assert [(r[0], r[2], r[3]) for r in rows if r[1].endswith("bad.json.gz")] == [
+        ("access_events", 0, "missing required field eventID"),
+        ("access_events", 1, 'eventTime "20 Nov 2026" is not an ISO 8601 time'),
+    ]
+    assert all('"eventName":"CreateVpcPeeringConnection"' in r[4] for r in rows if r[2] == 0)
+    assert [r["event_id"] for r in access_events(lake_dir)] == ["ok"]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
@@ -18,6 +21,9 @@ import pyarrow.compute as pc
 
 from ingest.lake.schema import ACCESS_EVENTS
 from ingest.lake.store import Lake, quarantine_rows
+
+if TYPE_CHECKING:
+    from ingest.cloudtrail.writer import BatchResult
 
 SQL_DIR = Path(__file__).parent / "sql"
 TABLE = "access_events"
@@ -33,14 +39,31 @@ EVENT_NAMES = (
 )  # fmt: skip
 
 
+@dataclass
+class Landed:
+    """What one batch gave access_events: events written, and records quarantined per (source object, source)."""
+
+    events: int = 0
+    quarantined: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def count_into(self, result: BatchResult) -> None:
+        """Add to the batch's counts: a quarantined access record was counted as a skipped non-KMS record."""
+        result.access_events += self.events
+        for (source_object, event_source), n in self.quarantined.items():
+            counts = result.counts[source_object]
+            counts.quarantined, counts.skipped = counts.quarantined + n, counts.skipped - n
+            result.skipped_sources[event_source] -= n
+            result.skipped_sources += Counter()  # drop a source whose count fell to 0
+
+
 @functools.cache
 def load_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
-def land_access(con: duckdb.DuckDBPyConnection, lake: Lake, tag: str, floor: dt.date | None) -> int:
-    """Write the access events among `parsed` (the writer's batch) that the lake does not hold yet, quarantine
-    the ones that cannot land (with the reason), and return how many landed."""
+def land_access(con: duckdb.DuckDBPyConnection, lake: Lake, tag: str, floor: dt.date | None) -> Landed:
+    """Write the access events among `parsed` (the writer's batch) that the lake does not hold yet, and quarantine
+    the ones that cannot land (with the reason and their text)."""
     rows = access_rows(con)
     bad = rows.filter(pc.invert(pc.is_null(rows.column("reason"))))
     lake.write_quarantine(quarantine_rows(TABLE, iter(_bad_records(con, bad))), tag)
@@ -49,7 +72,8 @@ def land_access(con: duckdb.DuckDBPyConnection, lake: Lake, tag: str, floor: dt.
     for day in sorted(set(fresh.column("event_date").to_pylist())):
         part = fresh.filter(pc.equal(fresh.column("event_date"), day)).select(ACCESS_EVENTS.names)
         lake.write_partition(TABLE, day, part, tag)
-    return int(fresh.num_rows)
+    sources = zip(bad.column("source_object").to_pylist(), bad.column("event_source").to_pylist(), strict=True)
+    return Landed(int(fresh.num_rows), Counter(sources))
 
 
 def access_rows(con: duckdb.DuckDBPyConnection) -> pa.Table:
