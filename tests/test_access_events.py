@@ -218,3 +218,79 @@ def test_an_access_record_that_cannot_land_is_quarantined_with_its_text(tmp_path
     ]
     assert all('"eventName":"CreateVpcPeeringConnection"' in r[4] for r in rows if r[2] == 0)
     assert [r["event_id"] for r in access_events(lake_dir)] == ["ok"]
+
+
+def typed(*recs: dict[str, Any]) -> list[dict[str, Any]]:
+    import json
+
+    from ingest.cloudtrail.access import parse_access_records
+
+    return parse_access_records([json.dumps(r) for r in recs]).to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (a.accept_peering("2026-11-01T11:00:00Z", "e"),
+         {"path_kind": "vpc_peering", "action": "open", "path_id": "pcx-1a2b3c4d", "peer_account_id": a.OWNER,
+          "cidrs": ["10.0.0.0/16"]}),  # the accepter's copy: the peer is the requester
+        (a.delete_peering("2026-11-02T11:00:00Z", "e", name="RejectVpcPeeringConnection"),
+         {"path_kind": "vpc_peering", "action": "close", "path_id": "pcx-1a2b3c4d"}),
+        (a.tgw_attachment("2026-11-02T11:00:00Z", "e", "AcceptTransitGatewayVpcAttachment"),
+         {"path_kind": "transit_gateway", "action": "open", "path_id": "tgw-attach-0a1b2c3d4e5f6a7b8"}),
+        (a.tgw_attachment("2026-11-02T11:00:00Z", "e", "DeleteTransitGatewayVpcAttachment"),
+         {"path_kind": "transit_gateway", "action": "close", "path_id": "tgw-attach-0a1b2c3d4e5f6a7b8"}),
+        (a.revoke_ingress("2026-11-02T11:00:00Z", "e", cidr="10.8.4.0/24"),
+         {"path_kind": "security_group", "action": "close", "cidrs": ["10.8.4.0/24"], "rule_ids": []}),
+        (a.modify_rule("2026-11-02T11:00:00Z", "e", "sgr-1", "10.9.0.0/16"),
+         {"path_kind": "security_group", "action": "change", "cidrs": ["10.9.0.0/16"], "rule_ids": ["sgr-1"],
+          "security_group_id": "sg-0123456789abcdef0"}),
+        (a.hsm_call("2026-11-02T11:00:00Z", "e", "DeleteHsm"),
+         {"path_kind": "cloudhsm", "action": "close", "path_id": "cluster-igklspoyj5v", "hsm_id": "hsm-ip2ghr6bvzj"}),
+        (a.hsm_call("2026-11-02T11:00:00Z", "e", "DeleteCluster"),
+         {"path_kind": "cloudhsm", "action": "close", "path_id": "cluster-igklspoyj5v"}),
+        (a.kms_doc("RevokeGrant", "2026-11-02T11:00:00Z", "e"),
+         {"path_kind": "kms_grant", "action": "close",
+          "grant_id": "abcde1237f76e4ba7987489ac329fbfba6ad343d6f7075dbd1ef191f0120514a"}),
+        (a.kms_doc("CreateKey", "2026-11-02T11:00:00Z", "e", policy=a.key_policy("444455556666")),
+         {"path_kind": "key_policy", "action": "change"}),
+        (a.kms_doc("CreateCustomKeyStore", "2026-11-02T11:00:00Z", "e"),
+         {"path_kind": "custom_key_store", "action": "change", "path_id": "cks-1234567890abcdef0",
+          "cluster_id": "cluster-1a23b4cdefg"}),
+        (a.kms_doc("DeleteCustomKeyStore", "2026-11-02T11:00:00Z", "e"),
+         {"path_kind": "custom_key_store", "action": "close", "path_id": "cks-1234567890abcdef0"}),
+    ],
+)  # fmt: skip
+def test_each_documented_shape_is_typed(record: dict[str, Any], expected: dict[str, Any]) -> None:
+    (row,) = typed(record)
+    assert {k: row[k] for k in expected} == expected
+    assert row["reason"] is None and row["success"]
+
+
+def test_records_that_open_no_path_give_no_row() -> None:
+    plain_key = a.kms_doc("CreateKey", "2026-11-02T11:00:00Z", "e")  # no policy parameter: the default policy
+    decrypt = a.kms_doc("Decrypt", "2026-11-02T11:00:00Z", "d")
+    describe = a.record("ec2.amazonaws.com", "DescribeVpcs", "2026-11-02T11:00:00Z", "v", None, None)
+    assert typed(plain_key, decrypt, describe) == []
+
+
+def test_a_rule_modified_then_revoked_by_id_closes_the_cidr_it_had_last(tmp_path: Path, lake_dir: Path) -> None:
+    recs = [
+        a.authorize_ingress("2026-11-01T10:00:00Z", "open", "10.8.4.0/24", rule="sgr-1"),
+        a.modify_rule("2026-11-05T10:00:00Z", "widen", "sgr-1", "10.8.0.0/16"),
+        a.revoke_ingress("2026-11-20T10:00:00Z", "close", rule="sgr-1"),
+    ]
+    write_trail(tmp_path / "t" / "sg.json.gz", recs)
+    assert (
+        CliRunner().invoke(cli, ["ingest", "cloudtrail", str(tmp_path / "t"), "--lake", str(lake_dir)]).exit_code == 0
+    )
+    (tmp_path / "tenants.toml").write_text(TENANTS)
+    con = connect(lake_dir, tenants=tmp_path / "tenants.toml")
+    rows = con.sql(
+        "SELECT path, strftime(opened_at, '%m-%d'), strftime(closed_at, '%m-%d'), evidence FROM access_timeline "
+        "ORDER BY path"
+    ).fetchall()
+    assert rows == [
+        ("sg-0123456789abcdef0: 10.8.0.0/16", "11-05", "11-20", ["widen", "close"]),
+        ("sg-0123456789abcdef0: 10.8.4.0/24", "11-01", "11-05", ["open", "widen"]),
+    ]

@@ -17,25 +17,24 @@ hsm_groups AS (
     UNION SELECT unnest(hsm_security_groups) FROM settings
 ),
 -- security-group rules, one row per (group, CIDR) change; a rule revoked or modified by its id takes the CIDR
--- the rule was created with
+-- it had just before (from its authorization or its last modification)
 sg_rules AS (
     SELECT event_time, event_id, principal_arn, action, security_group_id AS sg, cidrs, rule_ids,
            CASE WHEN len(cidrs) = len(rule_ids) THEN list_zip(rule_ids, cidrs) END AS pairs
     FROM ok WHERE path_kind = 'security_group' AND security_group_id IN (SELECT sg FROM hsm_groups)
 ),
-rule_cidr AS (
-    SELECT p[1] AS rule_id, arg_min(p[2], event_time) AS cidr
-    FROM (SELECT event_time, unnest(pairs) AS p FROM sg_rules WHERE action = 'open') GROUP BY ALL
+rule_cidrs AS (
+    SELECT event_time, p[1] AS rule_id, p[2] AS cidr
+    FROM (SELECT event_time, unnest(pairs) AS p FROM sg_rules WHERE action IN ('open', 'change'))
 ),
 sg_changes AS (
     SELECT event_time, event_id, principal_arn, action, sg, unnest(cidrs) AS cidr FROM sg_rules
-    WHERE action IN ('open', 'close') OR action = 'change'
     UNION ALL
-    -- revoked or modified by rule id: the rule's earlier CIDR closes
+    -- revoked or modified by rule id: the rule's CIDR before this call closes
     SELECT s.event_time, s.event_id, s.principal_arn, 'close', s.sg, r.cidr
     FROM (SELECT *, unnest(rule_ids) AS rule_id FROM sg_rules WHERE action IN ('close', 'change')) s
-    JOIN rule_cidr r USING (rule_id)
-    WHERE r.cidr IS NOT NULL AND (s.action = 'change' OR len(s.cidrs) = 0)
+    ASOF JOIN rule_cidrs r ON s.rule_id = r.rule_id AND s.event_time > r.event_time
+    WHERE s.action = 'change' OR len(s.cidrs) = 0
 ),
 changes AS (
     SELECT t.tenant_id, 'security_group' AS path_kind, c.sg || ': ' || c.cidr AS path,

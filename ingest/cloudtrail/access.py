@@ -87,6 +87,23 @@ def access_rows(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return con.sql(load_sql("access_rows")).to_arrow_table()
 
 
+def parse_access_records(texts: list[str], source_object: str = "<memory>") -> pa.Table:
+    """The access_events columns (and `reason`) of CloudTrail records given as JSON texts; the other records give
+    no row. Pure and in memory: the same SQL the ingest runs, for tests, notebooks and debugging."""
+    from ingest.cloudtrail.writer import load_sql as load_writer_sql
+    from ingest.cloudtrail.writer import records_table
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("incoming", records_table(source_object, enumerate(texts)))
+        con.execute("CREATE TEMP VIEW records AS SELECT *, true AS well_formed FROM incoming")
+        con.execute(f"CREATE TEMP TABLE parsed AS {load_writer_sql('kms_rows')}")
+        return access_rows(con)
+    finally:
+        con.close()
+
+
 def _bad_records(con: duckdb.DuckDBPyConnection, bad: pa.Table) -> list[tuple[str, int | None, str, str | None]]:
     """(source_object, record_index, reason, original text) of the access records that cannot land."""
     if bad.num_rows == 0:
