@@ -13,7 +13,7 @@ import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -21,9 +21,6 @@ import pyarrow.compute as pc
 
 from ingest.lake.schema import ACCESS_EVENTS
 from ingest.lake.store import Lake, quarantine_rows
-
-if TYPE_CHECKING:
-    from ingest.cloudtrail.writer import BatchResult
 
 SQL_DIR = Path(__file__).parent / "sql"
 TABLE = "access_events"
@@ -39,6 +36,14 @@ EVENT_NAMES = (
 )  # fmt: skip
 
 
+class BatchCounts(Protocol):
+    """The writer's per-batch counts (writer.BatchResult), as far as access events change them."""
+
+    counts: dict[str, Any]
+    skipped_sources: Counter[str]
+    access_events: int
+
+
 @dataclass
 class Landed:
     """What one batch gave access_events: events written, and records quarantined per (source object, source)."""
@@ -46,7 +51,7 @@ class Landed:
     events: int = 0
     quarantined: Counter[tuple[str, str]] = field(default_factory=Counter)
 
-    def count_into(self, result: BatchResult) -> None:
+    def count_into(self, result: BatchCounts) -> None:
         """Add to the batch's counts: a quarantined access record was counted as a skipped non-KMS record."""
         result.access_events += self.events
         for (source_object, event_source), n in self.quarantined.items():
@@ -90,15 +95,15 @@ def access_rows(con: duckdb.DuckDBPyConnection) -> pa.Table:
 def parse_access_records(texts: list[str], source_object: str = "<memory>") -> pa.Table:
     """The access_events columns (and `reason`) of CloudTrail records given as JSON texts; the other records give
     no row. Pure and in memory: the same SQL the ingest runs, for tests, notebooks and debugging."""
-    from ingest.cloudtrail.writer import load_sql as load_writer_sql
-    from ingest.cloudtrail.writer import records_table
-
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.register("incoming", records_table(source_object, enumerate(texts)))
+        incoming = pa.table(
+            {"source_object": [source_object] * len(texts), "record_index": range(len(texts)), "rec": texts}
+        )
+        con.register("incoming", incoming)
         con.execute("CREATE TEMP VIEW records AS SELECT *, true AS well_formed FROM incoming")
-        con.execute(f"CREATE TEMP TABLE parsed AS {load_writer_sql('kms_rows')}")
+        con.execute(f"CREATE TEMP TABLE parsed AS {load_sql('kms_rows')}")  # the writer's parse, beside this file
         return access_rows(con)
     finally:
         con.close()
