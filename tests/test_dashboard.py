@@ -261,7 +261,7 @@ def test_sql_page_runs_read_only_queries(monkeypatch: pytest.MonkeyPatch, sample
     at.text_area(key="sql_text").input("SELECT tenant_id, count(*) AS n FROM key_operations GROUP BY 1")
     at.button[0].click().run()  # the form's Run button
     assert not at.exception and not at.error
-    assert len(at.dataframe[0].value) == 8  # 7 tenants and the unattributed
+    assert len(at.dataframe[0].value) == 9  # 8 tenants and the unattributed
     at.text_area(key="sql_text").input("DROP VIEW key_operations")
     at.button[0].click().run()
     assert "DROP is not allowed" in at.error[0].body
