@@ -119,6 +119,11 @@ DEFAULTS: dict[str, Any] = {
     # kmsuser_without_kms
     "kmsuser_name": "kmsuser",
     "kmsuser_tolerance_minutes": 10,
+    # access_still_open
+    "access_revocation_grace_hours": 24,  # a path closed this long after revoked_at is a clean revocation
+    # access_opened_unexpectedly
+    "access_change_hours": [7, 19],  # the change window: UTC hours [from, to) in which paths are opened
+    "access_learning_days": 7,  # the access logs' first days only teach who opens paths
 }
 
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")

@@ -31,6 +31,8 @@ MAPS = (
 # attributed_usage between these two groups of views.
 ATTRIBUTION_VIEWS = ("attributed_operations", "key_operations")
 USAGE_VIEWS = ("usage_hourly", "usage_daily", "tenant_cost")
+# Over access_events, hsm_events and the tenants (docs/access.md).
+ACCESS_VIEWS = ("access_timeline",)
 # Columns the SQL relies on even if an older schema.py or older files lack them.
 EXTRA_COLUMNS = {"hsm_events": {"cluster_event_id": "VARCHAR", "session_user_name": "VARCHAR"}}
 
@@ -87,7 +89,7 @@ def refresh(con: duckdb.DuckDBPyConnection, lake: str | os.PathLike[str] | Lake 
     for name in ATTRIBUTION_VIEWS:
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {load_sql(name)}")
     register_stored(con, days, "attributed_usage")
-    for name in USAGE_VIEWS:
+    for name in USAGE_VIEWS + ACCESS_VIEWS:
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {load_sql(name)}")
 
 
@@ -197,6 +199,7 @@ def register_tenants(con: duckdb.DuckDBPyConnection, tenants: Tenants) -> None:
     settings = pa.table(
         {
             "price_per_10k_requests": pa.array([tenants.price_per_10k_requests], pa.float64()),
+            "hsm_security_groups": pa.array([list(tenants.hsm_security_groups)], pa.list_(pa.string())),
             "context_keys": pa.array([context_keys(tenants)], pa.list_(pa.string())),
             "tenants_file": pa.array([str(tenants.path) if tenants.path else None], pa.string()),
             "tenants_origin": pa.array([tenants.origin], pa.string()),

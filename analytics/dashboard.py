@@ -189,6 +189,17 @@ def tenant_principals_on_others_keys(
     return _table(con, "tenant_principals_on_others_keys", start=start, end=end, tenant=tenant)
 
 
+def tenant_access(con: duckdb.DuckDBPyConnection, tenant: str) -> pa.Table:
+    """label, path_kind, path, detail, opened_at, opened_by, closed_at, closed_by, is_open, span_start, span_end,
+    evidence: each path the tenant had to the keys (docs/access.md)."""
+    return _table(con, "tenant_access", tenant=tenant)
+
+
+def tenant_use_daily(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenant: str) -> pa.Table:
+    """day, operations: the tenant's own crypto calls per UTC day."""
+    return _table(con, "tenant_use_daily", start=start, end=end, tenant=tenant)
+
+
 # ---------- Keys
 
 

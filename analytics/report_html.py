@@ -19,6 +19,7 @@ FONT = "DejaVu Sans"  # report.html's font, on Debian (fonts-dejavu-core) and in
 TOP_KEYS = 15  # keys in the usage chart; the table lists them all
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
 BREAK_AFTER = re.compile(r"([/:_])")
+LONG_HEX = re.compile(r"([0-9a-f]{16})(?=[0-9a-f]{8})")  # a grant id is 64 hex digits: breakable every 16
 LABELS = {
     "hsm_id": "HSM", "tenant_id": "Tenant", "cost_usd": "Cost (USD)", "after_seq": "Sequence before",
     "before_seq": "Sequence after", "after_time": "Entry before", "before_time": "Entry after",
@@ -56,7 +57,8 @@ def usage_chart(usage: list[dict[str, Any]]) -> str:
 
 def cell(value: Any) -> markupsafe.Markup:
     """A table cell's text: counts with thousands separators, ISO times to the second (the report is in UTC), and
-    long identifiers (ARNs, paths) breakable after `/`, `:` and `_` so that tables fit the page."""
+    long identifiers (ARNs, paths) breakable after `/`, `:` and `_`, and long hex ids (grants) every 16 digits, so
+    that tables fit the page."""
     if value is None:
         return markupsafe.Markup("")
     if isinstance(value, int) and not isinstance(value, bool):
@@ -64,7 +66,7 @@ def cell(value: Any) -> markupsafe.Markup:
     text = str(value)
     if ISO_TIME.match(text):
         text = text[:19].replace("T", " ")
-    return markupsafe.Markup(BREAK_AFTER.sub(r"\1<wbr>", str(markupsafe.escape(text))))
+    return markupsafe.Markup(LONG_HEX.sub(r"\1<wbr>", BREAK_AFTER.sub(r"\1<wbr>", str(markupsafe.escape(text)))))
 
 
 def render(report: dict[str, Any]) -> str:

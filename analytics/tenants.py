@@ -26,6 +26,7 @@ REMEMBERED = "tenants.json"
 # The list fields of a tenant: what each item must look like, and the hint an error gives. An item that does not
 # fit could never match what AWS writes (e.g. "arn:aws:iam:7777…", one colon short), so it is refused, not ignored.
 _ACCOUNT = r"(\d{12}|[\d*?]*[*?][\d*?]*)"  # 12 digits, or a glob of digits
+_OCTET = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 LIST_FIELDS: dict[str, tuple[re.Pattern[str], str]] = {
     "accounts": (re.compile(r"\d{12}"), 'a 12-digit AWS account id, e.g. "444455556666"'),
     "principals": (
@@ -54,9 +55,19 @@ LIST_FIELDS: dict[str, tuple[re.Pattern[str], str]] = {
         'e.g. "cluster-2kf8vwnq3xa/acme_cu"',
     ),
     "custom_key_stores": (re.compile(r"cks-\w+"), 'a custom key store id, e.g. "cks-1234567890abcdef0"'),
+    # Network paths (docs/access.md): the provider's VPC ranges, and the peering or attachment ids it uses.
+    "vpc_cidrs": (
+        re.compile(rf"({_OCTET}\.){{3}}{_OCTET}/(3[0-2]|[12]?\d)|[0-9a-fA-F:]*:[0-9a-fA-F:]*/(12[0-8]|1[01]\d|\d?\d)"),
+        'an IPv4 or IPv6 CIDR block of the provider\'s VPC, e.g. "10.8.0.0/16"',
+    ),
+    "peering_ids": (
+        re.compile(r"pcx-[0-9a-f]{8,17}|tgw-attach-[0-9a-f]{8,17}"),
+        'a VPC peering connection id (pcx-…) or Transit Gateway attachment id (tgw-attach-…), e.g. "pcx-1a2b3c4d"',
+    ),
 }
 TENANT_FIELDS = ("id", "name", *LIST_FIELDS, "encryption_context", "active_from", "revoked_at")
-SETTINGS_FIELDS = ("kms_price_per_10k_requests",)
+SETTINGS_FIELDS = ("kms_price_per_10k_requests", "hsm_security_groups")
+SECURITY_GROUP = re.compile(r"sg-[0-9a-f]{8,17}")
 TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 TS = pa.timestamp("us", tz="UTC")
 
@@ -74,6 +85,8 @@ class Tenant:
     encryption_context: tuple[tuple[str, str], ...] = ()
     hsm_users: tuple[str, ...] = ()
     custom_key_stores: tuple[str, ...] = ()
+    vpc_cidrs: tuple[str, ...] = ()
+    peering_ids: tuple[str, ...] = ()
     active_from: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
 
@@ -87,6 +100,8 @@ class Tenants:
     path: Path | None = None
     ids: frozenset[str] = field(default_factory=frozenset)
     origin: str = "none"  # how the file was chosen (resolve_path)
+    # The CloudHSM clusters' security groups, besides those CreateCluster records in the lake name (docs/access.md).
+    hsm_security_groups: tuple[str, ...] = ()
 
 
 class _Lines:
@@ -171,6 +186,7 @@ def parse_tenants(text: str, path: Path | None = None) -> Tenants:
             f"{name}: unknown section [{unknown[0]}]; a tenants file has [settings] and [[tenant]] blocks"
         )
     price = check.settings(doc.get("settings", {}))
+    groups = check.security_groups(doc.get("settings", {}))
     blocks = doc.get("tenant", [])
     if not isinstance(blocks, list):
         raise ConfigError(f"{name}:{lines.of(None)}: write each tenant as a [[tenant]] block (two brackets)")
@@ -182,7 +198,7 @@ def parse_tenants(text: str, path: Path | None = None) -> Tenants:
                 i, "id", f'duplicate id "{tenant.id}" (also tenant #{seen[tenant.id] + 1}); ids are unique'
             )
         seen[tenant.id] = i
-    return Tenants(tenants, price, path, frozenset(seen))
+    return Tenants(tenants, price, path, frozenset(seen), hsm_security_groups=groups)
 
 
 class _Checker:
@@ -205,6 +221,14 @@ class _Checker:
         if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
             raise self.error(None, "kms_price_per_10k_requests", "must be a number of USD >= 0, e.g. 0.03")
         return float(price)
+
+    def security_groups(self, raw: dict[str, Any]) -> tuple[str, ...]:
+        value = raw.get("hsm_security_groups", [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and SECURITY_GROUP.fullmatch(v) for v in value):
+            raise self.error(
+                None, "hsm_security_groups", 'must be a list of security group ids, e.g. ["sg-0123456789abcdef0"]'
+            )
+        return tuple(value)
 
     def tenant(self, i: int, raw: Any) -> Tenant:
         if not isinstance(raw, dict):
@@ -283,6 +307,8 @@ def tenants_table(tenants: Tenants) -> pa.Table:
             "encryption_context": pa.array([_context_lists(t) for t in ts], pa.map_(pa.string(), strings)),
             "hsm_users": pa.array([list(t.hsm_users) for t in ts], strings),
             "custom_key_stores": pa.array([list(t.custom_key_stores) for t in ts], strings),
+            "vpc_cidrs": pa.array([list(t.vpc_cidrs) for t in ts], strings),
+            "peering_ids": pa.array([list(t.peering_ids) for t in ts], strings),
             "active_from": pa.array([t.active_from for t in ts], TS),
             "revoked_at": pa.array([t.revoked_at for t in ts], TS),
             "position": pa.array(range(len(ts)), pa.int32()),

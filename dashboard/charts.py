@@ -94,6 +94,53 @@ def stream_heatmap(df: pd.DataFrame) -> alt.Chart:
     return chart
 
 
+def access_timeline(
+    paths: pd.DataFrame, use: pd.DataFrame, span: tuple[Any, Any], revoked_at: Any = None
+) -> alt.VConcatChart:
+    """Each path to the keys as a bar from its opening to its closing (still open: to the end of the logs, in a
+    lighter shade), and under it, on the same time axis over `span` (UTC days, both included), the tenant's own
+    calls per day; a red rule marks the revocation on both."""
+    domain = [pd.Timestamp(span[0]).isoformat(), (pd.Timestamp(span[1]) + pd.Timedelta(days=1)).isoformat()]
+    scale = alt.Scale(type="utc", domain=domain)
+    time_axis = alt.X("span_start:T", title=None, scale=scale, axis=alt.Axis(format="%b %d"))
+    bars = (
+        alt.Chart(paths)
+        .mark_bar(height=14, clip=True)
+        .encode(
+            x=time_axis,
+            x2="span_end:T",
+            y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=420)),
+            color=alt.Color("path_kind:N", title="Path"),
+            opacity=alt.condition("datum.is_open", alt.value(0.55), alt.value(1.0)),
+            tooltip=[
+                alt.Tooltip("path:N", title="Path"),
+                alt.Tooltip("detail:N", title="Tied by"),
+                alt.Tooltip("opened_at:T", title="Opened", format=TIME_FORMAT, formatType="utc"),
+                alt.Tooltip("opened_by:N", title="Opened by"),
+                alt.Tooltip("closed_at:T", title="Closed", format=TIME_FORMAT, formatType="utc"),
+                alt.Tooltip("closed_by:N", title="Closed by"),
+            ],
+        )
+        .properties(height=max(60, 26 * len(paths)), title="Paths to the keys (faded: still open)")
+    )
+    calls = (
+        alt.Chart(use)
+        .mark_bar(color="#546e7a", clip=True)
+        .encode(
+            x=alt.X("day:T", title="UTC", scale=scale, axis=alt.Axis(format="%b %d")),
+            y=alt.Y("operations:Q", title="Its calls per day"),
+            tooltip=[day_tooltip("day"), alt.Tooltip("operations:Q", format=",")],
+        )
+        .properties(height=140, title="Its own key operations")
+    )
+    if revoked_at is not None and not pd.isna(revoked_at):
+        rule = alt.Chart(pd.DataFrame({"revoked_at": [revoked_at]})).mark_rule(color="#b71c1c", strokeDash=[6, 3])
+        bars = bars + rule.encode(x="revoked_at:T")
+        calls = calls + rule.encode(x="revoked_at:T")
+    chart: alt.VConcatChart = alt.vconcat(bars, calls).resolve_scale(x="shared")
+    return chart
+
+
 def when(value: Any) -> str:
     """A timestamp for text, as the tables show it: `2026-11-27 23:41 UTC` (`—` for missing)."""
     if value is None or pd.isna(value):

@@ -183,6 +183,14 @@ def tenant_principals_on_others_keys(start: dt.date, end: dt.date, tenant: str) 
     return _query("tenant_principals_on_others_keys", start, end, tenant)  # type: ignore[no-any-return]
 
 
+def tenant_access(tenant: str) -> pd.DataFrame:
+    return _query("tenant_access", tenant)  # type: ignore[no-any-return]
+
+
+def tenant_use_daily(start: dt.date, end: dt.date, tenant: str) -> pd.DataFrame:
+    return _query("tenant_use_daily", start, end, tenant)  # type: ignore[no-any-return]
+
+
 def keys(start: dt.date, end: dt.date, tenant: str | None) -> pd.DataFrame:
     return _query("keys", start, end, tenant)  # type: ignore[no-any-return]
 

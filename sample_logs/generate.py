@@ -19,12 +19,15 @@ import string
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
+
+from sample_logs import access
 
 START = datetime(2026, 10, 29, tzinfo=UTC)
 DAYS = 30  # 2026-10-29 .. 2026-11-27 inclusive
@@ -142,6 +145,8 @@ TENANTS: list[dict[str, Any]] = [
         "encryption_context": {},
         "hsm_users": ["stark_cu"],
         "custom_key_stores": [],
+        "vpc_cidrs": [access.PEERS["stark"][2]],
+        "peering_ids": [access.PEERS["stark"][3]],
     },
     {
         "id": "wayne",
@@ -152,6 +157,20 @@ TENANTS: list[dict[str, Any]] = [
         "encryption_context": {},
         "hsm_users": ["wayne_cu"],
         "custom_key_stores": [],
+        "vpc_cidrs": [access.PEERS["wayne"][2]],
+        "peering_ids": [access.PEERS["wayne"][3]],
+    },
+    {
+        "id": "oscorp",
+        "name": "Oscorp (offboarded: VPC peering, CloudHSM direct, KMS grant and key store)",
+        "accounts": [access.OSCORP],
+        "principals": [f"arn:aws:iam::{access.OSCORP}:role/oscorp-*"],
+        "keys": [],
+        "encryption_context": {},
+        "hsm_users": ["oscorp_cu"],
+        "custom_key_stores": [access.OSCORP_STORE],
+        "vpc_cidrs": [access.PEERS["oscorp"][2]],
+        "revoked_at": access.REVOKED_OSCORP,
     },
 ]
 
@@ -375,6 +394,18 @@ class Generator:
         # role unique ids: shown with their role in some copy (learnable), needed by a `principal_learned` truth
         self.uids_seen: set[str] = set()
         self.uids_needed: set[str] = set()
+        # The access scenario (sample_logs/access.py) draws from a stream of its own, so adding it left every other
+        # draw, and so the rest of the sample, as it was.
+        self.access_rng = random.Random(f"{seed}:access")
+
+    @contextmanager
+    def access_stream(self) -> Iterator[None]:
+        """Draw from the access scenario's random stream while inside."""
+        main, self.rng = self.rng, self.access_rng
+        try:
+            yield
+        finally:
+            self.rng = main
 
     # ---------- ids and small helpers
     def uid(self) -> str:
@@ -847,6 +878,7 @@ class Generator:
         add(at("11-24", "12:59"), self.globex_drop)
         add(at("11-25", "11:00"), self.acme_new_region)
         add(at("11-12", "00:00"), self.logging_gap_case)
+        ev += access.scripted(self)
         return sorted(ev, key=lambda e: e[0])
 
     def ident_of(self, wl_name: str, ts: float) -> dict[str, Any]:
@@ -1149,6 +1181,7 @@ class Generator:
         for ts, kind, handle in self.cks_events:
             if ds <= ts < ds + 86400:
                 self.kmsuser(entries, ts, kind, handle)
+        access.hsm_day(self, entries, dname, ds, weekday)
         if dname == "11-25":
             ts = at("11-25", "03:12") + 7.3
             ids = self.case("KW-kmsuser-generate-without-createkey", "kmsuser_without_kms", "", "262999", "kmsuser",
@@ -1202,9 +1235,11 @@ class Generator:
     def hsm_user_op(self, entries: list[list[Any]], s: dict[str, Any], t: float, op: str, user: str, utype: str,
                     tag: list[str]) -> None:  # fmt: skip
         tenant = next((x["id"] for x in TENANTS if user in x["hsm_users"]), "")
+        # the entry names the user acted on; who called is the session's user (the crypto officer: nobody's)
+        caller = {} if s["user"] == user else {"caller": s["tenant"]}
         for i in range(len(HSMS)):
             entries.append([t + i * 0.009, i, op, s["cmd"][i], OK, "user", (user, utype), tenant,
-                            "hsm_user" if tenant else "", tag])  # fmt: skip
+                            "hsm_user" if tenant else "", tag, dict(caller)])  # fmt: skip
 
     def kmsuser(self, entries: list[list[Any]], t: float, kind: str, handle: int, tag: list[str] | None = None) -> None:
         """What KMS does in the cluster as the kmsuser CU for a custom key store operation."""
@@ -1281,12 +1316,14 @@ class Generator:
                 eid = f"{hsm}:{rc}:{seq}"
                 msg = self.format_entry(e, seq, rc, sep)
                 ms = int(round(e[0] * 1_000_000)) // 1000
+                extra = e[10] if len(e) > 10 else {}  # "access": from access.hsm_day; "caller": who called
+                rng = self.access_rng if extra.get("access") else self.rng
                 lines.append(json.dumps({
                     "logStreamName": hsm, "timestamp": ms, "message": msg,
-                    "ingestionTime": ms + self.rng.randrange(300, 2500),
-                    "eventId": str(self.rng.getrandbits(180)).rjust(56, "0")[:56],
+                    "ingestionTime": ms + rng.randrange(300, 2500),
+                    "eventId": str(rng.getrandbits(180)).rjust(56, "0")[:56],
                 }))  # fmt: skip
-                caller = e[7] if e[8] in ("hsm_user", "hsm_session") else ""
+                caller = extra.get("caller", e[7] if e[8] in ("hsm_user", "hsm_session") else "")
                 self.attr_writer.writerow(["cloudhsm", eid, e[7], e[8], caller])
                 if e[9] is not None and eid not in e[9]:
                     e[9].append(eid)
@@ -1454,6 +1491,7 @@ def write_tenants(path: Path) -> None:
         "",
         "[settings]",
         "kms_price_per_10k_requests = 0.03   # USD",
+        f'hsm_security_groups = ["{access.HSM_SECURITY_GROUP}"]   # the CloudHSM cluster\'s (docs/access.md)',
     ]
     for t in TENANTS:
         out += ["", "[[tenant]]"]
@@ -1466,8 +1504,10 @@ def write_tenants(path: Path) -> None:
             "encryption_context",
             "hsm_users",
             "custom_key_stores",
+            "vpc_cidrs",
+            "peering_ids",
         ):
-            out.append(f"{k} = {toml_value(t[k])}")
+            out.append(f"{k} = {toml_value(t.get(k, []))}")
         for k in ("active_from", "revoked_at"):
             if k in t:
                 out.append(f"{k} = {t[k]}")

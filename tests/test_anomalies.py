@@ -44,6 +44,10 @@ CONTRACT_DDL = {
         CREATE TABLE tenants (
             tenant_id VARCHAR, name VARCHAR, accounts VARCHAR[], principals VARCHAR[], keys VARCHAR[],
             hsm_users VARCHAR[], active_from TIMESTAMPTZ, revoked_at TIMESTAMPTZ)""",
+    "access_timeline": """
+        CREATE TABLE access_timeline (
+            tenant_id VARCHAR, path_kind VARCHAR, path VARCHAR, detail VARCHAR, opened_at TIMESTAMPTZ,
+            opened_by VARCHAR, closed_at TIMESTAMPTZ, closed_by VARCHAR, is_open BOOLEAN, evidence VARCHAR[])""",
     "hsm_sequence_gaps": """
         CREATE TABLE hsm_sequence_gaps (
             hsm_id VARCHAR, reboot_counter BIGINT, kind VARCHAR, missing BIGINT, after_seq BIGINT,

@@ -122,7 +122,7 @@ def test_an_edited_tenants_file_attributes_every_day_again(lake: Path, tmp_path:
 def test_a_day_pruned_from_the_lake_leaves_the_store(lake: Path) -> None:
     attribute(lake)
     day = lake_days(lake)[0]
-    for table in ("kms_events", "hsm_events"):
+    for table in ("kms_events", "hsm_events", "access_events"):
         shutil.rmtree(lake / table / f"event_date={day}", ignore_errors=True)
     report = refresh_attribution(lake, TENANTS)
     assert report.removed == [day] and not report.written

@@ -267,7 +267,7 @@ def test_sql_page_runs_read_only_queries(monkeypatch: pytest.MonkeyPatch, sample
     at.text_area(key="sql_text").input("SELECT tenant_id, count(*) AS n FROM key_operations GROUP BY 1")
     at.button[0].click().run()  # the form's Run button
     assert not at.exception and not at.error
-    assert len(at.dataframe[0].value) == 8  # 7 tenants and the unattributed
+    assert len(at.dataframe[0].value) == 9  # 8 tenants and the unattributed
     at.text_area(key="sql_text").input("DROP VIEW key_operations")
     at.button[0].click().run()
     assert "DROP is not allowed" in at.error[0].body
@@ -628,3 +628,35 @@ def test_a_compaction_under_an_open_dashboard_is_read_anew(
     assert not at.exception, [e.message for e in at.exception]
     calls = next(df.value for df in at.dataframe if "outcome" in df.value.columns)
     assert len(calls) > 0
+
+
+def test_tenants_page_shows_each_path_to_the_keys_and_whether_revocation_closed_it(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    """initech kept its peering and its grant after its revocation; oscorp's paths all closed on revocation day."""
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/tenants.py").run()
+    at.sidebar.selectbox(key="tenant").set_value("initech").run()
+    assert not at.exception
+    open_after = reference.sql(
+        "SELECT path FROM access_timeline a JOIN tenants t USING (tenant_id) "
+        "WHERE tenant_id = 'initech' AND (is_open OR closed_at > t.revoked_at) ORDER BY path"
+    ).fetchall()
+    assert len(open_after) == 2
+    message = next(e.body for e in at.error if "paths to the keys stayed open" in e.body)
+    assert message.startswith("**2 of its 2 paths to the keys stayed open after its revocation**")
+    assert all(path in message for (path,) in open_after)
+    paths = next(df.value for df in at.dataframe if "opened_by" in df.value.columns)
+    assert set(paths["path_kind"]) == {"vpc_peering", "kms_grant"} and paths["is_open"].all()
+    spec = next(c.proto.spec for c in at.get("vega_lite_chart") if "Paths to the keys" in c.proto.spec)
+    assert "Its own key operations" in spec and '"revoked_at"' in spec  # use under the paths, the revocation rule
+    at.sidebar.selectbox(key="tenant").set_value("oscorp").run()
+    assert not at.exception
+    assert any(
+        "Every path was closed on revocation (2026-11-18 00:00 UTC; the last at 2026-11-18 10:25 UTC)." in s.body
+        for s in at.success
+    )
+    paths = next(df.value for df in at.dataframe if "opened_by" in df.value.columns)
+    assert set(paths["path_kind"]) == {
+        "vpc_peering", "security_group", "hsm_user", "kms_grant", "key_policy", "custom_key_store"
+    }  # fmt: skip
+    assert not paths["is_open"].any()

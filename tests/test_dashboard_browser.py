@@ -141,6 +141,18 @@ def test_dashboard_in_chromium(server: tuple[str, Path]) -> None:
         assert page.get_by_text("Its keys used by others").count() == 1
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(ARTIFACTS / "tenants-initech.png"), full_page=True)
+        # its paths to the keys over time, with its own calls under them: two stayed open after its revocation
+        assert page.get_by_text("2 of its 2 paths to the keys stayed open after its revocation").count() == 1
+        chart = page.locator('[data-testid="stVegaLiteChart"]').filter(has_text="Paths to the keys").first
+        chart.scroll_into_view_if_needed()
+        chart.screenshot(path=str(ARTIFACTS / "tenants-initech-access.png"))
+        page.goto(f"{url}/tenants?tenant=oscorp")
+        settle(page, "Tenants")
+        page.screenshot(path=str(ARTIFACTS / "tenants-oscorp.png"), full_page=True)
+        assert page.get_by_text("Every path was closed on revocation").count() == 1
+        page.locator('[data-testid="stVegaLiteChart"]').filter(has_text="Paths to the keys").first.screenshot(
+            path=str(ARTIFACTS / "tenants-oscorp-access.png")
+        )
         page.goto(f"{url}/tenants?tenant=acme")
         settle(page, "Tenants")
         page.screenshot(path=str(ARTIFACTS / "tenants-acme.png"), full_page=True)

@@ -17,8 +17,8 @@ from ingest.lake.store import Lake
 from tests.trailfiles import fresh_records, write_trail
 
 
-def ids(lake: Lake) -> list[str]:
-    files = [str(f) for f in lake.files("kms_events")]
+def ids(lake: Lake, table: str = "kms_events") -> list[str]:
+    files = [str(f) for f in lake.files(table)]
     rows = duckdb.connect().execute("SELECT event_id FROM read_parquet($f)", {"f": files}).fetchall()
     return sorted(r[0] for r in rows)
 
@@ -37,8 +37,12 @@ def test_a_partition_becomes_one_file_without_repeats(tmp_path: Path) -> None:
     first = lake.files("kms_events")[0]
     shutil.copy(first, first.with_name("part-copy.parquet"))  # the same events twice
     assert len(ids(lake)) == 40
-    [done] = compact_lake(lake, state, "r1")
+    access = ids(lake, "access_events")  # the documentation's grants and key policies among the records
+    found = compact_lake(lake, state, "r1")
+    [done] = [c for c in found if c.table == "kms_events"]
     assert (done.files_before, done.files_after, done.rows) == (4, 1, 30)
+    assert {c.table for c in found} == {"kms_events", "access_events"} and ids(lake, "access_events") == access
+    assert len(lake.files("access_events")) == 1
     assert ids(lake) == before and lake.files("kms_events")[0].name == "part-cr1-0.parquet"
     assert state.db.execute("SELECT count(*) FROM compactions").fetchone() == (0,)
     assert compact_lake(lake, state, "r2") == []  # one file: nothing to do
@@ -69,7 +73,7 @@ def test_recover_finishes_a_compaction_whose_files_all_landed(tmp_path: Path) ->
     saved.mkdir()
     for path in old:
         shutil.copy(path, saved / path.name)
-    [done] = compact_lake(lake, state, "r1")
+    [done] = [c for c in compact_lake(lake, state, "r1") if c.table == "kms_events"]
     new = lake.files("kms_events")
     # The crash state: the compacted file is in, two of the three old files are not deleted yet.
     for path in old[:2]:

@@ -116,6 +116,27 @@ def test_operations_outside_the_access_window_equal_sql(
     assert sums(figures["outside_window"], ("tenant",), "operations") == {(t,): n for t, n in expected}
 
 
+def test_the_access_section_shows_initechs_open_paths_with_their_evidence(lake: Path, tmp_path: Path) -> None:
+    """initech kept its peering and grant after its revocation; the report says so, with the CloudTrail event ids
+    of the records that opened them, which the lake's access_events hold."""
+    out = tmp_path / "initech.html"
+    figures = write_report(lake, out, "--tenant", "initech", "--period", MONTH)["figures"]
+    access = figures["access"]
+    assert {(r["path_kind"], r["state"], r["revocation"]) for r in access} == {
+        ("vpc peering", "open", "still open after the revocation"),
+        ("kms grant", "open", "still open after the revocation"),
+    }
+    ids = [i for r in access for i in r["evidence"].split()]
+    files = [str(f) for f in Path(lake).glob("access_events/*/*.parquet")]
+    names = dict(duckdb.sql("SELECT event_id, event_name FROM read_parquet($f)", params={"f": files}).fetchall())
+    assert {names[i] for i in ids} == {"CreateVpcPeeringConnection", "AcceptVpcPeeringConnection", "CreateGrant"}
+    page = out.read_text(encoding="utf-8")
+    assert "<h2>Access to the keys</h2>" in page and "still open after the revocation" in page
+    oscorp = write_report(lake, tmp_path / "oscorp.html", "--tenant", "oscorp", "--period", MONTH)["figures"]
+    assert len(oscorp["access"]) == 6 and all(r["state"] == "closed" for r in oscorp["access"])
+    assert all(r["revocation"].endswith("h after the revocation") for r in oscorp["access"])
+
+
 def test_the_html_shows_scope_completeness_and_manifest_and_loads_nothing(acme: tuple[Path, dict], lake: Path) -> None:
     page = acme[0].read_text(encoding="utf-8")
     data = acme[1]

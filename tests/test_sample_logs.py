@@ -302,10 +302,13 @@ def test_ground_truth_covers_every_event_and_every_anomaly_id_exists() -> None:
         "hsm_key_destroyed",
         "hsm_sequence_gap",
         "kmsuser_without_kms",
+        "access_still_open",
+        "access_opened_unexpectedly",
     }
+    access_ids = {r["eventID"] for r in records() if r["eventSource"] == "ec2.amazonaws.com"}
     for c in cases:
         ids = [i for i in c["event_ids"].split(";") if i]
-        missing = [i for i in ids if i not in kms_ids and i not in hsm_ids]
+        missing = [i for i in ids if i not in kms_ids | hsm_ids | access_ids]
         assert not missing, c["case_id"]
         assert ids or c["detector"] in {"volume_spike", "kms_logging_gap"}, c["case_id"]
 
@@ -314,8 +317,10 @@ def test_tenants_toml_parses() -> None:
     conf = tomllib.loads((SAMPLE / "tenants.toml").read_text())
     assert conf["settings"]["kms_price_per_10k_requests"] == 0.03
     tenants = {t["id"]: t for t in conf["tenant"]}
-    assert {"acme", "globex", "initech", "hooli", "umbrella", "stark", "wayne"} == set(tenants)
+    assert {"acme", "globex", "initech", "hooli", "umbrella", "stark", "wayne", "oscorp"} == set(tenants)
     assert tenants["initech"]["revoked_at"].isoformat() == "2026-11-20T00:00:00+00:00"
+    assert tenants["oscorp"]["revoked_at"].isoformat() == "2026-11-18T00:00:00+00:00"
+    assert tenants["wayne"]["vpc_cidrs"] == ["10.30.0.0/16"] and tenants["wayne"]["peering_ids"]
     assert tenants["acme"]["encryption_context"] == {"tenant_id": "acme"}
     assert tenants["stark"]["hsm_users"] == ["stark_cu"] and not tenants["stark"]["accounts"]
     for t in tenants.values():

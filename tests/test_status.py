@@ -38,7 +38,7 @@ def test_status_of_the_ingested_sample(ingested_sample: Path) -> None:
 def test_status_as_json(ingested_sample: Path) -> None:
     result = CliRunner().invoke(cli, ["status", "--lake", str(ingested_sample), "--json"])
     status = json.loads(result.stdout)
-    assert {t["table"] for t in status["tables"]} == {"kms_events", "hsm_events"}
+    assert {t["table"] for t in status["tables"]} == {"kms_events", "hsm_events", "access_events"}
     streams = {(s["source"], s["account_or_cluster"], s["region_or_hsm"]) for s in status["streams"]}
     assert ("cloudhsm", "cluster-2kf8vwnq3xa", "hsm-abc123defgh") in streams
     assert all(s["newest_event"].endswith("Z") for s in status["streams"])

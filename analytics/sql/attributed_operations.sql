@@ -116,7 +116,12 @@ hsm AS (
             WHEN coalesce(h.session_user_name, os.session_user_name) = 'kmsuser' THEN 'kms_service'
         END AS attributed_by,
         hk.tenant_id AS key_tenant_id,
-        CASE WHEN h.user_name IS NOT NULL THEN uu.tenant_id ELSE su.tenant_id END AS principal_tenant_id
+        -- who called: the entry's user, except in user administration, where the entry names the user acted on
+        -- and the session's user (the crypto officer deleting a tenant's crypto user, say) is the caller
+        CASE WHEN h.user_name IS NOT NULL AND NOT coalesce(o.operation_class = 'user_admin'
+                                                           AND coalesce(h.session_user_name, os.session_user_name)
+                                                               IS DISTINCT FROM h.user_name, false)
+             THEN uu.tenant_id ELSE su.tenant_id END AS principal_tenant_id
     FROM hsm_events AS h
     LEFT JOIN operation_names AS o ON o.source = 'cloudhsm' AND o.name = h.opcode
     LEFT JOIN hsm_orphan_sessions AS os ON os.event_id = h.event_id

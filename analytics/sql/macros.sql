@@ -38,3 +38,26 @@ CREATE OR REPLACE MACRO verification_of(status, signature_checked) AS
 -- later run's verdict replaces an earlier one). The Data health page, the report and the Evidence page read it.
 CREATE OR REPLACE MACRO newest_verdicts() AS TABLE
     SELECT * FROM trail_verification QUALIFY checked_at = max(checked_at) OVER (PARTITION BY object_key);
+
+-- account_of: the AWS account a principal names — a bare 12-digit account id or an ARN's account field
+-- (arn:aws:iam::444455556666:root, …:role/x); NULL for "*", service principals and unique ids.
+CREATE OR REPLACE MACRO account_of(p) AS
+    CASE WHEN regexp_full_match(p, '[0-9]{12}') THEN p
+         WHEN p LIKE 'arn:%' THEN nullif(split_part(p, ':', 5), '') END;
+
+-- names_tenant: whether a principal (account id or ARN, as grants and key policies write them) is one of the
+-- tenant's: in its accounts, or matching one of its principal globs.
+CREATE OR REPLACE MACRO names_tenant(p, accounts, principals) AS
+    list_contains(accounts, account_of(p)) OR len(list_filter(principals, lambda g: p GLOB g)) > 0;
+
+-- cidr_lo, cidr_hi: the first and last IPv4 address of a CIDR block as integers (NULL for IPv6 or malformed);
+-- cidr_overlap: whether two blocks share an address (IPv6 blocks: only when written the same).
+CREATE OR REPLACE MACRO ipv4_int(ip) AS
+    list_reduce(list_transform(string_split(ip, '.'), lambda o: try_cast(o AS BIGINT)), lambda a, o: a * 256 + o);
+CREATE OR REPLACE MACRO cidr_size(c) AS (1::BIGINT << (32 - try_cast(split_part(c, '/', 2) AS INTEGER)));
+CREATE OR REPLACE MACRO cidr_lo(c) AS
+    CASE WHEN regexp_full_match(c, '([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}')
+         THEN ipv4_int(split_part(c, '/', 1)) // cidr_size(c) * cidr_size(c) END;
+CREATE OR REPLACE MACRO cidr_hi(c) AS cidr_lo(c) + cidr_size(c) - 1;
+CREATE OR REPLACE MACRO cidr_overlap(a, b) AS
+    coalesce(cidr_lo(a) <= cidr_hi(b) AND cidr_lo(b) <= cidr_hi(a), a = b);

@@ -87,6 +87,36 @@ if profile:
 else:
     st.caption("The unattributed operations: no rule of the tenants file names a tenant for them.")
 
+st.subheader("Access to the keys")
+paths = data.tenant_access(tenant)
+if paths.empty:
+    st.info(
+        "No path to the keys is tied to this tenant in the logs (docs/access.md: peering, security-group CIDR, crypto "
+        "user, grant, key policy, custom key store; tenants.toml `vpc_cidrs`, `peering_ids`, `accounts`, …).",
+        icon=":material/lan:",
+    )
+else:
+    revoked = profile.get("revoked_at")
+    late = found[found["detector"] == "access_still_open"] if not found.empty else found
+    if len(late):
+        st.error(
+            f"**{len(late)} of its {len(paths)} paths to the keys stayed open after its revocation** "
+            f"({charts.when(revoked)}): {', '.join(late['key'])}.",
+            icon=":material/lock_open:",
+        )
+    elif revoked is not None:
+        last = charts.when(paths["closed_at"].max())
+        st.success(
+            f"Every path was closed on revocation ({charts.when(revoked)}; the last at {last}).", icon=":material/lock:"
+        )
+    use = data.tenant_use_daily(f.start, f.end, tenant)
+    st.altair_chart(charts.access_timeline(paths, use, (f.start, f.end), revoked))
+    tables.show(
+        paths.drop(columns=["label", "span_start", "span_end"]),
+        {"evidence": st.column_config.ListColumn("Evidence (event ids)")},
+        first=("path_kind", "path", "opened_at", "opened_by", "closed_at", "closed_by", "is_open"),
+    )
+
 st.subheader("Operations by type over time")
 by_type = data.tenant_operations_over_time(f.start, f.end, tenant)
 if by_type.empty:

@@ -70,6 +70,8 @@ class IngestSummary:
             f"{f' ({skipped})' if skipped else ''}, {t.get('quarantined', 0)} quarantined{conflicts}, "
             f"{t.get('duplicates', 0)} duplicate records dropped; {rate:,.0f} records/s over {self.seconds:.1f} s."
         )
+        if t.get("access_events"):
+            text += f" {t['access_events']} of the records open or close a path to the keys: kept in access_events."
         if t.get("pruned"):
             text += f" {t['pruned']} events older than the lake's retention floor (keytrail prune) were left out."
         if self.files_vanished:

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ingest.cloudtrail.access import land_access
 from ingest.cloudtrail.salvage import salvage
 from ingest.faults import crash_point
 from ingest.lake.schema import KMS_EVENTS
@@ -88,6 +89,7 @@ class BatchResult:
 
     counts: dict[str, Counts] = field(default_factory=dict)
     skipped_sources: Counter[str] = field(default_factory=Counter)
+    access_events: int = 0  # records that open or close a path to the keys, landed in access_events
 
 
 class KmsLakeWriter:
@@ -236,13 +238,16 @@ class KmsLakeWriter:
         )
         self._quarantine_conflicts()
         self._write_fresh()
+        access = land_access(self.con, self.lake, f"{self.run_id}-{self.batch_no}", self.floor)  # docs/access.md
         crash_point("written")
         bad = self.con.execute(
             "SELECT source_object, record_index, reason, raw FROM parsed WHERE reason IS NOT NULL"
         ).fetchall()
         self.lake.write_quarantine(quarantine_rows("kms_events", iter(problems + bad)), self.run_id)
         self.con.execute("INSERT INTO seen SELECT event_id, event_date FROM fresh")
-        return self._count(objects, problems)
+        result = self._count(objects, problems)
+        access.count_into(result)
+        return result
 
     def _quarantine_conflicts(self) -> None:
         """A record whose event id is already taken (in the lake, or by an earlier record of the batch) is dropped
@@ -407,6 +412,7 @@ def summary_counts(results: Iterable[BatchResult]) -> dict[str, Any]:
                 }
             )
         sources.update(result.skipped_sources)
+        totals["access_events"] += result.access_events
     return {**totals, "skipped_sources": dict(sources)}
 
 

@@ -46,8 +46,12 @@ CREATE TABLE IF NOT EXISTS compactions (
 );
 """
 # The identity of a row inside a partition (what a duplicate means).
-ROW_KEY = {"kms_events": "event_id", "hsm_events": "event_id, event_time"}
-ORDER = {"kms_events": "event_time, event_id", "hsm_events": "hsm_id, event_time, sequence_no"}
+ROW_KEY = {"kms_events": "event_id", "hsm_events": "event_id, event_time", "access_events": "event_id"}
+ORDER = {
+    "kms_events": "event_time, event_id",
+    "hsm_events": "hsm_id, event_time, sequence_no",
+    "access_events": "event_time, event_id",
+}
 TARGET_FILE_BYTES = 256 * 1024 * 1024
 
 

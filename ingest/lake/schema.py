@@ -1,6 +1,6 @@
 """The one vocabulary of the lake: Arrow schemas of every table, written down once.
 
-`kms_events` and `hsm_events` are partitioned by UTC event date (`event_date=YYYY-MM-DD/` folders);
+`kms_events`, `hsm_events` and `access_events` are partitioned by UTC event date (`event_date=YYYY-MM-DD/` folders);
 the partition column lives in the folder name, not in the files.
 """
 
@@ -75,6 +75,45 @@ HSM_EVENTS = pa.schema(
     ]
 )
 
+# One row per CloudTrail record that opens, changes or closes a path to the keys (ingest/cloudtrail/access.py):
+# VPC peering, Transit Gateway VPC attachments, security-group ingress rules, CloudHSM cluster/HSM/backup calls,
+# KMS grants, key policies and custom key stores. Small beside kms_events; the trail file stays the evidence.
+ACCESS_EVENTS = pa.schema(
+    [
+        pa.field("event_time", TS, nullable=False),
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("event_source", pa.string(), nullable=False),
+        pa.field("event_name", pa.string(), nullable=False),
+        pa.field("path_kind", pa.string(), nullable=False),  # ingest/cloudtrail/sql/access_rows.sql lists them
+        pa.field("action", pa.string(), nullable=False),  # open | close | change
+        pa.field("path_id", pa.string()),  # pcx-…, tgw-attach-…, sg-…, grant id, key ARN, cks-…, cluster-…
+        pa.field("aws_region", pa.string()),
+        pa.field("recipient_account_id", pa.string()),
+        pa.field("caller_account_id", pa.string()),
+        pa.field("identity_type", pa.string()),
+        pa.field("principal_arn", pa.string()),
+        pa.field("principal_id", pa.string()),
+        pa.field("source_ip", pa.string()),
+        pa.field("user_agent", pa.string()),
+        pa.field("peer_account_id", pa.string()),  # the other side's account: peering, attachment
+        pa.field("peer_vpc_id", pa.string()),
+        pa.field("cidrs", pa.list_(pa.string())),  # peer VPC CIDRs, or the CIDRs a rule allows
+        pa.field("security_group_id", pa.string()),
+        pa.field("rule_ids", pa.list_(pa.string())),  # security group rule ids (sgr-…)
+        pa.field("key_arn", pa.string()),
+        pa.field("grant_id", pa.string()),
+        pa.field("grantee_principal", pa.string()),
+        pa.field("policy_principals", pa.list_(pa.string())),  # AWS principals the new key policy allows
+        pa.field("custom_key_store_id", pa.string()),
+        pa.field("cluster_id", pa.string()),
+        pa.field("hsm_id", pa.string()),
+        pa.field("error_code", pa.string()),
+        pa.field("success", pa.bool_(), nullable=False),
+        pa.field("source_object", pa.string(), nullable=False),
+        pa.field("record_index", pa.int32(), nullable=False),
+    ]
+)
+
 QUARANTINE = pa.schema(
     [
         pa.field("table_name", pa.string(), nullable=False),
@@ -90,7 +129,7 @@ QUARANTINE = pa.schema(
     ]
 )
 
-TABLES: dict[str, pa.Schema] = {"kms_events": KMS_EVENTS, "hsm_events": HSM_EVENTS}
+TABLES: dict[str, pa.Schema] = {"kms_events": KMS_EVENTS, "hsm_events": HSM_EVENTS, "access_events": ACCESS_EVENTS}
 
 # `trail_verification/part-<run>.parquet`: one row per verdict of `keytrail verify cloudtrail` (statuses and their
 # meaning: ingest/integrity/digests.py STATUSES). Re-verifying appends rows; the newest verdict per object counts.

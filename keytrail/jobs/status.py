@@ -59,7 +59,9 @@ def _size(lake: Lake) -> tuple[int, int]:
     """(bytes, files) of the lake's data; for S3 only its tables' Parquet files."""
     if lake.remote:
         paths = [
-            p for table in ("kms_events", "hsm_events", "_quarantine") for p in lake.list_parquet(lake.root / table)
+            p
+            for table in ("kms_events", "hsm_events", "access_events", "_quarantine")
+            for p in lake.list_parquet(lake.root / table)
         ]
         infos = lake.fs.get_file_info([p.as_posix() for p in paths])
         return sum(i.size or 0 for i in infos), len(infos)

@@ -1,7 +1,7 @@
 /* Use outside a tenant's access window. A row is one run of a tenant's principal's operations at or after the
    tenant's `revoked_at`, or before its `active_from`: a call one second before revocation is legitimate, a call at
    the revocation instant is not. Only calls by the tenant itself count: its principals or accounts (CloudHSM: its
-   crypto users), not the provider's administrators acting on its key. Operations more than
+   crypto users), not the provider's administrators acting on its key or on its crypto user. Operations more than
    $access_window_gap_minutes minutes apart are separate rows; one run is one row whatever keys it touched (a
    CloudHSM session logs a login and an entry per key handle: one finding with the count, not one per handle;
    `key` is named when the run used one key). Cross-account copies of one call count once but both event ids are
@@ -21,8 +21,11 @@ outside AS (
                  CASE WHEN o.event_time - lag(o.event_time) OVER w <= to_minutes($access_window_gap_minutes::BIGINT)
                       THEN 0 ELSE 1 END AS starts
           FROM candidates o
-          WHERE (o.source = 'cloudhsm' AND o.attributed_by IN ('hsm_user', 'hsm_session'))
-             OR coalesce(o.principal_tenant_id, o.account_tenant_id) = o.tenant_id
+          WHERE ((o.source = 'cloudhsm' AND o.attributed_by IN ('hsm_user', 'hsm_session'))
+                 OR coalesce(o.principal_tenant_id, o.account_tenant_id) = o.tenant_id)
+            -- the crypto officer deleting the tenant's crypto user or changing its password is the revocation
+            AND NOT (o.source = 'cloudhsm' AND o.operation_class = 'user_admin' AND o.event_id IN (
+                SELECT event_id FROM hsm_events WHERE session_user_name <> user_name))
           WINDOW w AS (PARTITION BY o.tenant_id, o.principal ORDER BY o.event_time)) o
 )
 SELECT 'use_outside_access_window' AS detector,

@@ -9,6 +9,10 @@ SELECT 'hsm_events', count(*), count(DISTINCT event_date), min(event_date), max(
 FROM hsm_events
 HAVING count(*) > 0
 UNION ALL
+SELECT 'access_events', count(*), count(DISTINCT event_date), min(event_date), max(event_date)
+FROM access_events
+HAVING count(*) > 0
+UNION ALL
 SELECT 'quarantine', count(*), count(DISTINCT quarantined_at::DATE), min(quarantined_at::DATE),
     max(quarantined_at::DATE)
 FROM quarantine
