@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from keytrail.cli import cli
 from tests.conftest import ROOT, SHARED_DATA
-from tests.trailfiles import fresh_records, trail_text, write_trail
+from tests.trailfiles import fresh_records, lake_texts, trail_text, write_trail
 
 DOC_EXAMPLES = SHARED_DATA / "kms_docs_ct_examples_valid.json.gz"
 EXIT_QUARANTINED = 3
@@ -28,8 +28,7 @@ def ingest(source: Path, lake: Path) -> tuple[int, str]:
 
 
 def lake_events(lake: Path) -> list[dict[str, Any]]:
-    rows = duckdb.sql(f"SELECT raw FROM read_parquet('{lake}/kms_events/*/*.parquet')").fetchall()
-    return [json.loads(r[0]) for r in rows]
+    return [json.loads(text) for text in lake_texts(lake)]
 
 
 def conflicts(lake: Path) -> list[tuple[str, str]]:

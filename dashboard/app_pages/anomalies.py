@@ -120,6 +120,11 @@ elif order == "Score":
     found = found.sort_values("score", ascending=False)
 
 PER_PAGE = 20  # expanders are heavy for the browser: a page of them at a time
+# A CloudTrail record ingested without keep_raw: the lake points to its trail file instead of holding its text.
+NO_RAW = (
+    "The lake keeps no copy of this record's text (ingested without keep_raw): "
+    "`keytrail event {event_id} --raw` fetches it from its trail file and checks the file is the one ingested."
+)
 pages = (len(found) - 1) // PER_PAGE + 1
 number = 1
 if st.session_state.get("anomalies_page_number", 1) > pages:  # the filters left fewer pages
@@ -150,6 +155,9 @@ for i, finding in enumerate(found.iloc[first : first + PER_PAGE].itertuples(), s
             tables.show(events.drop(columns=["raw"]))
             for event in events.head(20).itertuples():
                 st.caption(f"{event.source} · {event.event_id}")
-                st.code(charts.pretty_raw(event.raw), language="json" if event.source == "cloudtrail" else None)
+                if isinstance(event.raw, str):
+                    st.code(charts.pretty_raw(event.raw), language="json" if event.source == "cloudtrail" else None)
+                else:
+                    st.caption(NO_RAW.format(event_id=event.event_id))
         triage_form(found.iloc[i].to_dict(), who)
 st.caption(f"Findings {first + 1}–{min(first + PER_PAGE, len(found))} of {len(found):,}.")

@@ -16,7 +16,8 @@ from typing import Any
 import pyarrow as pa
 from botocore.exceptions import ClientError
 
-from ingest.aws import explain_client_error
+from ingest.aws import explain_client_error, make_client
+from ingest.cloudtrail.originals import Originals
 from ingest.cloudtrail.sources import S3Trail, TrailFilter, list_local
 from ingest.cloudtrail.writer import BatchResult, Counts, KmsLakeWriter, records_table, summary_counts
 from ingest.errors import SourceError
@@ -124,11 +125,14 @@ def ingest_local(
     progress: Progress | None = None,
     batch_files: int = BATCH_FILES,
     retry_quarantined: bool = False,
+    keep_raw: bool = False,
 ) -> IngestSummary:
     """Ingest trail files under a local folder (or one file); with `retry_quarantined`, also those ingested
-    before whose records were (partly) quarantined."""
+    before whose records were (partly) quarantined; with `keep_raw`, each KMS record's text in `raw`."""
     objects = list(list_local(root, flt))
-    return _ingest_objects(lake, str(root), objects, _read_in_place, progress, batch_files, retry_quarantined)
+    originals = Originals(lake.state_dir / "ingest.sqlite", lambda: make_client("s3"))
+    reading = Reading(_read_in_place, originals, keep_raw)
+    return _ingest_objects(lake, str(root), objects, reading, progress, batch_files, retry_quarantined)
 
 
 def _read_in_place(batch: list[ObjectVersion], _: Path) -> Materialised:
@@ -153,6 +157,7 @@ def ingest_s3(
     batch_files: int = BATCH_FILES,
     retry_quarantined: bool = False,
     listing: Progress = no_progress,
+    keep_raw: bool = False,
 ) -> IngestSummary:
     """Ingest trail files from an S3 bucket, downloading each batch to the lake's staging folder (`listing` is
     told of each object the S3 listing returns, before `progress` counts files ingested)."""
@@ -167,7 +172,9 @@ def ingest_s3(
         files = [(path, o.key) for o, path in zip(batch, got, strict=True) if isinstance(path, Path)]
         return files, {o.key: problem for o, problem in zip(batch, got, strict=True) if isinstance(problem, str)}
 
-    summary = _ingest_objects(lake, trail.uri, objects, fetch, progress, batch_files, retry_quarantined)
+    originals = Originals(lake.state_dir / "ingest.sqlite", lambda: trail.client)
+    reading = Reading(fetch, originals, keep_raw)
+    summary = _ingest_objects(lake, trail.uri, objects, reading, progress, batch_files, retry_quarantined)
     summary.files_vanished = len(vanished)
     return summary
 
@@ -188,11 +195,21 @@ def _download(trail: S3Trail, item: tuple[int, ObjectVersion], folder: Path) -> 
     return path
 
 
+@dataclass
+class Reading:
+    """How a run reads its source: `materialise` makes a batch readable on local disk; `originals` fetches the
+    record a lake row points to; `keep_raw` keeps each KMS record's text in the lake."""
+
+    materialise: Callable[[list[ObjectVersion], Path], Materialised]
+    originals: Originals
+    keep_raw: bool
+
+
 def _ingest_objects(
     lake: Lake,
     source: str,
     objects: list[ObjectVersion],
-    materialise: Callable[[list[ObjectVersion], Path], Materialised],
+    reading: Reading,
     progress: Progress | None,
     batch_files: int,
     retry_quarantined: bool = False,
@@ -202,19 +219,19 @@ def _ingest_objects(
         known = state.known(STATE_SOURCE, retry_quarantined)
         new = [o for o in objects if state.is_new(known, o)]
         summary = IngestSummary(source, run_id, files_seen=len(objects), files_new=len(new))
-        writer = KmsLakeWriter(lake, run_id, floor=state.retention_floor())
+        floor = state.retention_floor()
+        writer = KmsLakeWriter(lake, run_id, floor=floor, keep_raw=reading.keep_raw, originals=reading.originals)
         results: list[BatchResult] = []
         try:
             for n, batch in enumerate(batches(new, batch_files)):
-                local, unreadable = materialise(batch, lake.work_dir / "_staging" / f"{run_id}-download-{n}")
+                local, unreadable = reading.materialise(batch, lake.work_dir / "_staging" / f"{run_id}-download-{n}")
                 result = writer.ingest_files(local) if local else BatchResult()
                 result.counts.update(set_apart(lake, state, run_id, unreadable))
                 summary.files_unreadable += len(unreadable)
                 crash_point("before-state")
                 done = {s for _, s in local}
-                state.record_objects(
-                    STATE_SOURCE, run_id, [(o, result.counts[o.key].as_dict()) for o in batch if o.key in done]
-                )
+                counts = [(o, result.counts[o.key].as_dict()) for o in batch if o.key in done]
+                state.record_objects(STATE_SOURCE, run_id, counts, result.sha256)
                 shutil.rmtree(lake.work_dir / "_staging" / f"{run_id}-download-{n}", ignore_errors=True)
                 results.append(result)
                 summary.bytes_read += sum(o.size or 0 for o in batch)
