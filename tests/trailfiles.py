@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 
-from ingest.cloudtrail.originals import record_at
+from ingest.cloudtrail.salvage import salvage
 from tests.conftest import SHARED_DATA
 
 
@@ -39,7 +39,13 @@ def fresh_records(n: int, seed: int = 7, day: str = "2026-11-20") -> list[dict[s
 def lake_texts(lake: Path) -> list[str]:
     """The text of every kms_events row: its `raw` (keep_raw), else the record its pointer names in its local file."""
     rows = duckdb.sql(f"SELECT source_object, record_index, raw FROM read_parquet('{lake}/kms_events/*/*.parquet')")
-    return [raw or record_at(Path(obj).read_bytes(), index, obj) for obj, index, raw in rows.fetchall()]
+    files: dict[str, dict[int, str]] = {}
+    texts = []
+    for obj, index, raw in rows.fetchall():
+        if obj not in files:
+            files[obj] = dict(salvage(Path(obj).read_bytes()).records)
+        texts.append(raw or files[obj][index])
+    return texts
 
 
 def trail_text(records: list[Any]) -> str:
