@@ -126,12 +126,14 @@ def ingest_local(
     batch_files: int = BATCH_FILES,
     retry_quarantined: bool = False,
     keep_raw: bool = False,
+    threads: int | None = None,
 ) -> IngestSummary:
     """Ingest trail files under a local folder (or one file); with `retry_quarantined`, also those ingested
-    before whose records were (partly) quarantined; with `keep_raw`, each KMS record's text in `raw`."""
+    before whose records were (partly) quarantined; with `keep_raw`, each KMS record's text in `raw`; `threads`:
+    DuckDB's threads (default: one per core)."""
     objects = list(list_local(root, flt))
     originals = Originals(lake.state_dir / "ingest.sqlite", lambda: make_client("s3"))
-    reading = Reading(_read_in_place, originals, keep_raw)
+    reading = Reading(_read_in_place, originals, keep_raw, threads)
     return _ingest_objects(lake, str(root), objects, reading, progress, batch_files, retry_quarantined)
 
 
@@ -198,11 +200,12 @@ def _download(trail: S3Trail, item: tuple[int, ObjectVersion], folder: Path) -> 
 @dataclass
 class Reading:
     """How a run reads its source: `materialise` makes a batch readable on local disk; `originals` fetches the
-    record a lake row points to; `keep_raw` keeps each KMS record's text in the lake."""
+    record a lake row points to; `keep_raw` keeps each KMS record's text in the lake; `threads`: DuckDB's."""
 
     materialise: Callable[[list[ObjectVersion], Path], Materialised]
     originals: Originals
     keep_raw: bool
+    threads: int | None = None
 
 
 def _ingest_objects(
@@ -220,7 +223,9 @@ def _ingest_objects(
         new = [o for o in objects if state.is_new(known, o)]
         summary = IngestSummary(source, run_id, files_seen=len(objects), files_new=len(new))
         floor = state.retention_floor()
-        writer = KmsLakeWriter(lake, run_id, floor=floor, keep_raw=reading.keep_raw, originals=reading.originals)
+        writer = KmsLakeWriter(
+            lake, run_id, threads=reading.threads, floor=floor, keep_raw=reading.keep_raw, originals=reading.originals
+        )
         results: list[BatchResult] = []
         try:
             for n, batch in enumerate(batches(new, batch_files)):
