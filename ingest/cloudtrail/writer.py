@@ -146,17 +146,14 @@ class KmsLakeWriter:
     def close(self) -> None:
         self.con.close()
 
-    def ingest_files(self, files: list[tuple[Path, str]]) -> BatchResult:
-        """Ingest local trail files, given as (path to read, source object name)."""
+    def ingest_files(self, files: list[tuple[Path, str]], checked: list[tuple[bool, str]] | None = None) -> BatchResult:
+        """Ingest local trail files, given as (path to read, source object name); `checked`: their
+        `inspect_files`, when a caller made it ahead."""
         self.con.register(
             "objects", pa.table({"local_path": [str(p) for p, _ in files], "source_object": [s for _, s in files]})
         )
         self.local, self.texts = {s: p for p, s in files}, {}
-        # DuckDB's gzip reader does not check the CRC: a damaged file would land altered bytes as records, so
-        # each gzip stream is checked first (threads: zlib releases the GIL) and a damaged one read exactly. The
-        # same read gives each file's SHA-256, its identity in the ingest state.
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            checked = list(pool.map(inspect_file, [p for p, _ in files]))
+        checked = inspect_files(files) if checked is None else checked
         intact = [str(p) for (p, _), (ok, _) in zip(files, checked, strict=True) if ok]
         fast = self._parse_fast(intact) if intact else self._empty_parsed()
         exact = fast | self._unread([s for _, s in files])
@@ -445,6 +442,14 @@ class KmsLakeWriter:
         ).fetchall()
         result.skipped_sources.update(dict(skipped))
         return result
+
+
+def inspect_files(files: list[tuple[Path, str]]) -> list[tuple[bool, str]]:
+    """(intact, SHA-256) of each file. DuckDB's gzip reader does not check the CRC: a damaged file would land
+    altered bytes as records, so each gzip stream is checked first (threads: zlib releases the GIL) and a damaged
+    one read exactly. The same read gives each file's SHA-256, its identity in the ingest state."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(inspect_file, [p for p, _ in files]))
 
 
 def publish(staging: Path, lake: Lake, table: str, tag: str) -> list[Path]:
