@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ingest.cloudtrail.originals import Originals, OriginalUnavailable
+from ingest.cloudtrail.originals import Originals, OriginalUnavailable, recorded_identity
 from ingest.cloudtrail.salvage import salvage
 from ingest.faults import crash_point
 from ingest.lake.schema import KMS_EVENTS
@@ -126,6 +126,7 @@ class KmsLakeWriter:
         self.keep_raw = keep_raw
         self.originals = originals
         self.local: dict[str, Path] = {}  # the batch's source objects as local files
+        self.sha256: dict[str, str] = {}  # and the SHA-256 of each
         self.texts: dict[str, dict[int, str]] = {}  # records of batch files read again for their exact text
         self.batch_no = 0
         self.loaded_days: set[dt.date] = set()
@@ -152,15 +153,16 @@ class KmsLakeWriter:
         self.con.register(
             "objects", pa.table({"local_path": [str(p) for p, _ in files], "source_object": [s for _, s in files]})
         )
-        self.local, self.texts = {s: p for p, s in files}, {}
         checked = inspect_files(files) if checked is None else checked
+        self.local, self.texts = {s: p for p, s in files}, {}
+        self.sha256 = {s: sha for (_, s), (_, sha) in zip(files, checked, strict=True)}
         intact = [str(p) for (p, _), (ok, _) in zip(files, checked, strict=True) if ok]
         fast = self._parse_fast(intact) if intact else self._empty_parsed()
         exact = fast | self._unread([s for _, s in files])
         problems = self._parse_exact(sorted(exact))
         self.con.unregister("objects")
         result = self._land(problems, [s for _, s in files])
-        result.sha256 = {s: sha for (_, s), (_, sha) in zip(files, checked, strict=True)}
+        result.sha256 = self.sha256
         return result
 
     def ingest_records(self, records: pa.Table) -> BatchResult:
@@ -306,8 +308,9 @@ class KmsLakeWriter:
 
     def _same(self, record: Copy, copies: list[Copy], in_lake: bool) -> bool:
         """True when a record is the same event as one of the copies that hold its id (the lake's or the batch's)."""
-        if in_lake and any(copy[:2] == record[:2] for copy in copies):
-            return True  # the lake row points to this very record: its file was read again
+        pointed_at = any(copy[:2] == record[:2] and copy[2] is None for copy in copies)
+        if in_lake and pointed_at and self._unchanged(record[0]):
+            return True  # the lake row points to this very record: its file, unchanged, was read again
         mine = same_event(self._text(record))
         texts = map(self._lake_text, copies) if in_lake else map(self._text, copies)
         return any(mine == same_event(text) for text in texts if text is not None)
@@ -330,12 +333,18 @@ class KmsLakeWriter:
         obj, index, raw = copy
         if raw is not None:
             return raw
-        if obj in self.local:
+        if obj in self.local and self._unchanged(obj):
             return self._file_records(obj).get(index)
         try:
             return self.originals.record(obj, index) if self.originals else None
         except OriginalUnavailable:
             return None
+
+    def _unchanged(self, obj: str) -> bool:
+        """True when a batch file is the version the ingest state recorded, or one the state never recorded (a
+        killed run's file read again): then the lake rows that point into it were read from these very bytes."""
+        identity = recorded_identity(self.originals.state_file, obj) if self.originals else None
+        return identity is None or identity.sha256 == self.sha256.get(obj)
 
     def _batch_firsts(self, ids: set[str]) -> dict[tuple[str, bool], list[Copy]]:
         """For each id, the batch's first record with it (what a later record of the batch is compared to)."""
