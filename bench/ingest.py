@@ -1,12 +1,13 @@
 """Benchmark `keytrail ingest cloudtrail` (default mode and keep_raw) against the naive notebook approach and
 DuckDB's own read_json.
 
-    python bench/ingest.py [--events 1000000] [--work DIR] [--skip-naive] [--threads 1 2]
+    python bench/ingest.py [--events 1000000] [--work DIR] [--skip-naive] [--threads 1 2] [--repeat 3]
 
 Generates N realistic KMS records (the committed sample's records as templates, each with a fresh eventID,
 requestID and time) as gzip trail files, then runs each approach in its own process, once per thread count,
-and prints events/s, input MB/s, peak memory, the output's MB per million events and the ratios to the
-DuckDB reference; from the 1- and 2-thread times, what 16 cores would do (Amdahl's law). The DuckDB reference
+and prints the median of `--repeat` runs: wall and CPU seconds (user + system: steadier than wall on a shared
+machine), events/s, input MB/s, peak memory, the output's MB per million events and the ratios to the DuckDB
+reference (wall, and CPU); from the 1- and 2-thread times, what 16 cores would do (Amdahl's law). The DuckDB reference
 reads the same files with an explicit schema covering every top-level CloudTrail field (nested objects as
 JSON, so it loses nothing either), unnests Records and writes Parquet: the fastest "just use DuckDB" a
 notebook user would write.
@@ -21,6 +22,7 @@ import random
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -112,8 +114,15 @@ APPROACHES = {"keytrail": run_keytrail, "keytrail-raw": run_keytrail_raw, "duckd
 REFERENCE = "duckdb"
 
 
-def measure(name: str, src: Path, work: Path, threads: int) -> dict[str, float]:
-    """Run one approach in a fresh process; returns its seconds, peak resident memory (MB) and output size (MB)."""
+def measure(name: str, src: Path, work: Path, threads: int, repeat: int) -> dict[str, float]:
+    """The median of each figure over `repeat` runs of `run_once`."""
+    runs = [run_once(name, src, work, threads) for _ in range(repeat)]
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+
+
+def run_once(name: str, src: Path, work: Path, threads: int) -> dict[str, float]:
+    """Run one approach in a fresh process; returns its wall and CPU seconds, peak resident memory (MB) and output
+    size (MB)."""
     out = work / f"out-{name}-{threads}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -130,8 +139,8 @@ def child(name: str, src: Path, out: Path, threads: int) -> None:
     started = time.perf_counter()
     APPROACHES[name](src, out, threads)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}))
 
 
 def main() -> None:
@@ -140,6 +149,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "ingest")
     parser.add_argument("--skip-naive", action="store_true", help="The naive run takes minutes and GBs.")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="Thread counts to run each with.")
+    parser.add_argument("--repeat", type=int, default=3, help="Runs of each; the medians are printed.")
     parser.add_argument("--run", choices=APPROACHES, help=argparse.SUPPRESS)
     parser.add_argument("--src", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -156,19 +166,19 @@ def main() -> None:
     names = [n for n in APPROACHES if not (args.skip_naive and n == "naive")]
     # The naive run is single-threaded Python: it runs once, with the most threads.
     runs = [(n, t) for t in args.threads for n in names if n != "naive" or t == max(args.threads)]
-    results = {run: measure(run[0], src, args.work, run[1]) for run in runs}
+    results = {run: measure(run[0], src, args.work, run[1], args.repeat) for run in runs}
     report(results, args.events, size_mb)
 
 
 def report(results: dict[tuple[str, int], dict[str, float]], events: int, size_mb: float) -> None:
-    print(f"{'approach':<13} {'threads':>7} {'seconds':>8} {'events/s':>10} {'MB/s':>7} {'peak MB':>8} "
-          f"{'MB/M events':>11} {'x reference':>11}")  # fmt: skip
+    print(f"{'approach':<13} {'threads':>7} {'seconds':>8} {'cpu s':>7} {'events/s':>10} {'MB/s':>7} {'peak MB':>8} "
+          f"{'MB/M events':>11} {'x ref wall':>10} {'x ref cpu':>9}")  # fmt: skip
     for (name, threads), r in results.items():
-        reference = results.get((REFERENCE, threads), r)["seconds"]
+        ref = results.get((REFERENCE, threads), r)
         print(
-            f"{name:<13} {threads:>7} {r['seconds']:>8.2f} {events / r['seconds']:>10,.0f} "
+            f"{name:<13} {threads:>7} {r['seconds']:>8.2f} {r['cpu']:>7.2f} {events / r['seconds']:>10,.0f} "
             f"{size_mb / r['seconds']:>7.1f} {r['peak_mb']:>8.0f} {r['output_mb'] / events * 1e6:>11.1f} "
-            f"{reference / r['seconds']:>11.2f}"
+            f"{ref['seconds'] / r['seconds']:>10.2f} {ref['cpu'] / r['cpu']:>9.2f}"
         )
     for name in dict.fromkeys(n for n, _ in results):
         if (name, 1) in results and (name, 2) in results:

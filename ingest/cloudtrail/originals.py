@@ -23,6 +23,10 @@ from ingest.cloudtrail.salvage import salvage
 from ingest.cloudtrail.sources import parse_s3_uri
 from ingest.errors import KeytrailError
 
+# Trail files an Originals keeps in memory, the most recently fetched: the records of one file are often wanted
+# together (a file delivered twice), and a run must not keep every file it fetched.
+CACHED_FILES = 16
+
 
 class OriginalUnavailable(KeytrailError):
     """The original record cannot be read from its source: the object is gone, changed, or was never a file."""
@@ -90,6 +94,8 @@ class Originals:
             remote = source_object.startswith("s3://")
             data = self._fetch_s3(source_object, identity) if remote else _read_local(source_object)
             check_identity(source_object, data, identity)
+            if len(self._files) >= CACHED_FILES:
+                self._files.pop(next(iter(self._files)))
             self._files[source_object] = data
         return self._files[source_object]
 

@@ -127,6 +127,7 @@ class KmsLakeWriter:
         self.originals = originals
         self.local: dict[str, Path] = {}  # the batch's source objects as local files
         self.sha256: dict[str, str] = {}  # and the SHA-256 of each
+        self.unchanged: dict[str, bool] = {}  # whether each is the version the state recorded (`_unchanged`)
         self.texts: dict[str, dict[int, str]] = {}  # records of batch files read again for their exact text
         self.batch_no = 0
         self.loaded_days: set[dt.date] = set()
@@ -154,7 +155,7 @@ class KmsLakeWriter:
             "objects", pa.table({"local_path": [str(p) for p, _ in files], "source_object": [s for _, s in files]})
         )
         checked = inspect_files(files) if checked is None else checked
-        self.local, self.texts = {s: p for p, s in files}, {}
+        self.local, self.texts, self.unchanged = {s: p for p, s in files}, {}, {}
         self.sha256 = {s: sha for (_, s), (_, sha) in zip(files, checked, strict=True)}
         intact = [str(p) for (p, _), (ok, _) in zip(files, checked, strict=True) if ok]
         fast = self._parse_fast(intact) if intact else self._empty_parsed()
@@ -343,8 +344,10 @@ class KmsLakeWriter:
     def _unchanged(self, obj: str) -> bool:
         """True when a batch file is the version the ingest state recorded, or one the state never recorded (a
         killed run's file read again): then the lake rows that point into it were read from these very bytes."""
-        identity = recorded_identity(self.originals.state_file, obj) if self.originals else None
-        return identity is None or identity.sha256 == self.sha256.get(obj)
+        if obj not in self.unchanged:
+            identity = recorded_identity(self.originals.state_file, obj) if self.originals else None
+            self.unchanged[obj] = identity is None or identity.sha256 == self.sha256.get(obj)
+        return self.unchanged[obj]
 
     def _batch_firsts(self, ids: set[str]) -> dict[tuple[str, bool], list[Copy]]:
         """For each id, the batch's first record with it (what a later record of the batch is compared to)."""
