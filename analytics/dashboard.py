@@ -295,6 +295,17 @@ def anomaly_detectors(con: duckdb.DuckDBPyConnection) -> list[str]:
     return detector_names()
 
 
+def original_record(con: duckdb.DuckDBPyConnection, source_object: str, record_index: int) -> str:
+    """A record's text read from its trail file (a local file, or an S3 object through the default credentials)
+    after checking that the file is the one ingested; OriginalUnavailable (a KeytrailError) says why not. Reads
+    the source only: the lake and its state are opened read-only."""
+    from ingest.aws import make_client  # boto3: only when a record is fetched (analytics never needs it otherwise)
+    from ingest.cloudtrail.originals import Originals
+
+    state = _lake(con).state_dir / "ingest.sqlite"
+    return Originals(state, lambda: make_client("s3")).record(source_object, record_index)
+
+
 def evidence_events(
     con: duckdb.DuckDBPyConnection, ids: Sequence[str], window_start: dt.datetime, window_end: dt.datetime
 ) -> pa.Table:

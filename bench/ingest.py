@@ -1,12 +1,16 @@
-"""Benchmark `keytrail ingest cloudtrail` against the naive notebook approach and DuckDB's own read_json.
+"""Benchmark `keytrail ingest cloudtrail` (default mode and keep_raw) against the naive notebook approach and
+DuckDB's own read_json.
 
-    python bench/ingest.py [--events 1000000] [--work DIR] [--skip-naive]
+    python bench/ingest.py [--events 1000000] [--work DIR] [--skip-naive] [--threads 1 2] [--repeat 3]
 
 Generates N realistic KMS records (the committed sample's records as templates, each with a fresh eventID,
-requestID and time) as gzip trail files, then runs each approach in its own process and prints events/s,
-input MB/s, peak memory and the ratios. The DuckDB baseline reads the same files with an explicit schema
-covering every top-level CloudTrail field (nested objects as JSON, so it loses nothing either), unnests
-Records and writes Parquet: the fastest "just use DuckDB" a notebook user would write.
+requestID and time) as gzip trail files, then runs each approach in its own process, once per thread count,
+and prints the median of `--repeat` runs: wall and CPU seconds (user + system: steadier than wall on a shared
+machine), events/s, input MB/s, peak memory, the output's MB per million events and the ratios to the DuckDB
+reference (wall, and CPU); from the 1- and 2-thread times, what 16 cores would do (Amdahl's law). The DuckDB reference
+reads the same files with an explicit schema covering every top-level CloudTrail field (nested objects as
+JSON, so it loses nothing either), unnests Records and writes Parquet: the fastest "just use DuckDB" a
+notebook user would write.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import random
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -69,15 +74,19 @@ def generate(folder: Path, events: int, seed: int = 1) -> int:
     return written
 
 
-def run_keytrail(src: Path, out: Path) -> None:
+def run_keytrail(src: Path, out: Path, threads: int, keep_raw: bool = False) -> None:
     from ingest.cloudtrail.load import ingest_local
     from ingest.cloudtrail.sources import TrailFilter
     from ingest.lake.store import Lake
 
-    ingest_local(Lake(out), src, TrailFilter())
+    ingest_local(Lake(out), src, TrailFilter(), keep_raw=keep_raw, threads=threads)
 
 
-def run_naive(src: Path, out: Path) -> None:
+def run_keytrail_raw(src: Path, out: Path, threads: int) -> None:
+    run_keytrail(src, out, threads, keep_raw=True)
+
+
+def run_naive(src: Path, out: Path, threads: int) -> None:
     import pandas as pd
 
     records = []
@@ -88,10 +97,11 @@ def run_naive(src: Path, out: Path) -> None:
     frame.astype(str).to_parquet(out / "naive.parquet")
 
 
-def run_duckdb(src: Path, out: Path) -> None:
+def run_duckdb(src: Path, out: Path, threads: int) -> None:
     import duckdb
 
     con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
     con.execute(
         f"""COPY (SELECT unnest(Records, recursive := true)
                   FROM read_json('{src}/*.json.gz', columns={{'Records': '{DUCKDB_SCHEMA}'}},
@@ -100,26 +110,37 @@ def run_duckdb(src: Path, out: Path) -> None:
     )
 
 
-APPROACHES = {"keytrail": run_keytrail, "naive": run_naive, "duckdb": run_duckdb}
+APPROACHES = {"keytrail": run_keytrail, "keytrail-raw": run_keytrail_raw, "duckdb": run_duckdb, "naive": run_naive}
+REFERENCE = "duckdb"
 
 
-def measure(name: str, src: Path, work: Path) -> dict[str, float]:
-    """Run one approach in a fresh process; returns its seconds and peak resident memory (MB)."""
-    out = work / f"out-{name}"
+def measure(name: str, src: Path, work: Path, threads: int, repeat: int) -> dict[str, float]:
+    """The median of each figure over `repeat` runs of `run_once`."""
+    runs = [run_once(name, src, work, threads) for _ in range(repeat)]
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+
+
+def run_once(name: str, src: Path, work: Path, threads: int) -> dict[str, float]:
+    """Run one approach in a fresh process; returns its wall and CPU seconds, peak resident memory (MB) and output
+    size (MB)."""
+    out = work / f"out-{name}-{threads}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    cmd = [sys.executable, __file__, "--run", name, "--src", str(src), "--out", str(out)]
+    cmd = [sys.executable, __file__, "--run", name, "--src", str(src), "--out", str(out), "--threads", str(threads)]
     result = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    # The output's Parquet files: the lake's tables (not its ingest state), or the baseline's one file.
+    output_mb = sum(p.stat().st_size for p in out.rglob("*.parquet")) / 1e6
+    shutil.rmtree(out, ignore_errors=True)
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "output_mb": output_mb}
 
 
-def child(name: str, src: Path, out: Path) -> None:
+def child(name: str, src: Path, out: Path, threads: int) -> None:
     sys.path.insert(0, str(ROOT))
     started = time.perf_counter()
-    APPROACHES[name](src, out)
+    APPROACHES[name](src, out, threads)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}))
 
 
 def main() -> None:
@@ -127,12 +148,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "ingest")
     parser.add_argument("--skip-naive", action="store_true", help="The naive run takes minutes and GBs.")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="Thread counts to run each with.")
+    parser.add_argument("--repeat", type=int, default=3, help="Runs of each; the medians are printed.")
     parser.add_argument("--run", choices=APPROACHES, help=argparse.SUPPRESS)
     parser.add_argument("--src", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        child(args.run, args.src, args.out)
+        child(args.run, args.src, args.out, args.threads[0])
         return
     src = args.work / f"trails-{args.events}"
     if not src.exists():
@@ -141,20 +164,37 @@ def main() -> None:
     size_mb = sum(p.stat().st_size for p in src.glob("*.json.gz")) / 1e6
     print(f"{args.events:,} records in {len(list(src.glob('*.json.gz')))} files, {size_mb:.0f} MB gzipped")
     names = [n for n in APPROACHES if not (args.skip_naive and n == "naive")]
-    results = {n: measure(n, src, args.work) for n in names}
+    # The naive run is single-threaded Python: it runs once, with the most threads.
+    runs = [(n, t) for t in args.threads for n in names if n != "naive" or t == max(args.threads)]
+    results = {run: measure(run[0], src, args.work, run[1], args.repeat) for run in runs}
     report(results, args.events, size_mb)
 
 
-def report(results: dict[str, dict[str, float]], events: int, size_mb: float) -> None:
-    print(f"{'approach':<10} {'seconds':>8} {'events/s':>10} {'MB/s':>7} {'peak MB':>8}")
-    for name, r in results.items():
+def report(results: dict[tuple[str, int], dict[str, float]], events: int, size_mb: float) -> None:
+    print(f"{'approach':<13} {'threads':>7} {'seconds':>8} {'cpu s':>7} {'events/s':>10} {'MB/s':>7} {'peak MB':>8} "
+          f"{'MB/M events':>11} {'x ref wall':>10} {'x ref cpu':>9}")  # fmt: skip
+    for (name, threads), r in results.items():
+        ref = results.get((REFERENCE, threads), r)
         print(
-            f"{name:<10} {r['seconds']:>8.1f} {events / r['seconds']:>10,.0f} "
-            f"{size_mb / r['seconds']:>7.1f} {r['peak_mb']:>8.0f}"
+            f"{name:<13} {threads:>7} {r['seconds']:>8.2f} {r['cpu']:>7.2f} {events / r['seconds']:>10,.0f} "
+            f"{size_mb / r['seconds']:>7.1f} {r['peak_mb']:>8.0f} {r['output_mb'] / events * 1e6:>11.1f} "
+            f"{ref['seconds'] / r['seconds']:>10.2f} {ref['cpu'] / r['cpu']:>9.2f}"
         )
-    ours = results["keytrail"]["seconds"]
-    for name in results.keys() - {"keytrail"}:
-        print(f"keytrail is {results[name]['seconds'] / ours:.2f}x the speed of {name}")
+    for name in dict.fromkeys(n for n, _ in results):
+        if (name, 1) in results and (name, 2) in results:
+            print(f"{name}: {projection(results[(name, 1)]['seconds'], results[(name, 2)]['seconds'], events)}")
+
+
+def projection(one: float, two: float, events: int) -> str:
+    """2-thread speed-up, and the 16-core time and speed Amdahl's law gives from it (the serial share from the
+    speed-up: s = 2 / speed-up - 1)."""
+    speedup = one / two
+    serial = min(max(2 / speedup - 1, 0.0), 1.0)
+    sixteen = one * (serial + (1 - serial) / 16)
+    return (
+        f"2 threads {speedup:.2f}x of 1 (serial share {serial:.0%}); 16 cores: ~{sixteen:.2f} s, "
+        f"~{events / sixteen:,.0f} events/s"
+    )
 
 
 if __name__ == "__main__":

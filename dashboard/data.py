@@ -225,6 +225,13 @@ def source_record(event_id: str, time: dt.datetime) -> dict[str, Any]:
     return found.iloc[0].to_dict() if not found.empty else {}
 
 
+def original_record(source_object: str, record_index: int) -> str:
+    """A record's text from its trail file (not cached: the file is checked against the ingest state each time);
+    KeytrailError says why it cannot be read."""
+    with _cursor(*_key()) as cursor:
+        return q.original_record(cursor, source_object, record_index)
+
+
 @st.cache_data(ttl=dt.timedelta(seconds=30), show_spinner=False)
 def _triage_files(lake: str) -> str:
     return q.triage_signature(lake)

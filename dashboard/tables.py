@@ -4,10 +4,13 @@ counts with thousands separators, empty cells for missing values, the important 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import streamlit as st
+
+from analytics import KeytrailError
 
 TIMESTAMP = "YYYY-MM-DD HH:mm [UTC]"  # moment.js, as st.column_config takes it; charts.when() writes the same
 WORDS = {"ip": "IP", "ips": "IPs", "id": "ID", "kms": "KMS", "hsm": "HSM", "usd": "(USD)", "utc": "(UTC)"}
@@ -97,14 +100,28 @@ def pretty_raw(raw: str) -> str:
         return str(raw)
 
 
-def source_record(event: dict[str, Any]) -> None:
-    """An event's source record as the log wrote it, under a line naming its source object and position; when the
-    lake keeps no copy of the record, how to fetch it from its source."""
+def source_record(event: dict[str, Any], fetch: Callable[[str, int], str] | None = None) -> None:
+    """An event's source record as the log wrote it, under a line naming its source object and position. When the
+    lake keeps no copy of the record (no keep_raw), `fetch` reads it from its trail file at the viewer's request."""
     where = f"{event['source']} · {event['event_id']} · from `{event['source_object']}`"
     index = event.get("record_index")
-    st.caption(where + (f", record {int(index)}" if index is not None and not pd.isna(index) else ""))
-    if event.get("raw") is None or pd.isna(event["raw"]):
-        fetch = f"`keytrail event {event['event_id']} --raw`"
-        st.caption(f"The lake keeps no copy of this record: {fetch} reads it from its source.")
-        return
-    st.code(pretty_raw(event["raw"]), language="json" if event["source"] == "cloudtrail" else None)
+    known = index is not None and not pd.isna(index)
+    st.caption(where + (f", record {int(index)}" if index is not None and known else ""))
+    raw = event.get("raw")
+    if raw is None or pd.isna(raw):
+        raw = _fetched(event, fetch) if fetch is not None and known else None
+    if raw is not None:
+        st.code(pretty_raw(raw), language="json" if event["source"] == "cloudtrail" else None)
+
+
+def _fetched(event: dict[str, Any], fetch: Callable[[str, int], str]) -> str | None:
+    """The record read from its trail file when the viewer asks (a button), or None; why not, when it cannot be."""
+    command = f"`keytrail event {event['event_id']} --raw`"
+    st.caption(f"The lake keeps no copy of this record's text (ingested without keep_raw); {command} prints it too.")
+    if not st.button("Read it from its trail file", key=f"fetch_{event['event_id']}", icon=":material/description:"):
+        return None
+    try:
+        return fetch(str(event["source_object"]), int(event["record_index"]))
+    except KeytrailError as err:
+        st.warning(f"The original record cannot be read: {err}", icon=":material/gpp_maybe:")
+        return None

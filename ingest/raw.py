@@ -5,6 +5,7 @@ Shared by the CloudTrail reader for damaged files (ingest/cloudtrail/salvage.py)
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import zlib
@@ -58,19 +59,20 @@ def gzip_problem(err: zlib.error, member: int) -> str:
     return f"corrupt gzip (decompression error: {err})"
 
 
-def gzip_intact(path: Path) -> bool:
-    """False for a gzip file whose stream is damaged (bad data, CRC or length, cut short, bytes after it): a
-    reader that does not check the CRC would take altered bytes for records."""
-    with path.open("rb") as fh:
-        if fh.read(2) != GZIP_MAGIC:
-            return True
-        fh.seek(0)
-        try:
-            for _ in inflate(iter(lambda: fh.read(CHUNK), b"")):
-                pass
-        except Unreadable:
-            return False
-    return True
+def inspect_file(path: Path) -> tuple[bool, str]:
+    """(intact, SHA-256 of the stored bytes) of a file, from one read. Intact is False for a gzip file whose
+    stream is damaged (bad data, CRC or length, cut short, bytes after it): a reader that does not check the
+    CRC would take altered bytes for records. The SHA-256 is the file's identity in the ingest state."""
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    if data[:2] != GZIP_MAGIC:
+        return True, sha256
+    try:
+        for _ in inflate(data[i : i + CHUNK] for i in range(0, len(data), CHUNK)):
+            pass
+    except Unreadable:
+        return False, sha256
+    return True, sha256
 
 
 def decompress(data: bytes) -> tuple[bytes, str | None]:

@@ -50,6 +50,14 @@ def test_minimal_config_and_relative_paths(tmp_path: Path) -> None:
     assert cfg.lake == str(tmp_path / "lake") and cfg.tenants == tmp_path / "t" / "tenants.toml"
     assert cfg.first_run == dt.timedelta(days=30) and cfg.state_dir is None
     assert cfg.sinks == () and cfg.alert_min_severity == "high"
+    assert isinstance(cfg.sources[0], TrailSource) and not cfg.sources[0].keep_raw
+
+
+def test_keep_raw_is_set_per_trail_source(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL + 'keep_raw = true\n[[cloudtrail]]\nname = "u"\npath = "trails"\n'))
+    assert [(s.name, getattr(s, "keep_raw", None)) for s in cfg.sources] == [("t", True), ("u", False)]
+    with pytest.raises(ConfigError, match="keep_raw"):
+        load_config(write(tmp_path, MINIMAL + 'keep_raw = "yes"\n'))
 
 
 BAD = [

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from keytrail.cli import cli
 from tests.conftest import ROOT, SHARED_DATA
-from tests.trailfiles import fresh_records, trail_text, write_trail
+from tests.trailfiles import fresh_records, lake_texts, trail_text, write_trail
 
 DOC_EXAMPLES = SHARED_DATA / "kms_docs_ct_examples_valid.json.gz"
 EXIT_QUARANTINED = 3
@@ -28,8 +28,7 @@ def ingest(source: Path, lake: Path) -> tuple[int, str]:
 
 
 def lake_events(lake: Path) -> list[dict[str, Any]]:
-    rows = duckdb.sql(f"SELECT raw FROM read_parquet('{lake}/kms_events/*/*.parquet')").fetchall()
-    return [json.loads(r[0]) for r in rows]
+    return [json.loads(text) for text in lake_texts(lake)]
 
 
 def conflicts(lake: Path) -> list[tuple[str, str]]:
@@ -96,3 +95,22 @@ def test_data_health_shows_the_conflicting_duplicates(tmp_path: Path, monkeypatc
     assert any(w.startswith("12 record(s) carry an event id already taken by a different record") for w in warnings)
     shown = next(df.value for df in at.dataframe if "event_id" in df.value.columns)
     assert len(shown) == 12 and shown["event_id"].nunique() == 7
+
+
+def test_a_trail_file_changed_after_ingest_is_not_taken_for_the_same_records(tmp_path: Path) -> None:
+    # The lake keeps no copy of the records (no keep_raw): a file rewritten in place after ingest must not pass for
+    # the file its lake rows point to. Its records cannot be compared with the lake's any more, so every record
+    # under a taken id is held, the changed one among them; nothing is dropped as "the same".
+    lake, trail = tmp_path / "lake", tmp_path / "src" / "a.json.gz"
+    records = fresh_records(4, seed=5)
+    write_trail(trail, records)
+    assert ingest(trail.parent, lake)[0] == 0
+    changed = {**records[2], "tlsDetails": {"clientProvidedHostHeader": "kms.forged.example"}}
+    write_trail(trail, [*records[:2], changed, records[3]])
+    code, out = ingest(trail.parent, lake)
+    assert code == EXIT_QUARANTINED, out
+    assert "4 quarantined (4 of them conflicting duplicates" in out and "0 duplicate records dropped" in out
+    held = [json.loads(raw) for _, raw in conflicts(lake)]
+    assert changed in held and len(held) == 4
+    landed = duckdb.sql(f"SELECT event_id FROM read_parquet('{lake}/kms_events/*/*.parquet')").fetchall()
+    assert sorted(r[0] for r in landed) == sorted(r["eventID"] for r in records)  # the lake's rows stay as they were

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import gzip
 import json
 import re
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -534,9 +537,51 @@ def test_from_a_key_to_each_call_of_one_day_and_its_source_record(
     source_object, index, raw = reference.execute(
         "SELECT source_object, record_index, raw FROM kms_events WHERE event_id = $id", {"id": event_id}
     ).fetchall()[0]
+    assert raw is None, "the sample lake keeps pointers, not texts (no keep_raw)"
     assert any(f"from `{source_object}`, record {index}" in c.value for c in at.caption)
-    assert [json.loads(c.value) for c in at.code] == [json.loads(raw)]
-    assert json.loads(at.code[0].value)["errorCode"] == calls.iloc[row]["outcome"]
+    assert not at.code, "the record is read from its trail file only when asked"
+    at.button(key=f"fetch_{event_id}").click().run()
+    with gzip.open(source_object, "rt", encoding="utf-8") as trail:
+        original = json.load(trail)["Records"][index]
+    assert [json.loads(c.value) for c in at.code] == [original]
+    assert original["eventID"] == event_id and original["errorCode"] == calls.iloc[row]["outcome"]
+
+
+def test_a_record_whose_trail_file_changed_is_not_shown(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """The lake points to a trail file that was rewritten after ingest: the page says so and shows no record."""
+    lake = Path(shutil.copytree(sample_lake, tmp_path / "lake"))
+    event_id, source_object, index = reference.execute(
+        "SELECT event_id, source_object, record_index FROM kms_events WHERE key_arn = $k AND event_date = $d "
+        "ORDER BY event_time, event_id LIMIT 1",
+        {"k": ACME_KEY, "d": dt.date(2026, 11, 24)},
+    ).fetchall()[0]
+    copy = tmp_path / "trail.json.gz"
+    with gzip.open(source_object, "rt", encoding="utf-8") as trail:
+        doc = json.load(trail)
+    doc["Records"][index]["sourceIPAddress"] = "203.0.113.66"  # an altered copy at another path
+    with gzip.open(copy, "wt", encoding="utf-8") as trail:
+        json.dump(doc, trail)
+    state = sqlite3.connect(lake / "_state" / "ingest.sqlite")
+    state.execute("UPDATE source_objects SET object_key = ? WHERE object_key = ?", (str(copy), source_object))
+    state.commit()
+    state.close()
+    for f in (lake / "kms_events").rglob("*.parquet"):  # this test lake's rows point to the altered file
+        table = pq.read_table(f)
+        pointer = table["source_object"]
+        moved = pc.if_else(pc.equal(pointer, source_object), str(copy), pointer)
+        pq.write_table(table.set_column(table.schema.get_field_index("source_object"), "source_object", moved), f)
+    at = app(monkeypatch, lake).switch_page("app_pages/keys.py").run()
+    at.selectbox(key="keys_key").set_value(ACME_KEY).run()
+    at.selectbox(key="keys_day").set_value(dt.date(2026, 11, 24)).run()
+    calls = next(df.value for df in at.dataframe if "outcome" in df.value.columns)
+    row = int(calls.index[calls["event_id"] == event_id][0])
+    at.session_state["keys_call"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    at.button(key=f"fetch_{event_id}").click().run()
+    assert not at.code
+    assert any("cannot be read" in w.body and str(copy) in w.body for w in at.warning), [w.body for w in at.warning]
 
 
 def with_verdicts(sample_lake: Path, target: Path, reference: duckdb.DuckDBPyConnection) -> tuple[Path, str]:

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from keytrail.cli import cli
 from tests.conftest import ROOT
 from tests.test_cloudhsm import CLUSTER, entry, write_jsonl
-from tests.trailfiles import fresh_records, trail_text
+from tests.trailfiles import fresh_records, lake_texts, trail_text
 
 KEYTRAIL = [sys.executable, "-m", "keytrail"]
 EXIT_QUARANTINED = 3
@@ -88,6 +88,8 @@ def ingest(kind: str, source: Path, lake: Path) -> tuple[int, str]:
 
 
 def landed_raw(lake: Path, table: str = "kms_events") -> list[str]:
+    if table == "kms_events":
+        return lake_texts(lake)
     return [r[0] for r in duckdb.sql(f"SELECT raw FROM read_parquet('{lake}/{table}/*/*.parquet')").fetchall()]
 
 

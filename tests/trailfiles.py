@@ -10,6 +10,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
+from ingest.cloudtrail.salvage import salvage
 from tests.conftest import SHARED_DATA
 
 
@@ -31,6 +34,18 @@ def fresh_records(n: int, seed: int = 7, day: str = "2026-11-20") -> list[dict[s
         rec["recipientAccountId"] = "111122223333"
         out.append(rec)
     return out
+
+
+def lake_texts(lake: Path) -> list[str]:
+    """The text of every kms_events row: its `raw` (keep_raw), else the record its pointer names in its local file."""
+    rows = duckdb.sql(f"SELECT source_object, record_index, raw FROM read_parquet('{lake}/kms_events/*/*.parquet')")
+    files: dict[str, dict[int, str]] = {}
+    texts = []
+    for obj, index, raw in rows.fetchall():
+        if obj not in files:
+            files[obj] = dict(salvage(Path(obj).read_bytes()).records)
+        texts.append(raw or files[obj][index])
+    return texts
 
 
 def trail_text(records: list[Any]) -> str:

@@ -1,10 +1,13 @@
 -- One row per (alias, key) pair seen in the lake: a key an alias pointed at, at some time.
--- Sources: successful CreateAlias/UpdateAlias calls (aliasName and targetKeyId live in `raw`) and any request
+-- Sources: successful CreateAlias/UpdateAlias calls (aliasName and targetKeyId in `request_parameters`; lakes
+-- written before that column existed have them in `raw`) and any request
 -- that named an alias (key_id) which CloudTrail resolved to a key ARN (key_arn).
 WITH alias_calls AS (
     SELECT
-        json_extract_string(raw, '$.requestParameters.aliasName') AS alias_ref,
-        json_extract_string(raw, '$.requestParameters.targetKeyId') AS target,
+        coalesce(json_extract_string(request_parameters, '$.aliasName'),
+                 json_extract_string(raw, '$.requestParameters.aliasName')) AS alias_ref,
+        coalesce(json_extract_string(request_parameters, '$.targetKeyId'),
+                 json_extract_string(raw, '$.requestParameters.targetKeyId')) AS target,
         key_arn,
         aws_region,
         coalesce(caller_account_id, recipient_account_id) AS account

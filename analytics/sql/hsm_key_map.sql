@@ -9,7 +9,8 @@ WITH declared AS (
     WHERE kind = 'key' AND value LIKE 'hsm:%'
 ),
 backing AS (
-    SELECT 'hsm:' || json_extract_string(e.raw, '$.responseElements.keyMetadata.cloudHsmClusterId') || ':'
+    SELECT 'hsm:' || coalesce(json_extract_string(e.response_elements, '$.keyMetadata.cloudHsmClusterId'),
+                              json_extract_string(e.raw, '$.responseElements.keyMetadata.cloudHsmClusterId')) || ':'
                || try_cast(e.backing_key_handle AS BIGINT) AS key,
            k.tenant_id, r.position, 2 AS strength
     FROM kms_events AS e

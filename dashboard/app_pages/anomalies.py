@@ -149,6 +149,6 @@ for i, finding in enumerate(found.iloc[first : first + PER_PAGE].itertuples(), s
             events = data.evidence_events(ids, finding.window_start, finding.window_end)
             tables.show(events.drop(columns=["raw"]))
             for event in events.head(20).to_dict("records"):
-                tables.source_record(event)
+                tables.source_record(event, data.original_record)
         triage_form(found.iloc[i].to_dict(), who)
 st.caption(f"Findings {first + 1}–{min(first + PER_PAGE, len(found))} of {len(found):,}.")

@@ -105,7 +105,8 @@ else:
     rows = chosen.selection.rows
     if rows:
         call = calls.iloc[rows[0]]
-        tables.source_record(data.source_record(call["event_id"], call["time"].to_pydatetime()))
+        record = data.source_record(call["event_id"], call["time"].to_pydatetime())
+        tables.source_record(record, data.original_record)
 
 st.subheader("Lifecycle")
 if lifecycle.empty:

@@ -16,9 +16,17 @@ from typing import Any
 import pyarrow as pa
 from botocore.exceptions import ClientError
 
-from ingest.aws import explain_client_error
+from ingest.aws import explain_client_error, make_client
+from ingest.cloudtrail.originals import Originals
 from ingest.cloudtrail.sources import S3Trail, TrailFilter, list_local
-from ingest.cloudtrail.writer import BatchResult, Counts, KmsLakeWriter, records_table, summary_counts
+from ingest.cloudtrail.writer import (
+    BatchResult,
+    Counts,
+    KmsLakeWriter,
+    inspect_files,
+    records_table,
+    summary_counts,
+)
 from ingest.errors import SourceError
 from ingest.faults import crash_point
 from ingest.lake.state import IngestState, ObjectVersion, RunLock
@@ -35,6 +43,8 @@ LOOKUP_MAX_AGE = dt.timedelta(days=90)
 # A batch made readable on local disk: (local path, source object) per file, and the objects that could not be
 # read, with why.
 Materialised = tuple[list[tuple[Path, str]], dict[str, str]]
+# A batch made ready ahead of the writer: Materialised, and each local file's (intact, SHA-256).
+Prepared = tuple[list[tuple[Path, str]], dict[str, str], list[tuple[bool, str]]]
 
 
 @dataclass
@@ -126,11 +136,16 @@ def ingest_local(
     progress: Progress | None = None,
     batch_files: int = BATCH_FILES,
     retry_quarantined: bool = False,
+    keep_raw: bool = False,
+    threads: int | None = None,
 ) -> IngestSummary:
     """Ingest trail files under a local folder (or one file); with `retry_quarantined`, also those ingested
-    before whose records were (partly) quarantined."""
+    before whose records were (partly) quarantined; with `keep_raw`, each KMS record's text in `raw`; `threads`:
+    DuckDB's threads (default: one per core)."""
     objects = list(list_local(root, flt))
-    return _ingest_objects(lake, str(root), objects, _read_in_place, progress, batch_files, retry_quarantined)
+    originals = Originals(lake.state_dir / "ingest.sqlite", lambda: make_client("s3"))
+    reading = Reading(_read_in_place, originals, keep_raw, threads)
+    return _ingest_objects(lake, str(root), objects, reading, progress, batch_files, retry_quarantined)
 
 
 def _read_in_place(batch: list[ObjectVersion], _: Path) -> Materialised:
@@ -155,6 +170,7 @@ def ingest_s3(
     batch_files: int = BATCH_FILES,
     retry_quarantined: bool = False,
     listing: Progress = no_progress,
+    keep_raw: bool = False,
 ) -> IngestSummary:
     """Ingest trail files from an S3 bucket, downloading each batch to the lake's staging folder (`listing` is
     told of each object the S3 listing returns, before `progress` counts files ingested)."""
@@ -169,7 +185,9 @@ def ingest_s3(
         files = [(path, o.key) for o, path in zip(batch, got, strict=True) if isinstance(path, Path)]
         return files, {o.key: problem for o, problem in zip(batch, got, strict=True) if isinstance(problem, str)}
 
-    summary = _ingest_objects(lake, trail.uri, objects, fetch, progress, batch_files, retry_quarantined)
+    originals = Originals(lake.state_dir / "ingest.sqlite", lambda: trail.client)
+    reading = Reading(fetch, originals, keep_raw)
+    summary = _ingest_objects(lake, trail.uri, objects, reading, progress, batch_files, retry_quarantined)
     summary.files_vanished = len(vanished)
     return summary
 
@@ -190,11 +208,22 @@ def _download(trail: S3Trail, item: tuple[int, ObjectVersion], folder: Path) -> 
     return path
 
 
+@dataclass
+class Reading:
+    """How a run reads its source: `materialise` makes a batch readable on local disk; `originals` fetches the
+    record a lake row points to; `keep_raw` keeps each KMS record's text in the lake; `threads`: DuckDB's."""
+
+    materialise: Callable[[list[ObjectVersion], Path], Materialised]
+    originals: Originals
+    keep_raw: bool
+    threads: int | None = None
+
+
 def _ingest_objects(
     lake: Lake,
     source: str,
     objects: list[ObjectVersion],
-    materialise: Callable[[list[ObjectVersion], Path], Materialised],
+    reading: Reading,
     progress: Progress | None,
     batch_files: int,
     retry_quarantined: bool = False,
@@ -204,19 +233,22 @@ def _ingest_objects(
         known = state.known(STATE_SOURCE, retry_quarantined)
         new = [o for o in objects if state.is_new(known, o)]
         summary = IngestSummary(source, run_id, files_seen=len(objects), files_new=len(new))
-        writer = KmsLakeWriter(lake, run_id, floor=state.retention_floor())
+        floor = state.retention_floor()
+        writer = KmsLakeWriter(
+            lake, run_id, threads=reading.threads, floor=floor, keep_raw=reading.keep_raw, originals=reading.originals
+        )
         results: list[BatchResult] = []
+        groups = list(batches(new, batch_files))
         try:
-            for n, batch in enumerate(batches(new, batch_files)):
-                local, unreadable = materialise(batch, lake.work_dir / "_staging" / f"{run_id}-download-{n}")
-                result = writer.ingest_files(local) if local else BatchResult()
+            ready = prepared(reading, groups, lambda n: lake.work_dir / "_staging" / f"{run_id}-download-{n}")
+            for n, (batch, (local, unreadable, checked)) in enumerate(zip(groups, ready, strict=True)):
+                result = writer.ingest_files(local, checked) if local else BatchResult()
                 result.counts.update(set_apart(lake, state, run_id, unreadable))
                 summary.files_unreadable += len(unreadable)
                 crash_point("before-state")
                 done = {s for _, s in local}
-                state.record_objects(
-                    STATE_SOURCE, run_id, [(o, result.counts[o.key].as_dict()) for o in batch if o.key in done]
-                )
+                counts = [(o, result.counts[o.key].as_dict()) for o in batch if o.key in done]
+                state.record_objects(STATE_SOURCE, run_id, counts, result.sha256)
                 shutil.rmtree(lake.work_dir / "_staging" / f"{run_id}-download-{n}", ignore_errors=True)
                 results.append(result)
                 summary.bytes_read += sum(o.size or 0 for o in batch)
@@ -228,6 +260,24 @@ def _ingest_objects(
         summary.seconds = time.perf_counter() - started
         state.end_run(run_id, "quarantined" if summary.quarantined else "ok", {**summary.totals, "files": len(new)})
     return summary
+
+
+def prepared(reading: Reading, groups: list[list[ObjectVersion]], folder: Callable[[int], Path]) -> Iterator[Prepared]:
+    """Each batch materialised (downloaded) and its files checked one batch ahead, in a thread, while the writer
+    works on the batch before: downloads and gzip checks overlap DuckDB's work. Nothing is recorded here, so a
+    kill at any point leaves at most a staging folder that the next run clears."""
+
+    def prepare(n: int) -> Prepared:
+        local, unreadable = reading.materialise(groups[n], folder(n))
+        return local, unreadable, inspect_files(local)
+
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        pending = [ahead.submit(prepare, 0)] if groups else []
+        for n in range(1, len(groups) + 1):
+            ready = pending.pop().result()
+            if n < len(groups):
+                pending.append(ahead.submit(prepare, n))
+            yield ready
 
 
 def set_apart(lake: Lake, state: IngestState, run_id: str, unreadable: dict[str, str]) -> dict[str, Counts]:

@@ -4,6 +4,14 @@ The hot path never touches a record in Python: DuckDB gunzips and reads each tra
 splits it into records (sql/kms_records.sql beside this file), parses and types them (sql/kms_rows.sql) on
 all cores, and writes Parquet partitioned by event date. Files it cannot split safely go to the exact
 reader in ingest/cloudtrail/salvage.py, whose good records rejoin the same SQL.
+
+A KMS row keeps its record's text (`raw`) only with keep_raw; otherwise its pointer (`source_object`,
+`record_index`) leads back to the original (ingest/cloudtrail/originals.py). Between parsing and landing, the
+`parsed` table of a batch holds every record of the batch, typed, with `event_source`, `reason` and `raw`:
+`raw` is there for KMS records with keep_raw, for every record to quarantine, for LookupEvents records, for
+the records of TEXT_SOURCES, which are no KMS events but may open or close a path to the keys, and for the KMS
+records that do (access.EVENT_NAMES: grants, key policies, key stores), which land_access reads; kms_events
+itself gets `raw` only with keep_raw.
 """
 
 from __future__ import annotations
@@ -22,17 +30,20 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ingest.cloudtrail.access import land_access
+from ingest.cloudtrail.access import EVENT_NAMES, land_access
+from ingest.cloudtrail.originals import Originals, OriginalUnavailable, recorded_identity
 from ingest.cloudtrail.salvage import salvage
 from ingest.faults import crash_point
 from ingest.lake.schema import KMS_EVENTS
 from ingest.lake.store import Lake, quarantine_rows
-from ingest.raw import gzip_intact
+from ingest.raw import inspect_file
 
 SQL_DIR = Path(__file__).parent / "sql"
 # The quarantine reason of a record whose event id is taken by a different record: CONFLICT + the id.
 CONFLICT = "conflicting duplicate of event "
 KMS_SOURCE = "kms.amazonaws.com"
+# Non-KMS event sources whose records keep their text in `parsed` for a step that reads them (they are rare).
+TEXT_SOURCES = ("ec2.amazonaws.com", "cloudhsm.amazonaws.com")
 # read_csv reads a trail file as one line; CloudTrail files stay far below this.
 MAX_LINE = 64 * 1024 * 1024
 # Trail files as lines; the paths come from the variable `trail_paths` so that a view can stream them.
@@ -67,6 +78,10 @@ def records_table(source_object: str, records: Iterable[tuple[int, str]]) -> pa.
     )
 
 
+# A record and where its text is: (source_object, record_index, raw or None).
+Copy = tuple[str, int, str | None]
+
+
 @dataclass
 class Counts:
     """What happened to the records of one source object."""
@@ -85,11 +100,12 @@ class Counts:
 
 @dataclass
 class BatchResult:
-    """Per-object counts of one batch, and the non-KMS event sources it skipped."""
+    """Per-object counts of one batch, the non-KMS event sources it skipped, and the SHA-256 of each file read."""
 
     counts: dict[str, Counts] = field(default_factory=dict)
     skipped_sources: Counter[str] = field(default_factory=Counter)
     access_events: int = 0  # records that open or close a path to the keys, landed in access_events
+    sha256: dict[str, str] = field(default_factory=dict)
 
 
 class KmsLakeWriter:
@@ -102,11 +118,21 @@ class KmsLakeWriter:
         memory_limit: str = "600MB",
         threads: int | None = None,
         floor: dt.date | None = None,
+        keep_raw: bool = False,
+        originals: Originals | None = None,
     ) -> None:
-        """`floor`: the lake's retention floor; older events are what `keytrail prune` removed, and stay out."""
+        """`floor`: the lake's retention floor; older events are what `keytrail prune` removed, and stay out.
+        `keep_raw`: keep each KMS record's text in `raw`. `originals`: where the text of a lake row without
+        `raw` is fetched when a record of the batch repeats its event id."""
         self.lake = lake
         self.run_id = run_id
         self.floor = floor
+        self.keep_raw = keep_raw
+        self.originals = originals
+        self.local: dict[str, Path] = {}  # the batch's source objects as local files
+        self.sha256: dict[str, str] = {}  # and the SHA-256 of each
+        self.unchanged: dict[str, bool] = {}  # whether each is the version the state recorded (`_unchanged`)
+        self.texts: dict[str, dict[int, str]] = {}  # records of batch files read again for their exact text
         self.batch_no = 0
         self.loaded_days: set[dt.date] = set()
         self.con = duckdb.connect()
@@ -126,30 +152,40 @@ class KmsLakeWriter:
     def close(self) -> None:
         self.con.close()
 
-    def ingest_files(self, files: list[tuple[Path, str]]) -> BatchResult:
-        """Ingest local trail files, given as (path to read, source object name)."""
+    def ingest_files(self, files: list[tuple[Path, str]], checked: list[tuple[bool, str]] | None = None) -> BatchResult:
+        """Ingest local trail files, given as (path to read, source object name); `checked`: their
+        `inspect_files`, when a caller made it ahead."""
         self.con.register(
             "objects", pa.table({"local_path": [str(p) for p, _ in files], "source_object": [s for _, s in files]})
         )
-        # DuckDB's gzip reader does not check the CRC: a damaged file would land altered bytes as records, so
-        # each gzip stream is checked first (threads: zlib releases the GIL) and a damaged one read exactly.
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            intact = [
-                str(p) for (p, _), ok in zip(files, pool.map(gzip_intact, [p for p, _ in files]), strict=True) if ok
-            ]
+        checked = inspect_files(files) if checked is None else checked
+        self.local, self.texts, self.unchanged = {s: p for p, s in files}, {}, {}
+        self.sha256 = {s: sha for (_, s), (_, sha) in zip(files, checked, strict=True)}
+        intact = [str(p) for (p, _), (ok, _) in zip(files, checked, strict=True) if ok]
         fast = self._parse_fast(intact) if intact else self._empty_parsed()
         exact = fast | self._unread([s for _, s in files])
-        problems = self._parse_exact(sorted(exact), {s: p for p, s in files})
+        problems = self._parse_exact(sorted(exact))
         self.con.unregister("objects")
-        return self._land(problems, [s for _, s in files])
+        result = self._land(problems, [s for _, s in files], self.keep_raw)
+        result.sha256 = self.sha256
+        return result
 
     def ingest_records(self, records: pa.Table) -> BatchResult:
-        """Ingest records already cut out of their files: a table of (source_object, record_index, rec)."""
+        """Ingest records already cut out of their files: a table of (source_object, record_index, rec). They have
+        no file to fetch again (LookupEvents), so their text is always kept."""
         self.con.register("incoming", records)
         self.con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM incoming")
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {load_sql('kms_rows')}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {self._parsed_sql(keep_raw=True)}")
         self.con.unregister("incoming")
-        return self._land([], records.column("source_object").unique().to_pylist())
+        return self._land([], records.column("source_object").unique().to_pylist(), keep_raw=True)
+
+    def _parsed_sql(self, keep_raw: bool | None = None) -> str:
+        """The rows of `parsed` from the view `records`: `raw` only where it is kept (see the module's doc)."""
+        keep = "true" if (self.keep_raw if keep_raw is None else keep_raw) else "false"
+        text_sources = ", ".join(f"'{s}'" for s in TEXT_SOURCES)
+        access = ", ".join(f"'{name}'" for name in EVENT_NAMES)
+        kept = f"{keep} OR reason IS NOT NULL OR event_source IN ({text_sources}) OR event_name IN ({access})"
+        return f"SELECT * REPLACE (CASE WHEN {kept} THEN raw END AS raw) FROM ({load_sql('kms_rows')})"
 
     def _parse_fast(self, paths: list[str]) -> set[str]:
         """Parse the files' records into `parsed`; returns the files whose records need the exact parser."""
@@ -158,7 +194,7 @@ class KmsLakeWriter:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW records AS {load_sql('kms_records')}")
         try:
             # One streaming pass: gunzip, split, parse; only the parsed rows are materialised.
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {load_sql('kms_rows')}")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {self._parsed_sql()}")
         except duckdb.Error:
             # Some file DuckDB cannot read (a corrupt gzip, say): find it, parse the others fast.
             unreadable = [p for p in paths if len(paths) == 1 or not self._readable(p)]
@@ -192,7 +228,7 @@ class KmsLakeWriter:
             """CREATE OR REPLACE TEMP VIEW records AS SELECT NULL::VARCHAR AS source_object,
                NULL::BIGINT AS record_index, NULL::VARCHAR AS rec, NULL::BOOLEAN AS well_formed WHERE false"""
         )
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {load_sql('kms_rows')}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {self._parsed_sql()}")
         return set()
 
     def _source_of(self, paths: list[str]) -> set[str]:
@@ -204,19 +240,21 @@ class KmsLakeWriter:
         read = {r[0] for r in self.con.execute("SELECT DISTINCT source_object FROM parsed").fetchall()}
         return set(objects) - read
 
-    def _parse_exact(self, objects: list[str], local: dict[str, Path]) -> list[tuple[str, int | None, str, str | None]]:
+    def _parse_exact(self, objects: list[str]) -> list[tuple[str, int | None, str, str | None]]:
         """Read files record by record with the forgiving parser; returns their quarantine entries."""
         problems: list[tuple[str, int | None, str, str | None]] = []
         for source_object in objects:
-            result = salvage(local[source_object].read_bytes())
+            result = salvage(self.local[source_object].read_bytes())
             problems += [(source_object, i, reason, raw) for i, reason, raw in result.problems]
             self.con.register("good", records_table(source_object, result.records))
             self.con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM good")
-            self.con.execute(f"INSERT INTO parsed {load_sql('kms_rows')}")
+            self.con.execute(f"INSERT INTO parsed {self._parsed_sql()}")
             self.con.unregister("good")
         return problems
 
-    def _land(self, problems: list[tuple[str, int | None, str, str | None]], objects: Iterable[str]) -> BatchResult:
+    def _land(
+        self, problems: list[tuple[str, int | None, str, str | None]], objects: Iterable[str], keep_raw: bool
+    ) -> BatchResult:
         """Quarantine the bad records of `parsed`, drop repeated records, write the rest; count per object."""
         self._load_seen_days()
         # The ids already in the lake that this batch repeats: `seen` (every id of the run's days) is only
@@ -237,7 +275,7 @@ class KmsLakeWriter:
             {"floor": self.floor},
         )
         self._quarantine_conflicts()
-        self._write_fresh()
+        self._write_fresh(keep_raw)
         access = land_access(self.con, self.lake, f"{self.run_id}-{self.batch_no}", self.floor)  # docs/access.md
         crash_point("written")
         bad = self.con.execute(
@@ -252,8 +290,9 @@ class KmsLakeWriter:
     def _quarantine_conflicts(self) -> None:
         """A record whose event id is already taken (in the lake, or by an earlier record of the batch) is dropped
         only when it is the same event: equal as JSON, whatever the key order or spacing (CloudTrail can deliver
-        a record twice). A different record under a taken id is evidence too: it goes to the quarantine with its
-        original text. Only the few colliding ids are compared, so the hot path stays a join on ids."""
+        a record twice), or the very record the lake row points to (a file read again). A different record under
+        a taken id is evidence too: it goes to the quarantine with its original text. Only the few colliding ids
+        are compared, so the hot path stays a join on ids."""
         repeats = self.con.execute(
             """WITH repeats AS MATERIALIZED (
                    SELECT source_object, record_index, event_id, event_id IN (SELECT event_id FROM known) AS in_lake
@@ -264,48 +303,94 @@ class KmsLakeWriter:
         ).fetchall()
         if not repeats:
             return
-        taken = self._taken_contents({r[2] for r in repeats if not r[4]}, {r[2] for r in repeats if r[4]})
-        conflicts = [(obj, index) for obj, index, event_id, raw, _ in repeats if same_event(raw) not in taken[event_id]]
+        taken = self._lake_copies({r[2] for r in repeats if r[4]}) | self._batch_firsts({r[2] for r in repeats})
+        conflicts = [(obj, index, raw) for obj, index, event_id, raw, in_lake in repeats
+                     if not self._same((obj, index, raw), taken.get((event_id, in_lake), []), in_lake)]  # fmt: skip
         if conflicts:
             self.con.register("conflicts", pa.table({"source_object": [c[0] for c in conflicts],
-                                                     "record_index": [c[1] for c in conflicts]}))  # fmt: skip
+                                                     "record_index": [c[1] for c in conflicts],
+                                                     "text": [self._text(c) for c in conflicts]}))  # fmt: skip
             self.con.execute(
-                f"""UPDATE parsed SET reason = '{CONFLICT}' || event_id
+                f"""UPDATE parsed SET reason = '{CONFLICT}' || event_id, raw = c.text
                    FROM conflicts c WHERE parsed.source_object = c.source_object
                    AND parsed.record_index = c.record_index"""
             )
             self.con.unregister("conflicts")
 
-    def _taken_contents(self, batch_ids: set[str], lake_ids: set[str]) -> dict[str, set[str]]:
-        """For each taken id, the contents (`same_event` form) it stands for: the lake's copies for ids in the
-        lake, else the batch's first record with that id."""
-        taken: dict[str, set[str]] = {i: set() for i in batch_ids | lake_ids}
-        firsts = self.con.execute(
-            """SELECT c.event_id, p.raw FROM candidates c JOIN parsed p USING (source_object, record_index)
-               WHERE c.nth = 1 AND list_contains($ids, c.event_id)""",
-            {"ids": sorted(batch_ids)},
-        ).fetchall()
-        for event_id, raw in [*firsts, *self._lake_raws(lake_ids)]:
-            taken[event_id].add(same_event(raw))
-        return taken
+    def _same(self, record: Copy, copies: list[Copy], in_lake: bool) -> bool:
+        """True when a record is the same event as one of the copies that hold its id (the lake's or the batch's)."""
+        pointed_at = any(copy[:2] == record[:2] and copy[2] is None for copy in copies)
+        if in_lake and pointed_at and self._unchanged(record[0]):
+            return True  # the lake row points to this very record: its file, unchanged, was read again
+        mine = same_event(self._text(record))
+        texts = map(self._lake_text, copies) if in_lake else map(self._text, copies)
+        return any(mine == same_event(text) for text in texts if text is not None)
 
-    def _lake_raws(self, ids: set[str]) -> list[tuple[str, str]]:
-        """(event_id, raw) of the lake's records with these ids, read from the day partitions `seen` has them in."""
+    def _text(self, record: Copy) -> str:
+        """A batch record's text: `raw` where `parsed` kept it, else read again, exactly, from its local file."""
+        obj, index, raw = record
+        return raw if raw is not None else self._file_records(obj)[index]
+
+    def _file_records(self, obj: str) -> dict[int, str]:
+        """The records of a batch file by index, read again exactly (once per batch)."""
+        if obj not in self.texts:
+            self.texts[obj] = dict(salvage(self.local[obj].read_bytes()).records)
+        return self.texts[obj]
+
+    def _lake_text(self, copy: Copy) -> str | None:
+        """A lake row's text: its `raw`; else its original, from the batch when its file is being read again (a
+        killed run's), or fetched through its pointer (None when the original is gone or changed: the record
+        under the same id is then held, never dropped)."""
+        obj, index, raw = copy
+        if raw is not None:
+            return raw
+        if obj in self.local and self._unchanged(obj):
+            return self._file_records(obj).get(index)
+        try:
+            return self.originals.record(obj, index) if self.originals else None
+        except OriginalUnavailable:
+            return None
+
+    def _unchanged(self, obj: str) -> bool:
+        """True when a batch file is the version the ingest state recorded, or one the state never recorded (a
+        killed run's file read again): then the lake rows that point into it were read from these very bytes."""
+        if obj not in self.unchanged:
+            identity = recorded_identity(self.originals.state_file, obj) if self.originals else None
+            self.unchanged[obj] = identity is None or identity.sha256 == self.sha256.get(obj)
+        return self.unchanged[obj]
+
+    def _batch_firsts(self, ids: set[str]) -> dict[tuple[str, bool], list[Copy]]:
+        """For each id, the batch's first record with it (what a later record of the batch is compared to)."""
+        rows = self.con.execute(
+            """SELECT c.event_id, c.source_object, c.record_index, p.raw
+               FROM candidates c JOIN parsed p USING (source_object, record_index)
+               WHERE c.nth = 1 AND list_contains($ids, c.event_id)""",
+            {"ids": sorted(ids)},
+        ).fetchall()
+        return {(event_id, False): [(obj, index, raw)] for event_id, obj, index, raw in rows}
+
+    def _lake_copies(self, ids: set[str]) -> dict[tuple[str, bool], list[Copy]]:
+        """The lake's rows with these ids as (source_object, record_index, raw), read from the day partitions
+        `seen` has them in."""
         days = self.con.execute(
             "SELECT DISTINCT event_date FROM known WHERE list_contains($ids, event_id)", {"ids": sorted(ids)}
         ).fetchall()
         files = [f for (day,) in days for f in self.lake.files("kms_events", day)]
         if not files:
-            return []
-        schema = pa.schema([KMS_EVENTS.field("event_id"), KMS_EVENTS.field("raw")])
-        self.con.register("lake_copies", self.lake.dataset(files, schema))
+            return {}
+        names = ["event_id", "source_object", "record_index", "raw"]
+        self.con.register("lake_copies", self.lake.dataset(files, pa.schema([KMS_EVENTS.field(n) for n in names])))
         try:
             rows = self.con.execute(
-                "SELECT event_id, raw FROM lake_copies WHERE list_contains($ids, event_id)", {"ids": sorted(ids)}
+                f"SELECT {', '.join(names)} FROM lake_copies WHERE list_contains($ids, event_id)",
+                {"ids": sorted(ids)},
             ).fetchall()
         finally:
             self.con.unregister("lake_copies")
-        return [(str(i), str(r)) for i, r in rows]
+        copies: dict[tuple[str, bool], list[Copy]] = {}
+        for event_id, obj, index, raw in rows:
+            copies.setdefault((event_id, True), []).append((obj, index, raw))
+        return copies
 
     def _load_seen_days(self) -> None:
         """Load the event ids already in the lake for each event date this batch touches, once per run."""
@@ -327,16 +412,19 @@ class KmsLakeWriter:
                     "INSERT INTO seen SELECT event_id, $day FROM read_parquet($files)", {"files": paths, "day": day}
                 )
 
-    def _write_fresh(self) -> None:
-        """Write `fresh` partitioned by event date: DuckDB writes into staging, then each file is renamed in."""
+    def _write_fresh(self, keep_raw: bool) -> None:
+        """Write `fresh` partitioned by event date: DuckDB writes into staging, then each file is renamed in; `raw`
+        only with keep_raw (`parsed` also holds the texts land_access reads)."""
         self.batch_no += 1
         staging = self.lake.work_dir / "_staging" / f"{self.run_id}-{self.batch_no}"
         staging.parent.mkdir(parents=True, exist_ok=True)
         # A batch is one row group of `parsed`, which DuckDB scans on one thread: cut it into one slice per
         # thread (UNION ALL runs each as its own pipeline) so that every core encodes and compresses.
         threads = self.con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+        raw = "raw" if keep_raw else "NULL::VARCHAR AS raw"
+        columns = ", ".join(raw if name == "raw" else name for name in KMS_EVENTS.names)
         slices = " UNION ALL ".join(
-            f"""SELECT {", ".join(KMS_EVENTS.names)}, event_time::DATE AS event_date
+            f"""SELECT {columns}, event_time::DATE AS event_date
                 FROM parsed SEMI JOIN fresh USING (source_object, record_index) WHERE record_index % {threads} = {k}"""
             for k in range(threads)
         )
@@ -379,6 +467,14 @@ class KmsLakeWriter:
         ).fetchall()
         result.skipped_sources.update(dict(skipped))
         return result
+
+
+def inspect_files(files: list[tuple[Path, str]]) -> list[tuple[bool, str]]:
+    """(intact, SHA-256) of each file. DuckDB's gzip reader does not check the CRC: a damaged file would land
+    altered bytes as records, so each gzip stream is checked first (threads: zlib releases the GIL) and a damaged
+    one read exactly. The same read gives each file's SHA-256, its identity in the ingest state."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(inspect_file, [p for p, _ in files]))
 
 
 def publish(staging: Path, lake: Lake, table: str, tag: str) -> list[Path]:

@@ -41,9 +41,17 @@ KMS_EVENTS = pa.schema(
         pa.field("error_code", pa.string()),
         pa.field("error_message", pa.string()),
         pa.field("success", pa.bool_(), nullable=False),
+        # The parts of the record ad hoc SQL asks for that no typed column holds, as compact JSON text.
+        pa.field("request_parameters", pa.string()),
+        pa.field("response_elements", pa.string()),
+        pa.field("additional_event_data", pa.string()),
+        # The pointer to the original record: the trail file (`s3://bucket/key` or a local path; its identity,
+        # ETag or SHA-256 and size, is in the ingest state) and the record's index in its `Records` array.
         pa.field("source_object", pa.string(), nullable=False),
         pa.field("record_index", pa.int32(), nullable=False),
-        pa.field("raw", pa.string(), nullable=False),
+        # The record's text as the source wrote it: only with keep_raw, and for LookupEvents records (the API
+        # cannot give a record again after 90 days); NULL otherwise, `keytrail event ID --raw` fetches it.
+        pa.field("raw", pa.string()),
     ]
 )
 

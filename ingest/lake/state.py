@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS source_objects (
     records INTEGER, kept INTEGER, quarantined INTEGER,
     ingested_at TEXT NOT NULL,
     run_id TEXT NOT NULL,
+    sha256 TEXT,                   -- of the object's bytes as ingested: with etag and size, its identity
     PRIMARY KEY (source, object_key)
 );
 CREATE TABLE IF NOT EXISTS unreadable_objects (
@@ -86,6 +87,9 @@ class IngestState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(source_objects)")}
+        if "sha256" not in columns:  # a state written before object identities were kept
+            self.db.execute("ALTER TABLE source_objects ADD COLUMN sha256 TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -105,16 +109,29 @@ class IngestState:
         """True when this version of the object was never ingested."""
         return known.get(obj.key) != (obj.etag, obj.size, obj.mtime)
 
-    def record_objects(self, source: str, run_id: str, objects: Iterable[tuple[ObjectVersion, dict[str, int]]]) -> None:
-        """Mark objects as ingested, in one transaction, after their lake files are complete."""
+    def record_objects(
+        self,
+        source: str,
+        run_id: str,
+        objects: Iterable[tuple[ObjectVersion, dict[str, int]]],
+        sha256: dict[str, str] | None = None,
+    ) -> None:
+        """Mark objects as ingested, in one transaction, after their lake files are complete; `sha256` maps an
+        object key to the SHA-256 of the bytes that were read."""
         now = utcnow()
+        digests = sha256 or {}
         rows = [
-            (source, o.key, o.etag, o.size, o.mtime, c["records"], c["kept"], c["quarantined"], now, run_id)
+            (source, o.key, o.etag, o.size, o.mtime, c["records"], c["kept"], c["quarantined"], now, run_id,
+             digests.get(o.key))
             for o, c in objects
-        ]
+        ]  # fmt: skip
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR REPLACE INTO source_objects VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            self.db.executemany(
+                """INSERT OR REPLACE INTO source_objects (source, object_key, etag, size, mtime, records, kept,
+                   quarantined, ingested_at, run_id, sha256) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+                rows,
+            )
             self.db.executemany(
                 "DELETE FROM unreadable_objects WHERE source = ? AND object_key = ?", [(r[0], r[1]) for r in rows]
             )

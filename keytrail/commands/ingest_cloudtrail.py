@@ -27,6 +27,11 @@ from keytrail.progress import reporting
 @click.option("--batch-files", default=BATCH_FILES, show_default=True, help="Most trail files parsed at once.")
 @click.option("--lookup-events", is_flag=True, help="Use the LookupEvents API (accounts without a trail bucket).")
 @click.option("--retry-quarantined", is_flag=True, help="Read again the files that had quarantined records.")
+@click.option(
+    "--keep-raw",
+    is_flag=True,
+    help="Keep each record's text in the lake (for sources deleted after ingest); else a pointer to its file.",
+)
 @aws_options
 @reports_errors
 def ingest_cloudtrail(
@@ -40,12 +45,15 @@ def ingest_cloudtrail(
     batch_files: int,
     lookup_events: bool,
     retry_quarantined: bool,
+    keep_raw: bool,
     endpoint_url: str | None,
     profile: str | None,
 ) -> None:
     """Ingest CloudTrail KMS events from SOURCE: a folder or file of trail files, or s3://bucket/prefix."""
     flt = TrailFilter(accounts, regions, since, until, late_days)
-    summary = run_ingest(Lake(lake), source, flt, lookup_events, endpoint_url, profile, batch_files, retry_quarantined)
+    summary = run_ingest(
+        Lake(lake), source, flt, lookup_events, endpoint_url, profile, batch_files, retry_quarantined, keep_raw
+    )
     click.echo(summary.paragraph())
     if not summary.files_seen:
         click.secho(f"Warning: no trail files in {source} for these filters (*.json.gz or *.json, any depth): "
@@ -64,6 +72,7 @@ def run_ingest(
     profile: str | None,
     batch_files: int = BATCH_FILES,
     retry_quarantined: bool = False,
+    keep_raw: bool = False,
 ) -> IngestSummary:
     """Pick the source kind and run it, with a progress bar on a terminal."""
     if lookup and retry_quarantined:
@@ -79,6 +88,6 @@ def run_ingest(
     if source.startswith("s3://"):
         trail = S3Trail(make_client("s3", None, endpoint_url, profile), source)
         with reporting(f"listing {source}", "objects") as listing, reporting("trail files", "files") as progress:
-            return ingest_s3(lake, trail, flt, progress, batch_files, retry_quarantined, listing)
+            return ingest_s3(lake, trail, flt, progress, batch_files, retry_quarantined, listing, keep_raw)
     with reporting("trail files", "files") as progress:
-        return ingest_local(lake, Path(source), flt, progress, batch_files, retry_quarantined)
+        return ingest_local(lake, Path(source), flt, progress, batch_files, retry_quarantined, keep_raw)

@@ -51,6 +51,7 @@ class TrailSource:
     accounts: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     verify: bool = False  # verify the digest chain of what was ingested (keytrail verify cloudtrail)
+    keep_raw: bool = False  # keep each record's text in the lake (sources deleted after ingest)
     kind: str = "cloudtrail"
 
 
@@ -324,8 +325,9 @@ def _sources(top: _Table, defaults: AwsAccess) -> tuple[Source, ...]:
             raise t.error("bucket", f"is {bucket!r}, not an S3 URI", "write it as s3://bucket/prefix")
         accounts = t.texts("accounts", ACCOUNT, "a 12-digit AWS account id")
         regions = t.texts("regions", REGION, "an AWS region")
-        verify = t.get("verify", bool, False)
-        sources.append(TrailSource(str(name), bucket or str(path), _aws(t, defaults), accounts, regions, verify))
+        verify, keep_raw = t.get("verify", bool, False), t.get("keep_raw", bool, False)
+        location = bucket or str(path)
+        sources.append(TrailSource(str(name), location, _aws(t, defaults), accounts, regions, verify, keep_raw))
         t.done()
     for t in top.items("lookup_events"):
         name = t.text("name", required=True)

@@ -297,9 +297,9 @@ def _ingest_trail(
     if source.location.startswith("s3://"):
         listing = logged_progress(source.name, "objects listed")
         trail = S3Trail(clients("s3", source.aws), source.location)
-        summary = ingest_s3(lake, trail, flt, progress, listing=listing)
+        summary = ingest_s3(lake, trail, flt, progress, listing=listing, keep_raw=source.keep_raw)
     else:
-        summary = ingest_local(lake, Path(source.location), flt, progress)
+        summary = ingest_local(lake, Path(source.location), flt, progress, keep_raw=source.keep_raw)
     progress.close()
     state.set_checkpoint(f"nightly:{source.name}", "", {"listed_at": now.isoformat()})
     counts = {k: v for k, v in summary.totals.items() if k != "skipped_sources"}

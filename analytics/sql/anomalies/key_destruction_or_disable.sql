@@ -6,7 +6,9 @@ WITH changes AS (
     SELECT o.* EXCLUDE (key),
            -- an alias retarget is about the alias: name it, and the key it now points to in the explanation
            coalesce(CASE WHEN o.operation = 'UpdateAlias'
-                         THEN json_extract_string(k.raw, '$.requestParameters.aliasName') END, o.key) AS key,
+                         THEN coalesce(json_extract_string(k.request_parameters, '$.aliasName'),
+                                       json_extract_string(k.raw, '$.requestParameters.aliasName')) END,
+                    o.key) AS key,
            o.key AS target_key, k.grantee_principal
     FROM key_operations o
     LEFT JOIN kms_events k ON o.operation IN ('CreateGrant', 'UpdateAlias') AND k.event_id = o.event_id

@@ -3,7 +3,8 @@
    when it is good) and `exact_parse` (the fast split of its file was wrong: re-read the file exactly).
    Non-KMS records come out with their event_source so the caller can count them.
    Each record is parsed once: one json_extract_string call takes every path; the few nested values it
-   returns as JSON text (resources, encryption context, backingKey) are small and parsed again cheaply. */
+   returns as JSON text (resources, encryption context, backingKey) are small and parsed again cheaply.
+   `raw` is the record's text; the writer keeps it only where it is needed (keep_raw, quarantine). */
 WITH checked AS (
     -- DuckDB's JSON reader forgives trailing commas; other tools would choke on such a raw record, so a
     -- record with one (or a string that merely looks like one) goes to the strict parser.
@@ -32,7 +33,8 @@ extracted AS (
             '$.responseElements.keyMetadata.customKeyStoreId', '$.responseElements.keyMetadata.arn',-- 32-33
             '$.responseElements.keyId', '$.additionalEventData.backingKey',                         -- 34-35
             '$.additionalEventData.backingKeys', '$.requestParameters.granteePrincipal',            -- 36-37
-            '$.errorCode', '$.errorMessage', '$.eventSource'                                        -- 38-40
+            '$.errorCode', '$.errorMessage', '$.eventSource',                                       -- 38-40
+            '$.requestParameters', '$.responseElements', '$.additionalEventData'                    -- 41-43
         ]) AS v
     FROM checked
 ),
@@ -82,6 +84,9 @@ SELECT
     v[38] AS error_code,
     v[39] AS error_message,
     v[38] IS NULL AS success,
+    v[41] AS request_parameters,
+    v[42] AS response_elements,
+    v[43] AS additional_event_data,
     source_object,
     record_index::INTEGER AS record_index,
     rec::VARCHAR AS raw,
