@@ -12,10 +12,12 @@ CloudHSM events beside a few days of CloudTrail makes every trail tenant look si
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -143,6 +145,33 @@ def test_all_nights_together_equal_one_full_run_and_the_late_spike_is_found(nigh
     assert latest == nights["all"]
     found = [(r["detector"], r["tenant_id"], r["window_start"]) for r in nights["nights"][LATE_NIGHT]["found"].values()]
     assert SPIKE in found, "the spike in the late-delivered hour was lost"
+
+
+def spikes_reported(lake: Path, *flags: str) -> set[tuple[str, str]]:
+    """(tenant, window start) of the volume spikes `keytrail anomalies` prints as JSON."""
+    args = ["anomalies", "--lake", str(lake), "--tenants", str(TENANTS), "--detector", "volume_spike", "--json"]
+    result = CliRunner().invoke(cli, [*args, *flags])
+    assert result.exit_code == 0, result.output
+    found = [json.loads(line) for line in result.stdout.splitlines()]
+    return {(f["tenant_id"], f["window_start"]) for f in found}
+
+
+def test_full_reads_the_events_not_the_stored_baselines(nights: dict[str, Any], tmp_path: Path) -> None:
+    lake = nights["lake"]
+    assert spikes_reported(lake) == spikes_reported(lake, "--full")
+    spike = ("acme", "2026-11-18T14:00:00Z")
+    assert spike in spikes_reported(lake)
+    # a stored day rewritten without its rows (by anyone who can write beside the lake) hides the spike from a
+    # reader of the stored baselines; --full aggregates the events and finds it
+    (stored,) = (lake / baselines.STORE_DIR / "event_date=2026-11-18").glob("spike_hourly-*.parquet")
+    shutil.copy2(stored, tmp_path / "kept.parquet")
+    duckdb.sql(f"COPY (SELECT * FROM '{stored}' LIMIT 0) TO '{tmp_path / 'empty.parquet'}' (FORMAT parquet)")
+    shutil.copy2(tmp_path / "empty.parquet", stored)
+    try:
+        assert spike not in spikes_reported(lake)
+        assert spike in spikes_reported(lake, "--full")
+    finally:
+        shutil.copy2(tmp_path / "kept.parquet", stored)
 
 
 def test_baselines_are_stored_per_day_and_rebuilt_from_the_lake(nights: dict[str, Any]) -> None:
