@@ -1,17 +1,24 @@
 """Detector baselines stored beside the lake: what the costly detectors aggregate from every event, kept per day.
 
-volume_spike, error_burst and first_seen compare each new hour with weeks of history. Aggregating that history
-from every event on every run costs a scan of the whole lake, so each lake day is aggregated once and written
-beside the lake (the nightly job does it, after attributing the day; `keytrail anomalies` only reads):
+volume_spike, error_burst, first_seen and kms_logging_gap compare each new hour with weeks of history.
+Aggregating that history from every event on every run costs a scan of the whole lake, so each lake day is
+aggregated once and written beside the lake (the nightly job does it, after attributing the day; `keytrail
+anomalies` only reads):
 
     _baselines/event_date=2026-11-02/spike_hourly-<signature>.parquet       (volume_spike)
                                      error_hourly-<signature>.parquet       (error_burst)
                                      first_seen_combos-<signature>.parquet  (first_seen)
+                                     logging_shared-<signature>.parquet     (kms_logging_gap)
+                                     logging_hourly-<signature>.parquet     (kms_logging_gap)
+                                     outside_calls-<signature>.parquet      (use_outside_access_window)
 
 - `spike_hourly` (sql/baselines/spike_hourly.sql): successful calls per hour, tenant, key and operation.
 - `error_hourly` (sql/baselines/error_hourly.sql): refused calls per hour, caller's tenant and principal.
 - `first_seen_combos` (sql/baselines/first_seen_combos.sql): each tenant's principal, region, source IP and user
   agent combinations with their first time.
+- `logging_shared` and `logging_hourly` (sql/baselines/): the cross-account calls a day delivered to one trail
+  only, and the hours each trail delivered KMS events per region.
+- `outside_calls` (sql/baselines/outside_calls.sql): the tenants' own calls outside their access windows.
 
 A file is named by the signature of everything its rows depend on: the day's Parquet files (names and sizes:
 lake files are immutable, so a late event delivered for an old day is a new file there), the analytics code,
@@ -48,6 +55,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "volume_spike": ("spike_hourly",),
     "error_burst": ("error_hourly",),
     "first_seen": ("first_seen_combos",),
+    "kms_logging_gap": ("logging_shared", "logging_hourly"),
+    "use_outside_access_window": ("outside_calls",),
 }
 STORED = tuple(name for names in NEEDS.values() for name in names)
 # Days aggregated per query when refreshing: bounds the memory of one query on a large lake.
@@ -115,9 +124,11 @@ def _register_state_changes(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _operations_of(con: duckdb.DuckDBPyConnection, days: list[str] | None) -> None:
-    """The view `baseline_operations`: key_operations of `days` (of every day when None)."""
+    """The views `baseline_operations` and `baseline_kms_events`: key_operations and kms_events of `days` (of every
+    day when None)."""
     where = "" if days is None else " WHERE event_date IN (" + ", ".join(f"DATE {literal(d)}" for d in days) + ")"
     con.execute(f"CREATE OR REPLACE TEMP VIEW baseline_operations AS SELECT * FROM key_operations{where}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW baseline_kms_events AS SELECT * FROM kms_events{where}")
 
 
 def _lake_days(con: duckdb.DuckDBPyConnection) -> LakeDays | None:
