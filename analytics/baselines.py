@@ -59,8 +59,6 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "use_outside_access_window": ("outside_calls",),
 }
 STORED = tuple(name for names in NEEDS.values() for name in names)
-# Days aggregated per query when refreshing: bounds the memory of one query on a large lake.
-DAYS_PER_QUERY = 7
 
 
 @dataclass
@@ -171,45 +169,48 @@ def store_baselines(con: duckdb.DuckDBPyConnection, params: Mapping[str, Mapping
     if days is None:
         return None
     report = BaselineReport(store_dir(days.lake))
-    keep: set[Path] = set()
+    sigs = {name: signatures(con, days, name, params[name]) for name in STORED}
     for name in STORED:
-        sigs = signatures(con, days, name, params[name])
-        files, stale = split_days(days.lake, name, sigs)
+        files, report.written[name] = split_days(days.lake, name, sigs[name])
         report.kept += len(files)
-        report.written[name] = stale
-        for first in range(0, len(stale), DAYS_PER_QUERY):
-            _write_days(con, days.lake, name, stale[first : first + DAYS_PER_QUERY], sigs, params[name])
-        keep |= {stored_file(days.lake, name, day, sig) for day, sig in sigs.items()}
-    _remove_others(days.lake, keep)
+    for day in report.changed_days():
+        _write_day(
+            con, days.lake, day, {name: sigs[name][day] for name in STORED if day in report.written[name]}, params
+        )
+    _remove_others(days.lake, {stored_file(days.lake, n, d, sig) for n in STORED for d, sig in sigs[n].items()})
     return report
 
 
-def _write_days(
+def _write_day(
     con: duckdb.DuckDBPyConnection,
     lake: Lake,
-    name: str,
-    days: list[str],
-    sigs: dict[str, str],
-    params: Mapping[str, Any],
+    day: str,
+    stale: Mapping[str, str],
+    params: Mapping[str, Mapping[str, Any]],
 ) -> None:
-    """Aggregate `name` for `days` in one query and publish one Parquet file per day (an empty one for a day
-    without rows, so that it counts as stored)."""
+    """Aggregate the day's stale baselines (name → signature) from one copy of its attributed operations, and
+    publish one Parquet file each (an empty one when the day has no rows, so that it counts as stored)."""
     _register_state_changes(con)
-    _operations_of(con, days)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE baseline_batch AS {baseline_sql(name)}", params)
+    _operations_of(con, [day])
+    con.execute("DROP VIEW baseline_operations")
+    con.execute(  # attributed once for all baselines (the encryption contexts are not read)
+        "CREATE TEMP TABLE baseline_operations AS SELECT * EXCLUDE (encryption_context) FROM key_operations"
+        f" WHERE event_date = DATE {literal(day)}"
+    )
     scratch = store_dir(lake) / "_batch"
-    shutil.rmtree(scratch, ignore_errors=True)  # what a killed refresh left
+    shutil.rmtree(scratch, ignore_errors=True)  # what a killed store left
     scratch.mkdir(parents=True)
-    for day in days:
-        part = scratch / f"{day}.parquet"
-        con.execute(
-            f"COPY (SELECT * FROM baseline_batch WHERE event_date = DATE {literal(day)}) TO {literal(str(part))} "
-            "(FORMAT parquet, COMPRESSION zstd)"
-        )
-        crash_point("baselines_publish")
-        lake.put_file(part, stored_file(lake, name, day, sigs[day]))
-    shutil.rmtree(scratch)
-    con.execute("DROP TABLE baseline_batch")
+    try:
+        for name, signature in stale.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE baseline_batch AS {baseline_sql(name)}", dict(params[name]))
+            part = scratch / f"{name}.parquet"
+            con.execute(f"COPY baseline_batch TO {literal(str(part))} (FORMAT parquet, COMPRESSION zstd)")
+            crash_point("baselines_publish")
+            lake.put_file(part, stored_file(lake, name, day, signature))
+    finally:
+        shutil.rmtree(scratch)
+        con.execute("DROP TABLE IF EXISTS baseline_batch")
+        con.execute("DROP TABLE baseline_operations")
 
 
 def _remove_others(lake: Lake, keep: set[Path]) -> None:
