@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -183,5 +186,37 @@ def test_baselines_are_stored_per_day_and_rebuilt_from_the_lake(nights: dict[str
     con = connect(lake, TENANTS)
     try:
         assert rows(anomalies.find_anomalies(con).to_pylist()) == nights["all"]
+    finally:
+        con.close()
+
+
+STORE = """
+import sys
+from analytics import connect
+from analytics.anomalies import baseline_params
+from analytics.baselines import store_baselines
+con = connect(sys.argv[1], sys.argv[2], read_only=False)
+store_baselines(con, baseline_params())
+"""
+
+
+def test_a_killed_store_is_safe_to_rerun(ingested_sample: Path, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    shutil.copytree(ingested_sample, lake)
+    expected = full_rescore(lake, None)
+    cmd = [sys.executable, "-c", STORE, str(lake), str(TENANTS)]
+    killed = subprocess.run(cmd, env={**os.environ, "KEYTRAIL_KILL_AT": "baselines_publish:40"}, check=False)
+    assert killed.returncode == -9
+    con = connect(lake, TENANTS)
+    try:  # half a store: the stored days are read, the others aggregated from the events
+        assert rows(anomalies.find_anomalies(con).to_pylist()) == expected
+        report = baselines.store_baselines(connect(lake, TENANTS, read_only=False), anomalies.baseline_params())
+    finally:
+        con.close()
+    assert report is not None and 0 < len(report.changed_days()) < len(stored_days(lake, "spike_hourly"))
+    assert not (lake / baselines.STORE_DIR / "_batch").exists()
+    con = connect(lake, TENANTS)
+    try:
+        assert rows(anomalies.find_anomalies(con).to_pylist()) == expected
     finally:
         con.close()
