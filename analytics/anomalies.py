@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from analytics import baselines
 from ingest.errors import ConfigError, KeytrailError
 from ingest.integrity.hsm_sequence import SEQUENCE_SQL
 
@@ -177,6 +178,12 @@ def resolve_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any
     return merged
 
 
+def baseline_params(settings: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Per stored baseline, the settings its SQL reads (what `baselines.refresh_baselines` stores it for)."""
+    resolved = resolve_settings(settings)
+    return {name: detector_params(baselines.baseline_sql(name), resolved) for name in baselines.STORED}
+
+
 def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {row[0] for row in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
 
@@ -232,14 +239,18 @@ def run_detector(
     settings: Mapping[str, Any] | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    stored: bool = True,
 ) -> pa.Table:
     """Run one detector; rows are findings (empty means clean), each with its stable `finding_id`. since/until
-    bound the scored window."""
+    bound the scored window; `stored` reads the baselines stored beside the lake (analytics/baselines.py) where
+    they are current, else every baseline is aggregated from the events."""
     resolved = resolve_settings(settings)
     resolved.update(score_from=since, score_to=until)
     sql = _select(name)
     ensure_relations(con)
     try:
+        for base in baselines.needed([name]):
+            baselines.register_baseline(con, base, detector_params(baselines.baseline_sql(base), resolved), stored)
         return with_ids(con.sql(sql, params=detector_params(sql, resolved)).to_arrow_table())
     except duckdb.CatalogException as err:
         raise MissingRelation(f"detector {name} needs a relation the connection lacks: {err}") from err
@@ -252,6 +263,7 @@ def run_detectors(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     skip_missing: bool = True,
+    stored: bool = True,
 ) -> tuple[pa.Table, list[str]]:
     """Run the chosen detectors (all by default); returns the combined findings and the detectors skipped
     because a relation they read is missing (e.g. no CloudHSM logs in the lake)."""
@@ -263,7 +275,7 @@ def run_detectors(
     tables, skipped = [], []
     for name in names:
         try:
-            tables.append(run_detector(con, name, settings, since, until))
+            tables.append(run_detector(con, name, settings, since, until, stored))
         except MissingRelation:
             if not skip_missing:
                 raise
@@ -296,12 +308,13 @@ def find_anomalies(
     detectors: Iterable[str] | None = None,
     min_severity: str | None = None,
     settings: Mapping[str, Any] | None = None,
+    stored: bool = True,
 ) -> pa.Table:
     """Findings of the chosen detectors whose window touches [since, until), for one tenant and at or above a
-    severity, most severe first then oldest first."""
+    severity, most severe first then oldest first (`stored`: see run_detector)."""
     if min_severity is not None and min_severity not in SEVERITIES:
         raise ConfigError(f"unknown severity {min_severity!r}; choose from: {', '.join(SEVERITIES)}")
-    found, _ = run_detectors(con, settings, detectors, since, until)
+    found, _ = run_detectors(con, settings, detectors, since, until, stored=stored)
     rank = SEVERITIES.index(min_severity) if min_severity else 0
     con.register("_found", found)
     try:

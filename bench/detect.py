@@ -113,9 +113,9 @@ def session_lake(seed: int) -> tuple[Any, list[dict[str, Any]]]:
     con = duckdb.connect()
     ops = pa.Table.from_pylist(rows)  # noqa: F841 - read by DuckDB
     con.execute(
-        "CREATE TABLE key_operations AS SELECT *, 'cloudhsm' AS source, 'hsm:cluster-1:7' AS key,"
-        " 'WrapKey' AS operation, 'crypto' AS operation_class, tenant_id || '_cu' AS principal, true AS is_primary,"
-        " true AS success FROM ops"
+        "CREATE TABLE key_operations AS SELECT *, event_time::DATE AS event_date, 'cloudhsm' AS source,"
+        " 'hsm:cluster-1:7' AS key, 'WrapKey' AS operation, 'crypto' AS operation_class,"
+        " tenant_id || '_cu' AS principal, true AS is_primary, true AS success FROM ops"
     )
     con.execute(
         "CREATE TABLE tenants AS SELECT DISTINCT tenant_id, NULL::TIMESTAMPTZ AS active_from,"

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from analytics import anomalies
+from analytics import anomalies, baselines
 from ingest.errors import ConfigError
 from ingest.lake.schema import HSM_EVENTS, KMS_EVENTS
 from sample_logs.sessions import Sessions, session_times
@@ -259,12 +259,9 @@ def test_every_detector_binds_and_is_clean_on_empty_relations(detector: str) -> 
 
 def test_every_setting_is_used_by_some_detector() -> None:
     used = set()
-    for name in anomalies.detector_names():
-        used |= set(
-            anomalies.detector_params(
-                anomalies.detector_sql(name), {**anomalies.DEFAULTS, "score_from": 0, "score_to": 0}
-            )
-        )
+    texts = [anomalies.detector_sql(name) for name in anomalies.detector_names()]
+    for sql in texts + [baselines.baseline_sql(name) for name in baselines.STORED]:
+        used |= set(anomalies.detector_params(sql, {**anomalies.DEFAULTS, "score_from": 0, "score_to": 0}))
     assert set(anomalies.DEFAULTS) <= used
 
 

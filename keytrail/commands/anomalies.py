@@ -45,6 +45,11 @@ def load_anomaly_settings(path: str | None) -> dict[str, Any]:
 @click.option("--detector", "detectors", multiple=True, type=click.Choice(detector_names()), help="Repeatable.")
 @click.option("--min-severity", type=click.Choice(SEVERITIES), help="Hide findings below this severity.")
 @click.option("--all-columns", is_flag=True, help="Table with every column (key, principal, score, evidence).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Aggregate every baseline from the events instead of reading those the nightly job stored beside the lake.",
+)
 @click.option("--config", type=click.Path(dir_okay=False), help="keytrail.toml with [anomalies.settings].")
 @click.option("--tenants", type=click.Path(dir_okay=False), help="Tenants file (default $KEYTRAIL_TENANTS).")
 @output_options()
@@ -52,7 +57,8 @@ def load_anomaly_settings(path: str | None) -> dict[str, Any]:
 @reports_errors
 def anomalies_command(
     since: dt.datetime | None, until: dt.datetime | None, tenant: str | None, detectors: tuple[str, ...],
-    min_severity: str | None, all_columns: bool, config: str | None, tenants: str | None, output: Output, lake: str,
+    min_severity: str | None, all_columns: bool, full: bool, config: str | None, tenants: str | None, output: Output,
+    lake: str,
 ) -> None:  # fmt: skip
     """Find unusual key use: volume spikes, error bursts, use after revocation, cross-tenant use, destructive key
     changes, logging gaps and CloudHSM events; most severe first. Exits 0 whether or not anything is found."""
@@ -60,6 +66,6 @@ def anomalies_command(
     con = connect(lake, tenants)
     tenants_in_effect(con)
     require_tenant(con, tenant)
-    found = find_anomalies(con, since, until, tenant, detectors or None, min_severity, settings)
+    found = find_anomalies(con, since, until, tenant, detectors or None, min_severity, settings, stored=not full)
     rel = con.from_arrow(found)
     write_relation(rel if output.fmt != "table" or all_columns else rel.select(COLUMNS), outside_lake(output, lake))

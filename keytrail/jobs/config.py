@@ -111,6 +111,7 @@ class Config:
     log_format: str = "text"
     anomalies_enabled: bool = True
     anomalies_lookback: dt.timedelta = dt.timedelta(days=2)
+    anomalies_full: bool = False  # score every hour from the events, not the new window from stored baselines
     anomaly_settings: dict[str, Any] = field(default_factory=dict)
     alert_min_severity: str = "high"
     sinks: tuple[SinkConfig, ...] = ()
@@ -267,6 +268,7 @@ def _read(file: Path, top: _Table) -> Config:
     anomalies = top.sub("anomalies")
     enabled = anomalies.get("enabled", bool, True)
     lookback = anomalies.duration("lookback", dt.timedelta(days=2))
+    full = anomalies.get("full_rescore", bool, False)
     settings = anomalies.get("settings", dict, {})
     _check_anomaly_settings(anomalies, settings)
     anomalies.done()
@@ -291,6 +293,7 @@ def _read(file: Path, top: _Table) -> Config:
         log_format=log_format,
         anomalies_enabled=enabled,
         anomalies_lookback=lookback,
+        anomalies_full=full,
         anomaly_settings=dict(settings),
         alert_min_severity=min_severity,
         sinks=sinks,

@@ -12,7 +12,10 @@ Under the lake's lock (a stale lock from a killed run is taken over and reported
 3. compact every day partition with `compact_min_files` files or more;
 4. attribute the new days once and store the result (analytics/attribution_store.py), then refresh the
    dashboard's rollups (analytics/rollups.py);
-5. run the anomaly detectors over the new window (from the previous run's start minus `lookback`);
+5. store the detectors' baselines of the new (or changed) days beside the lake (analytics/baselines.py) and run
+   the anomaly detectors over the new window: from the previous run's start minus `lookback`, or from the
+   earliest day whose baselines had to be written if that is earlier (an event delivered late for a day already
+   scored, a new tenants file or detector settings); every hour with `full_rescore = true`;
 6. send new anomalies at or above each sink's severity (keytrail/jobs/alerts.py; never twice to a sink);
 7. write the run record: the `runs` row of the ingest state (command `nightly`, stats = the record as JSON)
    and `<lake>/_runs/nightly-<run_id>.json`, which the dashboard's Data health page reads.
@@ -35,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from analytics import rollups, triage
-from analytics.anomalies import find_anomalies
+from analytics.anomalies import baseline_params, find_anomalies
+from analytics.baselines import BaselineReport, store_baselines
 from analytics.connection import connect
 from ingest.aws import make_client
 from ingest.cloudhsm.load import run_ingest as run_hsm_ingest
@@ -177,8 +181,7 @@ def _run(
     findings: list[dict[str, Any]] = []
     if cfg.anomalies_enabled:
         with _step(result, "anomalies"):
-            since = previous - cfg.anomalies_lookback if previous else None
-            findings = detect(cfg, lake, since)
+            findings, since = detect(cfg, lake, previous)
             result.anomalies = summarize(findings, since)
             log.info("anomalies found", extra={"event": "anomalies", **result.anomalies})
     if cfg.sinks:
@@ -390,15 +393,33 @@ def refresh_rollups(cfg: Config, lake: Lake) -> dict[str, Any]:
     }
 
 
-def detect(cfg: Config, lake: Lake, since: dt.datetime | None) -> list[dict[str, Any]]:
-    """Anomaly findings whose window touches [since, now) (all of them when since is None), with their triage
-    status (analytics/triage.py)."""
-    con = connect(lake, cfg.tenants)
+def detect(cfg: Config, lake: Lake, previous: dt.datetime | None) -> tuple[list[dict[str, Any]], dt.datetime | None]:
+    """Store the new days' baselines, then the anomaly findings whose window touches [since, now) with their
+    triage status (analytics/triage.py), and since (None: every hour was scored)."""
+    con = connect(lake, cfg.tenants, read_only=False)  # keytrail's own writer: it stores baselines with COPY
     try:
-        found = find_anomalies(con, since=since, settings=cfg.anomaly_settings)
-        return list(triage.with_status(found, triage.actions(lake)).to_pylist())
+        stored = store_baselines(con, baseline_params(cfg.anomaly_settings))
+        since = None if cfg.anomalies_full else scoring_start(previous, cfg.anomalies_lookback, stored)
+        found = find_anomalies(con, since=since, settings=cfg.anomaly_settings, stored=not cfg.anomalies_full)
+        return list(triage.with_status(found, triage.actions(lake)).to_pylist()), since
     finally:
         con.close()
+
+
+def scoring_start(
+    previous: dt.datetime | None, lookback: dt.timedelta, stored: BaselineReport | None
+) -> dt.datetime | None:
+    """Where the anomaly window starts: the previous run's start minus `lookback`, or the start of the earliest
+    day whose baselines were written this run, if earlier (its hours, and every later hour whose baseline it
+    is part of, are scored again); None (every hour) on a first run. On an S3 lake nothing is stored: the window
+    is the previous run's start minus `lookback`."""
+    if previous is None:
+        return None
+    changed = stored.changed_days() if stored else []
+    since = previous - lookback
+    if changed:
+        since = min(since, dt.datetime.fromisoformat(changed[0]).replace(tzinfo=dt.UTC))
+    return since
 
 
 def summarize(findings: list[dict[str, Any]], since: dt.datetime | None) -> dict[str, Any]:

@@ -6,29 +6,9 @@
    own tenant (a tenant refused on another tenant's key). Invalid-state errors that an earlier reported change
    explains (the key was disabled or scheduled for deletion, or a custom key store was disconnected) are not
    counted again here. */
-WITH state_changes AS (
-    -- read from kms_events: a handful of rows, without the attribution joins of key_operations
-    SELECT event_name AS operation, key_arn AS key, event_time
-    FROM kms_events
-    WHERE success
-      AND event_name IN ('DisableKey', 'ScheduleKeyDeletion', 'DeleteImportedKeyMaterial', 'DisconnectCustomKeyStore')
-),
-errors AS MATERIALIZED (
-    -- a refused call is reported for the caller's own tenant (its principal rule, else its account rule)
-    SELECT coalesce(o.principal_tenant_id, o.account_tenant_id, o.tenant_id) AS tenant_id, o.principal, o.key,
-           o.event_id, o.event_time, o.error_code, date_trunc('hour', o.event_time) AS hour
-    FROM key_operations o
-    WHERE o.is_primary AND NOT o.success AND o.source = 'cloudtrail'
-      AND regexp_matches(coalesce(o.error_code, ''), $error_code_pattern)
-      AND NOT (o.error_code IN ('KMSInvalidStateException', 'DisabledException', 'KeyUnavailableException')
-               AND EXISTS (SELECT 1 FROM state_changes s
-                           WHERE s.event_time <= o.event_time
-                             AND (s.key = o.key
-                                  OR (s.operation = 'DisconnectCustomKeyStore' AND o.custom_key_store_id IS NOT NULL))))
-),
-hourly AS MATERIALIZED (
-    SELECT tenant_id, principal, hour, count(*) AS n
-    FROM errors GROUP BY ALL
+WITH hourly AS (
+    -- the hourly errors per caller (analytics/sql/baselines/error_hourly.sql: stored per day, or computed)
+    SELECT * FROM error_hourly
 ),
 data_start AS (
     -- the lake's first hour (the first error hour if the lake has no KMS events, as in unit tests)
@@ -62,18 +42,18 @@ bursts AS (
     FROM flagged GROUP BY tenant_id, principal, island
 )
 SELECT 'error_burst' AS detector,
-       CASE WHEN bool_or(e.error_code LIKE 'AccessDenied%') THEN 'high' ELSE 'medium' END AS severity,
+       CASE WHEN bool_or(e.access_denied) THEN 'high' ELSE 'medium' END AS severity,
        b.tenant_id,
-       CASE WHEN count(DISTINCT e.key) = 1 THEN min(e.key) END AS key,
+       CASE WHEN len(list_distinct(flatten(list(e.keys)))) = 1 THEN flatten(list(e.keys))[1] END AS key,
        b.principal, b.window_start, b.window_end, b.observed, b.expected, b.score,
        format('{} got {} failed KMS calls ({}) between {} and {} UTC, where about {} were expected.',
               coalesce(b.principal, 'An unknown principal'), b.observed,
-              array_to_string(list_sort(list(DISTINCT e.error_code)), ', '),
+              array_to_string(list_sort(list_distinct(flatten(list(e.error_codes)))), ', '),
               strftime(b.window_start, '%Y-%m-%d %H:%M'), strftime(b.window_end, '%H:%M'),
               round(b.expected, 1)) AS explanation,
-       list(e.event_id ORDER BY e.event_time, e.event_id)[1:$evidence_limit] AS evidence
+       flatten(list(e.first_ids ORDER BY e.hour))[1:$evidence_limit] AS evidence
 FROM bursts b
-JOIN errors e
+JOIN hourly e
   ON e.principal IS NOT DISTINCT FROM b.principal AND e.tenant_id IS NOT DISTINCT FROM b.tenant_id
- AND e.event_time >= b.window_start AND e.event_time < b.window_end
+ AND e.hour >= b.window_start AND e.hour < b.window_end
 GROUP BY b.tenant_id, b.principal, b.window_start, b.window_end, b.observed, b.expected, b.score

@@ -5,22 +5,10 @@
    (refused calls are error bursts, key administration has its own detector), and not calls by another tenant's
    principal (those are cross-tenant key use). Calls made by an AWS service on a caller's behalf carry the
    service's address, not the caller's, so their source IP is not compared. */
-WITH raw_combos AS MATERIALIZED (
-    -- one pass over the events, grouping the raw values under one 64-bit hash (cheaper than comparing five
-    -- strings per event; a clash among a few thousand combinations is practically impossible); the derived
-    -- ranges and families are computed on the distinct combinations, never per event
-    SELECT hash(tenant_id, principal, region, CASE WHEN invoked_by IS NULL THEN source_ip END, user_agent) AS combo,
-           any_value(tenant_id) AS tenant_id, any_value(principal) AS principal, any_value(region) AS region,
-           any_value(CASE WHEN invoked_by IS NULL THEN source_ip END) AS source_ip,
-           any_value(user_agent) AS user_agent,
-           min(event_time) AS first_time, arg_min(key, (event_time, key)) AS first_key,
-           arg_min(event_id, (event_time, event_id), 5) AS first_ids
-    FROM key_operations
-    WHERE tenant_id IS NOT NULL AND source = 'cloudtrail' AND success
-      AND list_contains($first_seen_operation_classes, operation_class)
-      -- another tenant's principal on this tenant's key is cross-tenant use, reported there
-      AND coalesce(principal_tenant_id, account_tenant_id, tenant_id) = tenant_id
-    GROUP BY combo
+WITH raw_combos AS (
+    -- the distinct combinations (analytics/sql/baselines/first_seen_combos.sql: stored per day, or computed);
+    -- the derived ranges and families are computed on them, never per event
+    SELECT * FROM first_seen_combos
 ),
 ops AS (
     SELECT tenant_id, principal, region, first_time, first_key, first_ids,

@@ -4,18 +4,18 @@
    trail under one sharedEventID, so a copy present in one trail and absent from the other is a lost event. That
    tells a trail that stopped logging KMS (ExcludeManagementEventSources) or broke delivery apart from a tenant
    that simply stopped calling (a volume drop). Only accounts with trail files in the lake are judged. */
-WITH trails AS (
-    SELECT DISTINCT recipient_account_id AS account FROM kms_events WHERE recipient_account_id IS NOT NULL
+WITH activity AS (
+    -- the hours each trail delivered KMS events per region (analytics/sql/baselines/logging_hourly.sql: stored per
+    -- day, or computed)
+    SELECT * FROM logging_hourly
+),
+trails AS (
+    SELECT DISTINCT account FROM activity WHERE account IS NOT NULL
 ),
 shared AS (
-    -- one pass; grouped by a 64-bit hash of the sharedEventID and carrying only short values, because this is
-    -- every cross-account call in the lake (a clash of two hashes could only hide a lost copy, never invent one)
-    SELECT hash(shared_event_id) AS h, min(recipient_account_id) AS have, max(recipient_account_id) AS have_too,
-           min(caller_account_id) AS caller, min(split_part(key_arn, ':', 5)) AS owner, min(aws_region) AS region,
-           min(event_time) AS event_time
-    FROM kms_events
-    WHERE shared_event_id IS NOT NULL AND success
-    GROUP BY h
+    -- the cross-account calls a day delivered to one trail only (analytics/sql/baselines/logging_shared.sql); a
+    -- clash of two hashes could only hide a lost copy, never invent one
+    SELECT * FROM logging_shared
 ),
 missing AS MATERIALIZED (
     SELECT s.h, CASE WHEN s.have = s.caller THEN s.owner ELSE s.caller END AS account, s.region, s.event_time
@@ -25,13 +25,12 @@ missing AS MATERIALIZED (
       AND CASE WHEN s.have = s.caller THEN s.owner ELSE s.caller END <> s.have
 ),
 hourly AS MATERIALIZED (
-    SELECT recipient_account_id AS account, aws_region AS region, date_trunc('hour', event_time) AS hour
-    FROM kms_events
-    WHERE recipient_account_id IN (SELECT DISTINCT account FROM missing)
-    GROUP BY ALL
+    SELECT account, region, hour
+    FROM activity
+    WHERE account IN (SELECT DISTINCT account FROM missing)
 ),
 data_end AS (
-    SELECT date_trunc('hour', max(event_time)) + INTERVAL 1 HOUR AS end_hour FROM kms_events
+    SELECT max(hour) + INTERVAL 1 HOUR AS end_hour FROM activity
 ),
 silences AS (
     SELECT account, region, hour + INTERVAL 1 HOUR AS silence_start,
@@ -40,7 +39,7 @@ silences AS (
     FROM hourly
     UNION ALL
     -- the silence before a trail's first event in a region
-    SELECT account, region, (SELECT date_trunc('hour', min(event_time)) FROM kms_events), min(hour)
+    SELECT account, region, (SELECT min(hour) FROM activity), min(hour)
     FROM hourly GROUP BY ALL
 ),
 gaps AS (
@@ -58,9 +57,10 @@ gaps AS (
 ),
 evidence AS (
     -- the copies that were delivered, for the few lost calls shown as evidence
-    SELECT g.account, g.region, g.silence_start, list(k.event_id ORDER BY k.event_time, k.event_id) AS evidence
+    SELECT g.account, g.region, g.silence_start,
+           list(c.event_id ORDER BY c.event_time, c.event_id) AS evidence
     FROM gaps g, unnest(g.evidence_hashes) u(h)
-    JOIN kms_events k ON hash(k.shared_event_id) = u.h AND k.shared_event_id IS NOT NULL
+    JOIN shared s ON s.h = u.h, unnest(s.copies) v(c)
     GROUP BY ALL
 ),
 account_tenant AS (

@@ -7,11 +7,9 @@
    `key` is named when the run used one key). Cross-account copies of one call count once but both event ids are
    evidence. */
 WITH candidates AS (
-    SELECT o.*, o.event_time >= t.revoked_at AS after_revocation, t.revoked_at, t.active_from
-    FROM key_operations o
-    JOIN tenants t USING (tenant_id)
-    WHERE (t.revoked_at IS NOT NULL AND o.event_time >= t.revoked_at)
-       OR (t.active_from IS NOT NULL AND o.event_time < t.active_from)
+    -- the tenants' own calls outside their access windows (analytics/sql/baselines/outside_calls.sql: stored per
+    -- day, or computed)
+    SELECT * FROM outside_calls
 ),
 outside AS (
     SELECT o.*,
@@ -21,11 +19,6 @@ outside AS (
                  CASE WHEN o.event_time - lag(o.event_time) OVER w <= to_minutes($access_window_gap_minutes::BIGINT)
                       THEN 0 ELSE 1 END AS starts
           FROM candidates o
-          WHERE ((o.source = 'cloudhsm' AND o.attributed_by IN ('hsm_user', 'hsm_session'))
-                 OR coalesce(o.principal_tenant_id, o.account_tenant_id) = o.tenant_id)
-            -- the crypto officer deleting the tenant's crypto user or changing its password is the revocation
-            AND NOT (o.source = 'cloudhsm' AND o.operation_class = 'user_admin' AND o.event_id IN (
-                SELECT event_id FROM hsm_events WHERE session_user_name <> user_name))
           WINDOW w AS (PARTITION BY o.tenant_id, o.principal ORDER BY o.event_time)) o
 )
 SELECT 'use_outside_access_window' AS detector,

@@ -14,19 +14,10 @@
    own past says so, where Poisson odds on its mean would call three quiet hours impossible.
    Only successful calls count (refused ones are error bursts), only primary copies (a cross-account call is one
    use), and only hours after $score_from are scored. */
-WITH ops AS (
-    SELECT tenant_id, key, operation, principal, event_id, event_time, date_trunc('hour', event_time) AS hour
-    FROM key_operations
-    WHERE is_primary AND success AND tenant_id IS NOT NULL AND key IS NOT NULL
-      AND list_contains($spike_operation_classes, operation_class)
-),
-hourly AS MATERIALIZED (
-    -- the single pass over the events; each hour keeps its first event ids, so evidence needs no second pass
-    -- (grouped under a 64-bit hash of the series: cheaper than comparing key ARNs per event)
-    SELECT any_value(tenant_id) AS tenant_id, any_value(key) AS key, any_value(operation) AS operation, hour,
-           count(*) AS n, min(principal) AS min_principal, max(principal) AS max_principal,
-           arg_min(event_id, (event_time, event_id), $evidence_limit) AS first_ids
-    FROM ops GROUP BY hash(tenant_id, key, operation), hour
+WITH hourly AS (
+    -- the hourly series (analytics/sql/baselines/spike_hourly.sql: stored per day, or computed): each hour keeps
+    -- its first event ids, so evidence needs no second pass over the events
+    SELECT * FROM spike_hourly
 ),
 series AS (
     SELECT tenant_id, key, operation, min(hour) AS first_hour FROM hourly GROUP BY ALL
