@@ -391,12 +391,9 @@ def test_data_health_shows_which_kms_events_rest_on_verified_files(
     assert [e.body for e in at.error] == ["1 integrity problem(s): altered, missing or unlisted trail files."]
 
 
-def test_the_nightly_job_verifies_a_trail_source_marked_verify(
-    moto_endpoint: str, s3: Any, keys: KeyService, tmp_path: Path
-) -> None:
-    trail = build_trail(hours=3)
-    trail.upload(s3)
-    s3.delete_object(Bucket=BUCKET, Key=trail.hours[2].logs[0])
+def nightly_verifying(moto_endpoint: str, keys: KeyService, tmp_path: Path) -> Any:
+    """The nightly job over the trail bucket with `verify = true`, CloudTrail's public key published, into
+    `tmp_path/lake`: its result."""
     config = tmp_path / "keytrail.toml"
     config.write_text(
         f'[lake]\npath = "{tmp_path / "lake"}"\n\n[aws]\nregion = "us-east-1"\nendpoint_url = "{moto_endpoint}"\n\n'
@@ -408,7 +405,16 @@ def test_the_nightly_job_verifies_a_trail_source_marked_verify(
     def clients(service: str, access: AwsAccess) -> Any:
         return keys.client(access.region or "") if service == "cloudtrail" else default_clients(service, access)
 
-    result = run_nightly(load_config(config), clients)
+    return run_nightly(load_config(config), clients)
+
+
+def test_the_nightly_job_verifies_a_trail_source_marked_verify(
+    moto_endpoint: str, s3: Any, keys: KeyService, tmp_path: Path
+) -> None:
+    trail = build_trail(hours=3)
+    trail.upload(s3)
+    s3.delete_object(Bucket=BUCKET, Key=trail.hours[2].logs[0])
+    result = nightly_verifying(moto_endpoint, keys, tmp_path)
     assert result.exit_code == 0, result.errors
     record = result.record()
     assert record["integrity_problems"] == 1
@@ -526,18 +532,7 @@ def test_the_nightly_job_reports_a_damaged_log_file_and_verifies_the_rest(
     target = trail.hours[0].logs[1]
     trail.objects[target] = (damage(trail.objects[target][0], "crc-byte"), {})
     trail.upload(s3)
-    config = tmp_path / "keytrail.toml"
-    config.write_text(
-        f'[lake]\npath = "{tmp_path / "lake"}"\n\n[aws]\nregion = "us-east-1"\nendpoint_url = "{moto_endpoint}"\n\n'
-        f'[ingest]\nfirst_run = "all"\n\n[anomalies]\nenabled = false\n\n'
-        f'[[cloudtrail]]\nname = "org-trail"\nbucket = "s3://{BUCKET}"\nverify = true\n'
-    )
-    keys.publish("us-east-1", (rsa_key(0), "pkcs1"))
-
-    def clients(service: str, access: AwsAccess) -> Any:
-        return keys.client(access.region or "") if service == "cloudtrail" else default_clients(service, access)
-
-    result = run_nightly(load_config(config), clients)
+    result = nightly_verifying(moto_endpoint, keys, tmp_path)
     assert result.exit_code == 0, result.errors
     assert {k: v for k, v in result.record()["verification"][0].items() if k != "run_id"} == {
         "source": "org-trail", "problems": 1, "valid": 8, "log_file_unreadable": 1,
