@@ -2,6 +2,7 @@
 others and its principals on others' keys, errors with the calling principal, access window and findings."""
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, filters, tables
@@ -152,28 +153,37 @@ if not principals.empty:
     )
 tables.show(principals, height=320, first=("principal", "source_ip", "operations", "failures"))
 
-st.subheader("Its keys used by others")
-by_others = data.tenant_keys_used_by_others(f.start, f.end, tenant)
-if by_others.empty:
-    st.success("Only its own principals used its keys in this range.", icon=":material/check_circle:")
-else:
-    st.caption("Calls that count for this tenant (its key or its context) made by principals that are not its own.")
-    tables.show(by_others, first=("caller_tenant", "principal", "operations", "failures", "first_seen", "last_seen"))
 
-st.subheader("Its principals on others' keys")
-elsewhere = data.tenant_principals_on_others_keys(f.start, f.end, tenant)
-if elsewhere.empty:
-    st.success("Its principals used no other tenant's keys in this range.", icon=":material/check_circle:")
-else:
-    tables.show(elsewhere)
+def rows_or_clean(title: str, rows: pd.DataFrame, clean: str, caption: str = "", first: tuple[str, ...] = ()) -> None:
+    """A section of the tenant's rows: the table under its caption, or `clean` as a success when there are none."""
+    st.subheader(title)
+    if rows.empty:
+        st.success(clean, icon=":material/check_circle:")
+        return
+    if caption:
+        st.caption(caption)
+    tables.show(rows, first=first)
 
-st.subheader("Errors")
-errors = data.tenant_errors(f.start, f.end, tenant)
-if errors.empty:
-    st.success("No failed operations in this range.", icon=":material/check_circle:")
-else:
-    st.caption("Failed operations that count for this tenant, with the principal that called and its tenant.")
-    tables.show(errors, first=("error_code", "operation", "failures", "caller_tenant", "principal", "last_seen"))
+
+rows_or_clean(
+    "Its keys used by others",
+    data.tenant_keys_used_by_others(f.start, f.end, tenant),
+    "Only its own principals used its keys in this range.",
+    "Calls that count for this tenant (its key or its context) made by principals that are not its own.",
+    ("caller_tenant", "principal", "operations", "failures", "first_seen", "last_seen"),
+)
+rows_or_clean(
+    "Its principals on others' keys",
+    data.tenant_principals_on_others_keys(f.start, f.end, tenant),
+    "Its principals used no other tenant's keys in this range.",
+)
+rows_or_clean(
+    "Errors",
+    data.tenant_errors(f.start, f.end, tenant),
+    "No failed operations in this range.",
+    "Failed operations that count for this tenant, with the principal that called and its tenant.",
+    ("error_code", "operation", "failures", "caller_tenant", "principal", "last_seen"),
+)
 
 st.subheader("Findings")
 if found.empty:
