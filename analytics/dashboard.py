@@ -330,12 +330,14 @@ def evidence(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, tenan
     (trail_files, delivery_gaps, hsm_streams, hsm_sequence_breaks, quarantine). A verdict is the stream's, whatever
     the tenant: every stream of the period is listed, the tenant's first."""
     scope = day_scope(start, end, tenant)
-    found = {name: pa.Table.from_pylist(r) for name, r in report.evidence(con, _lake(con), scope).items()}
+    found = report.evidence(con, _lake(con), scope)
     carried = _table(con, "evidence_streams", start=scope.start, end=scope.end, tenant=tenant).to_pylist()
     records = {row["stream"]: row["records"] for row in carried}
-    verdicts = [v | {"records": records.get(v["stream"], 0)} for v in found["completeness"].to_pylist()]
-    verdicts.sort(key=lambda v: -v["records"])
-    return found | {"completeness": pa.Table.from_pylist(verdicts, _VERDICTS)}
+    verdicts = sorted(
+        (v | {"records": records.get(v["stream"], 0)} for v in found.pop("completeness")), key=lambda v: -v["records"]
+    )
+    tables = {name: pa.Table.from_pylist(rows) for name, rows in found.items()}
+    return tables | {"completeness": pa.Table.from_pylist(verdicts, _VERDICTS)}
 
 
 _VERDICTS = pa.schema(
