@@ -11,6 +11,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from ingest.errors import KeytrailError
 
@@ -59,20 +60,28 @@ def gzip_problem(err: zlib.error, member: int) -> str:
     return f"corrupt gzip (decompression error: {err})"
 
 
-def inspect_file(path: Path) -> tuple[bool, str]:
-    """(intact, SHA-256 of the stored bytes) of a file, from one read. Intact is False for a gzip file whose
-    stream is damaged (bad data, CRC or length, cut short, bytes after it): a reader that does not check the
-    CRC would take altered bytes for records. The SHA-256 is the file's identity in the ingest state."""
+class Inspected(NamedTuple):
+    """What one read of a stored file tells: whether it is intact, its SHA-256, and its content (inflated)."""
+
+    intact: bool
+    sha256: str
+    content: bytes | None  # None for a damaged file: no part of it is trusted
+
+
+def inspect_file(path: Path) -> Inspected:
+    """Intact, SHA-256 and content of a file, from one read. Intact is False for a gzip file whose stream is
+    damaged (bad data, CRC or length, cut short, bytes after it): a reader that does not check the CRC would take
+    altered bytes for records. The SHA-256 is the file's identity in the ingest state; the content, inflated and
+    CRC-checked here, is what the writer parses (so no reader inflates the file a second time)."""
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     if data[:2] != GZIP_MAGIC:
-        return True, sha256
+        return Inspected(True, sha256, data)
     try:
-        for _ in inflate(data[i : i + CHUNK] for i in range(0, len(data), CHUNK)):
-            pass
+        content = b"".join(inflate(data[i : i + CHUNK] for i in range(0, len(data), CHUNK)))
     except Unreadable:
-        return False, sha256
-    return True, sha256
+        return Inspected(False, sha256, None)
+    return Inspected(True, sha256, content)
 
 
 def decompress(data: bytes) -> tuple[bytes, str | None]:

@@ -32,7 +32,7 @@ from ingest.faults import crash_point
 from ingest.lake.state import IngestState, ObjectVersion, RunLock
 from ingest.lake.store import Lake, new_run_id, quarantine_rows
 from ingest.progress import Progress, no_progress
-from ingest.raw import cannot_read
+from ingest.raw import Inspected, cannot_read
 
 STATE_SOURCE = "cloudtrail"
 BATCH_BYTES = 8 * 1024 * 1024
@@ -43,8 +43,9 @@ LOOKUP_MAX_AGE = dt.timedelta(days=90)
 # A batch made readable on local disk: (local path, source object) per file, and the objects that could not be
 # read, with why.
 Materialised = tuple[list[tuple[Path, str]], dict[str, str]]
-# A batch made ready ahead of the writer: Materialised, and each local file's (intact, SHA-256).
-Prepared = tuple[list[tuple[Path, str]], dict[str, str], list[tuple[bool, str]]]
+# A batch made ready ahead of the writer: Materialised, and each local file read and checked (intact, SHA-256,
+# inflated content).
+Prepared = tuple[list[tuple[Path, str]], dict[str, str], list[Inspected]]
 
 
 @dataclass

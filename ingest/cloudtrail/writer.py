@@ -36,7 +36,7 @@ from ingest.cloudtrail.salvage import salvage
 from ingest.faults import crash_point
 from ingest.lake.schema import KMS_EVENTS
 from ingest.lake.store import Lake, quarantine_rows
-from ingest.raw import inspect_file
+from ingest.raw import BOM, Inspected, inspect_file
 
 SQL_DIR = Path(__file__).parent / "sql"
 # The quarantine reason of a record whose event id is taken by a different record: CONFLICT + the id.
@@ -44,16 +44,6 @@ CONFLICT = "conflicting duplicate of event "
 KMS_SOURCE = "kms.amazonaws.com"
 # Non-KMS event sources whose records keep their text in `parsed` for a step that reads them (they are rare).
 TEXT_SOURCES = ("ec2.amazonaws.com", "cloudhsm.amazonaws.com")
-# read_csv reads a trail file as one line; CloudTrail files stay far below this.
-MAX_LINE = 64 * 1024 * 1024
-# Trail files as lines; the paths come from the variable `trail_paths` so that a view can stream them.
-READ_LINES = f"""
-    SELECT o.source_object, l.line
-    FROM read_csv(getvariable('trail_paths'), columns={{'line': 'VARCHAR'}}, delim='\\x01', quote='', escape='',
-                  header=false, auto_detect=false, new_line='\\n', max_line_size={MAX_LINE}, buffer_size={MAX_LINE},
-                  filename=true, compression='auto') l
-    JOIN objects o ON l.filename = o.local_path
-"""
 
 
 @functools.cache
@@ -61,6 +51,8 @@ def load_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
+# Trail files as lines (a CloudTrail file is one line), for the split in sql/kms_records.sql.
+TRAIL_LINES = pa.schema([("source_object", pa.string()), ("line", pa.string())])
 # Records cut out of their files: what `records_table` builds and the parse SQL reads.
 RECORDS = pa.schema([("source_object", pa.string()), ("record_index", pa.int64()), ("rec", pa.string())])
 
@@ -152,20 +144,15 @@ class KmsLakeWriter:
     def close(self) -> None:
         self.con.close()
 
-    def ingest_files(self, files: list[tuple[Path, str]], checked: list[tuple[bool, str]] | None = None) -> BatchResult:
+    def ingest_files(self, files: list[tuple[Path, str]], checked: list[Inspected] | None = None) -> BatchResult:
         """Ingest local trail files, given as (path to read, source object name); `checked`: their
         `inspect_files`, when a caller made it ahead."""
-        self.con.register(
-            "objects", pa.table({"local_path": [str(p) for p, _ in files], "source_object": [s for _, s in files]})
-        )
         checked = inspect_files(files) if checked is None else checked
         self.local, self.texts, self.unchanged = {s: p for p, s in files}, {}, {}
-        self.sha256 = {s: sha for (_, s), (_, sha) in zip(files, checked, strict=True)}
-        intact = [str(p) for (p, _), (ok, _) in zip(files, checked, strict=True) if ok]
-        fast = self._parse_fast(intact) if intact else self._empty_parsed()
-        exact = fast | self._unread([s for _, s in files])
+        self.sha256 = {s: seen.sha256 for (_, s), seen in zip(files, checked, strict=True)}
+        contents = {s: seen.content for (_, s), seen in zip(files, checked, strict=True) if seen.content is not None}
+        exact = self._parse_fast(contents) | (self.local.keys() - contents.keys())
         problems = self._parse_exact(sorted(exact))
-        self.con.unregister("objects")
         result = self._land(problems, [s for _, s in files], self.keep_raw)
         result.sha256 = self.sha256
         return result
@@ -187,23 +174,16 @@ class KmsLakeWriter:
         kept = f"{keep} OR reason IS NOT NULL OR event_source IN ({text_sources}) OR event_name IN ({access})"
         return f"SELECT * REPLACE (CASE WHEN {kept} THEN raw END AS raw) FROM ({load_sql('kms_rows')})"
 
-    def _parse_fast(self, paths: list[str]) -> set[str]:
-        """Parse the files' records into `parsed`; returns the files whose records need the exact parser."""
-        self.con.execute("SET VARIABLE trail_paths = $paths", {"paths": paths})
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW trail_lines AS {READ_LINES}")
+    def _parse_fast(self, contents: dict[str, bytes]) -> set[str]:
+        """Parse the files' records into `parsed`; returns the files whose records need the exact parser: those
+        the fast split cannot cut (see sql/kms_records.sql), and those with bytes that are not UTF-8."""
+        lines, exact = trail_lines(contents)
+        self.con.register("trail_lines", lines)
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW records AS {load_sql('kms_records')}")
-        try:
-            # One streaming pass: gunzip, split, parse; only the parsed rows are materialised.
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {self._parsed_sql()}")
-        except duckdb.Error:
-            # Some file DuckDB cannot read (a corrupt gzip, say): find it, parse the others fast.
-            unreadable = [p for p in paths if len(paths) == 1 or not self._readable(p)]
-            if not unreadable:
-                raise  # every file reads: the failure is not the input's (out of memory, say)
-            readable = [p for p in paths if p not in unreadable]
-            exact = self._parse_fast(readable) if readable else self._empty_parsed()
-            return exact | self._source_of(unreadable)
-        exact = {
+        # One pass: split, parse, type; only the parsed rows are materialised.
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {self._parsed_sql()}")
+        self.con.unregister("trail_lines")
+        exact |= {
             row[0]
             for row in self.con.execute(
                 """SELECT source_object FROM parsed WHERE exact_parse
@@ -213,32 +193,11 @@ class KmsLakeWriter:
         }
         if exact:
             self.con.execute("DELETE FROM parsed WHERE list_contains($exact, source_object)", {"exact": sorted(exact)})
-        return exact
+        return exact | (contents.keys() - self._parsed_objects())
 
-    def _readable(self, path: str) -> bool:
-        self.con.execute("SET VARIABLE trail_paths = $paths", {"paths": [path]})
-        try:
-            self.con.execute(f"SELECT count(*) FROM ({READ_LINES})").fetchall()
-        except duckdb.Error:
-            return False
-        return True
-
-    def _empty_parsed(self) -> set[str]:
-        self.con.execute(
-            """CREATE OR REPLACE TEMP VIEW records AS SELECT NULL::VARCHAR AS source_object,
-               NULL::BIGINT AS record_index, NULL::VARCHAR AS rec, NULL::BOOLEAN AS well_formed WHERE false"""
-        )
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {self._parsed_sql()}")
-        return set()
-
-    def _source_of(self, paths: list[str]) -> set[str]:
-        rows = self.con.execute("SELECT source_object FROM objects WHERE list_contains($p, local_path)", {"p": paths})
-        return {r[0] for r in rows.fetchall()}
-
-    def _unread(self, objects: list[str]) -> set[str]:
-        """Objects that gave DuckDB no line at all (empty files), for the exact parser to explain."""
-        read = {r[0] for r in self.con.execute("SELECT DISTINCT source_object FROM parsed").fetchall()}
-        return set(objects) - read
+    def _parsed_objects(self) -> set[str]:
+        """The objects with at least one row in `parsed` (an empty file has none: the exact parser explains it)."""
+        return {r[0] for r in self.con.execute("SELECT DISTINCT source_object FROM parsed").fetchall()}
 
     def _parse_exact(self, objects: list[str]) -> list[tuple[str, int | None, str, str | None]]:
         """Read files record by record with the forgiving parser; returns their quarantine entries."""
@@ -469,12 +428,36 @@ class KmsLakeWriter:
         return result
 
 
-def inspect_files(files: list[tuple[Path, str]]) -> list[tuple[bool, str]]:
-    """(intact, SHA-256) of each file. DuckDB's gzip reader does not check the CRC: a damaged file would land
-    altered bytes as records, so each gzip stream is checked first (threads: zlib releases the GIL) and a damaged
-    one read exactly. The same read gives each file's SHA-256, its identity in the ingest state."""
+def inspect_files(files: list[tuple[Path, str]]) -> list[Inspected]:
+    """Each file read once (ingest/raw.py inspect_file): intact, SHA-256 and inflated content. DuckDB's gzip reader
+    does not check the CRC: a damaged file would land altered bytes as records, so each gzip stream is inflated and
+    checked here (threads: zlib and hashlib release the GIL), a damaged one is read exactly, and the writer parses
+    the checked content, so nothing is inflated twice."""
     with ThreadPoolExecutor(max_workers=4) as pool:
         return list(pool.map(inspect_file, [p for p, _ in files]))
+
+
+def trail_lines(contents: dict[str, bytes]) -> tuple[pa.Table, set[str]]:
+    """A (source_object, line) table of the files' lines, one record batch per file so that DuckDB parses files
+    on all its threads, and the files left to the exact parser: those with bytes that are not UTF-8 (the exact
+    parser keeps such bytes as they are). A byte-order mark before the text is not part of it."""
+    batches, exact = [], set()
+    for source_object, content in contents.items():
+        text = content.removeprefix(BOM)
+        if not (text.isascii() or utf8(text)):
+            exact.add(source_object)
+            continue
+        lines = pa.array(text.split(b"\n"), pa.binary()).cast(pa.string())
+        batches.append(pa.record_batch([pa.array([source_object] * len(lines)), lines], schema=TRAIL_LINES))
+    return pa.Table.from_batches(batches, TRAIL_LINES), exact
+
+
+def utf8(text: bytes) -> bool:
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def publish(staging: Path, lake: Lake, table: str, tag: str) -> list[Path]:

@@ -7,7 +7,7 @@
 WITH pieces AS (
     SELECT
         source_object,
-        -- U+FFFD (65533): the reader replaced bytes that are not UTF-8; the exact parser keeps them as they were
+        -- U+FFFD (65533) in a record: left to the exact parser, which tells a real one from a replaced byte
         starts_with(line, '{"Records":[') AND ends_with(line, ']}') AND NOT contains(line, chr(65533)) AS framed,
         string_split(substr(line, 13, length(line) - 14), '},{"eventVersion"') AS parts
     FROM trail_lines
