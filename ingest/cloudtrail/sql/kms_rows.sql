@@ -5,11 +5,10 @@
    Each record is parsed once: one json_extract_string call takes every path; the few nested values it
    returns as JSON text (resources, encryption context, backingKey) are small and parsed again cheaply.
    `raw` is the record's text; the writer keeps it only where it is needed (keep_raw, quarantine). */
-WITH checked AS (
+WITH framed AS (
     -- DuckDB's JSON reader forgives trailing commas; other tools would choke on such a raw record, so a
     -- record with one (or a string that merely looks like one) goes to the strict parser.
-    SELECT source_object, record_index, rec,
-           well_formed AND json_valid(rec) AND NOT regexp_matches(rec, ',\s*[}\]]') AS ok
+    SELECT source_object, record_index, rec, well_formed AND NOT regexp_matches(rec, ',\s*[}\]]') AS framed
     FROM records
 ),
 extracted AS (
@@ -17,8 +16,9 @@ extracted AS (
         source_object,
         record_index,
         rec,
-        ok,
-        json_extract_string(CASE WHEN ok THEN rec END, [
+        -- One parse per record: `try` gives NULL where the text is not valid JSON (json_valid's verdict,
+        -- without a second parse to ask for it).
+        try(json_extract_string(CASE WHEN framed THEN rec END, [
             '$.eventTime', '$.eventID', '$.sharedEventID', '$.requestID', '$.eventName',            -- 1-5
             '$.eventType', '$.eventVersion', '$.readOnly', '$.awsRegion', '$.recipientAccountId',   -- 6-10
             '$.userIdentity.accountId', '$.userIdentity.type', '$.userIdentity.arn',                -- 11-13
@@ -35,12 +35,13 @@ extracted AS (
             '$.additionalEventData.backingKeys', '$.requestParameters.granteePrincipal',            -- 36-37
             '$.errorCode', '$.errorMessage', '$.eventSource',                                       -- 38-40
             '$.requestParameters', '$.responseElements', '$.additionalEventData'                    -- 41-43
-        ]) AS v
-    FROM checked
+        ])) AS v
+    FROM framed
 ),
 typed AS (
     SELECT
         *,
+        v IS NOT NULL AS ok,
         try_cast(v[1] AS TIMESTAMPTZ) AS event_time,
         list_filter(json_extract_string(v[19], '$[*].ARN'), lambda a: a LIKE 'arn:%:kms:%:key/%') AS key_resources
     FROM extracted
@@ -94,7 +95,7 @@ SELECT
     NOT ok AS exact_parse,
     CASE
         WHEN NOT ok THEN 'not valid JSON'
-        WHEN NOT starts_with(ltrim(rec), '{') THEN 'record is not a JSON object'
+        WHEN NOT starts_with(rec, '{') AND NOT starts_with(ltrim(rec), '{') THEN 'record is not a JSON object'
         WHEN v[40] IS NULL THEN 'missing required field eventSource'
         WHEN v[40] <> 'kms.amazonaws.com' THEN NULL
         WHEN v[2] IS NULL THEN 'missing required field eventID'
