@@ -52,7 +52,7 @@ def load_sql(name: str) -> str:
 
 
 # Trail files as lines (a CloudTrail file is one line), for the split in sql/kms_records.sql.
-TRAIL_LINES = pa.schema([("source_object", pa.string()), ("line", pa.string())])
+TRAIL_LINES = pa.schema([("source_object", pa.string()), ("line", pa.large_string())])
 # Records cut out of their files: what `records_table` builds and the parse SQL reads.
 RECORDS = pa.schema([("source_object", pa.string()), ("record_index", pa.int64()), ("rec", pa.string())])
 
@@ -440,24 +440,28 @@ def inspect_files(files: list[tuple[Path, str]]) -> list[Inspected]:
 def trail_lines(contents: dict[str, bytes]) -> tuple[pa.Table, set[str]]:
     """A (source_object, line) table of the files' lines, one record batch per file so that DuckDB parses files
     on all its threads, and the files left to the exact parser: those with bytes that are not UTF-8 (the exact
-    parser keeps such bytes as they are). A byte-order mark before the text is not part of it."""
+    parser keeps such bytes as they are)."""
     batches, exact = [], set()
     for source_object, content in contents.items():
-        text = content.removeprefix(BOM)
-        if not (text.isascii() or utf8(text)):
+        try:
+            lines = lines_of(content)
+        except pa.ArrowInvalid:  # not UTF-8
             exact.add(source_object)
             continue
-        lines = pa.array(text.split(b"\n"), pa.binary()).cast(pa.string())
-        batches.append(pa.record_batch([pa.array([source_object] * len(lines)), lines], schema=TRAIL_LINES))
+        objects = pa.array([source_object] * len(lines), pa.string())
+        batches.append(pa.record_batch([objects, lines], schema=TRAIL_LINES))
     return pa.Table.from_batches(batches, TRAIL_LINES), exact
 
 
-def utf8(text: bytes) -> bool:
-    try:
-        text.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+def lines_of(content: bytes) -> pa.Array:
+    """A file's lines as checked UTF-8 strings (ArrowInvalid where they are not), without a byte-order mark. A
+    file of one line, as CloudTrail writes it, is not copied: the array points into the bytes themselves."""
+    start = len(BOM) if content.startswith(BOM) else 0
+    end = len(content) - content.endswith(b"\n")
+    if content.find(b"\n", start, end) >= 0:  # several lines: cut apart (a copy; CloudTrail writes one)
+        return pa.array(content[start:].split(b"\n"), pa.large_binary()).cast(pa.large_string())
+    offsets = pa.array([start, end], pa.int64()).buffers()[1]
+    return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(content)]).cast(pa.large_string())
 
 
 def publish(staging: Path, lake: Lake, table: str, tag: str) -> list[Path]:
