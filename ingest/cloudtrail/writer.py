@@ -53,6 +53,18 @@ def load_sql(name: str) -> str:
 
 # Trail files as lines (a CloudTrail file is one line), for the split in sql/kms_records.sql.
 TRAIL_LINES = pa.schema([("source_object", pa.string()), ("line", pa.large_string())])
+
+
+def parsed_sql(keep_raw: bool) -> str:
+    """The rows of a batch's `parsed` table from the view `records`: `raw` only where it is kept (see the
+    module's doc)."""
+    text_sources = ", ".join(f"'{s}'" for s in TEXT_SOURCES)
+    access = ", ".join(f"'{name}'" for name in EVENT_NAMES)
+    needed = f"reason IS NOT NULL OR event_source IN ({text_sources}) OR event_name IN ({access})"
+    kept = "true" if keep_raw else needed
+    return f"SELECT * REPLACE (CASE WHEN {kept} THEN raw END AS raw) FROM ({load_sql('kms_rows')})"
+
+
 # Records cut out of their files: what `records_table` builds and the parse SQL reads.
 RECORDS = pa.schema([("source_object", pa.string()), ("record_index", pa.int64()), ("rec", pa.string())])
 
@@ -162,17 +174,9 @@ class KmsLakeWriter:
         no file to fetch again (LookupEvents), so their text is always kept."""
         self.con.register("incoming", records)
         self.con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM incoming")
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {self._parsed_sql(keep_raw=True)}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {parsed_sql(keep_raw=True)}")
         self.con.unregister("incoming")
         return self._land([], records.column("source_object").unique().to_pylist(), keep_raw=True)
-
-    def _parsed_sql(self, keep_raw: bool | None = None) -> str:
-        """The rows of `parsed` from the view `records`: `raw` only where it is kept (see the module's doc)."""
-        keep = "true" if (self.keep_raw if keep_raw is None else keep_raw) else "false"
-        text_sources = ", ".join(f"'{s}'" for s in TEXT_SOURCES)
-        access = ", ".join(f"'{name}'" for name in EVENT_NAMES)
-        kept = f"{keep} OR reason IS NOT NULL OR event_source IN ({text_sources}) OR event_name IN ({access})"
-        return f"SELECT * REPLACE (CASE WHEN {kept} THEN raw END AS raw) FROM ({load_sql('kms_rows')})"
 
     def _parse_fast(self, contents: dict[str, bytes]) -> set[str]:
         """Parse the files' records into `parsed`; returns the files whose records need the exact parser: those
@@ -181,7 +185,7 @@ class KmsLakeWriter:
         self.con.register("trail_lines", lines)
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW records AS {load_sql('kms_records')}")
         # One pass: split, parse, type; only the parsed rows are materialised.
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {self._parsed_sql()}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {parsed_sql(self.keep_raw)}")
         self.con.unregister("trail_lines")
         exact |= {
             row[0]
@@ -207,7 +211,7 @@ class KmsLakeWriter:
             problems += [(source_object, i, reason, raw) for i, reason, raw in result.problems]
             self.con.register("good", records_table(source_object, result.records))
             self.con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM good")
-            self.con.execute(f"INSERT INTO parsed {self._parsed_sql()}")
+            self.con.execute(f"INSERT INTO parsed {parsed_sql(self.keep_raw)}")
             self.con.unregister("good")
         return problems
 
