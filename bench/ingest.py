@@ -1,7 +1,7 @@
 """Benchmark `keytrail ingest cloudtrail` (default mode and keep_raw) against the naive notebook approach and
 DuckDB's own read_json.
 
-    python bench/ingest.py [--events 1000000] [--work DIR] [--skip-naive] [--threads 1 2] [--repeat 3]
+    python bench/ingest.py [--events 1000000] [--days 27] [--work DIR] [--skip-naive] [--threads 1 2] [--repeat 3]
 
 Generates N realistic KMS records (the committed sample's records as templates, each with a fresh eventID,
 requestID and time) as gzip trail files, then runs each approach in its own process, once per thread count,
@@ -55,8 +55,9 @@ def templates() -> list[str]:
     return out
 
 
-def generate(folder: Path, events: int, seed: int = 1) -> int:
-    """Write `events` records as trail files under folder; returns the bytes written."""
+def generate(folder: Path, events: int, seed: int = 1, days: int = 27) -> int:
+    """Write `events` records as trail files under folder, their times spread over `days` days in file order (as
+    CloudTrail delivers them); returns the bytes written."""
     rng = random.Random(seed)
     base = templates()
     folder.mkdir(parents=True, exist_ok=True)
@@ -65,7 +66,7 @@ def generate(folder: Path, events: int, seed: int = 1) -> int:
         recs = []
         for i in range(n, min(n + PER_FILE, events)):
             text = ID.sub(lambda m: f'"{m[1]}":"{uuid.UUID(int=rng.getrandbits(128))}"', rng.choice(base))
-            day, second = 1 + i * 27 // events, rng.randrange(86400)
+            day, second = 1 + i * days // events, rng.randrange(86400)
             stamp = f"2026-11-{day:02d}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
             recs.append(TIME.sub(f'"eventTime":"{stamp}"', text))
         data = gzip.compress(('{"Records":[' + ",".join(recs) + "]}").encode(), compresslevel=6)
@@ -146,6 +147,9 @@ def child(name: str, src: Path, out: Path, threads: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--days", type=int, default=27, help="Days the events span (fewer: more events a day, as in a busy trail)."
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "ingest")
     parser.add_argument("--skip-naive", action="store_true", help="The naive run takes minutes and GBs.")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="Thread counts to run each with.")
@@ -157,12 +161,13 @@ def main() -> None:
     if args.run:
         child(args.run, args.src, args.out, args.threads[0])
         return
-    src = args.work / f"trails-{args.events}"
+    src = args.work / f"trails-{args.events}" if args.days == 27 else args.work / f"trails-{args.events}-{args.days}d"
     if not src.exists():
-        print(f"generating {args.events:,} records …", flush=True)
-        generate(src, args.events)
+        print(f"generating {args.events:,} records over {args.days} days …", flush=True)
+        generate(src, args.events, days=args.days)
     size_mb = sum(p.stat().st_size for p in src.glob("*.json.gz")) / 1e6
-    print(f"{args.events:,} records in {len(list(src.glob('*.json.gz')))} files, {size_mb:.0f} MB gzipped")
+    files = len(list(src.glob("*.json.gz")))
+    print(f"{args.events:,} records over {args.days} days in {files} files, {size_mb:.0f} MB gzipped")
     names = [n for n in APPROACHES if not (args.skip_naive and n == "naive")]
     # The naive run is single-threaded Python: it runs once, with the most threads.
     runs = [(n, t) for t in args.threads for n in names if n != "naive" or t == max(args.threads)]
