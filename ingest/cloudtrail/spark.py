@@ -18,6 +18,8 @@ the lake files, so a later DuckDB ingest of the same source skips what this one 
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -76,6 +78,7 @@ def session(master: str | None = None, conf: dict[str, str] | None = None) -> An
     """A SparkSession with the backfill's settings: the cluster spark-submit gives, else `master` (local[*])."""
     from pyspark.sql import SparkSession
 
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # local mode: the workers run this Python, keytrail in it
     builder = SparkSession.builder.appName("keytrail")
     if master:
         builder = builder.master(master)
@@ -265,37 +268,47 @@ class Run:
         self.sha256: dict[str, str] = {}  # each file's SHA-256, its identity in the ingest state
         self.changed: set[str] = set()  # files the state recorded with other bytes
         self.texts: dict[str, dict[int, str]] = {}  # records of files read again in the driver
+        self.lake_rows: Any = None  # the lake's rows on the backfill's days (`read_lake`)
 
     def ingest(self, objects: list[ObjectVersion], keep_raw: bool) -> BatchResult:
         """Land the objects' records; returns the counts per object."""
         from pyspark import StorageLevel
 
         parsed = self.parse(objects, keep_raw).persist(StorageLevel.MEMORY_AND_DISK)
+        candidates = self.candidates(parsed).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             files = parsed.where("kind = 'file'").select("source_object", "sha256").collect()
             self.sha256 = {row[0]: row[1] for row in files}
             self.changed = changed_files(self.state, self.sha256)
-            candidates = self.candidates(parsed).persist(StorageLevel.MEMORY_AND_DISK)
             conflicts = self.conflicts(candidates)
             self.write(parsed, candidates, keep_raw)
             access = land_access_rows(self.lake, parsed, f"{self.run_id}-spark", self.floor)
             crash_point("written")
-            bad = parsed.where("reason IS NOT NULL").select(
-                "source_object", "record_index", "reason", "raw", "evidence"
-            )
-            entries: list[Entry] = [(r[0], r[1], r[2], r[3] if r[3] is not None else r[4]) for r in bad.collect()]
-            self.lake.write_quarantine(quarantine_rows("kms_events", iter(entries + conflicts)), self.run_id)
+            self.quarantine(parsed, conflicts)
             result = BatchResult(self.count(parsed, candidates, conflicts), skipped_sources(parsed))
             access.count_into(result)
             return result
         finally:
+            candidates.unpersist()
             parsed.unpersist()
+
+    def quarantine(self, parsed: Any, conflicts: list[Entry]) -> None:
+        """Quarantine the records with a reason (their text, or their bytes when not UTF-8) and the conflicts."""
+        bad = parsed.where("reason IS NOT NULL").select("source_object", "record_index", "reason", "raw", "evidence")
+        entries: list[Entry] = [(r[0], r[1], r[2], r[3] if r[3] is not None else r[4]) for r in bad.collect()]
+        self.lake.write_quarantine(quarantine_rows("kms_events", iter(entries + conflicts)), self.run_id)
 
     def parse(self, objects: list[ObjectVersion], keep_raw: bool) -> Any:
         """The objects' records as PARSED rows, parsed in Spark's tasks."""
         from pyspark.sql.pandas.types import from_arrow_schema
 
         keys = {str(Path(o.key).resolve()): o.key for o in objects if not o.key.startswith("s3://")}
+        # Spark looks up each path given it: local files in the driver (a stat each), S3 objects in one listing
+        # task per core, not one per path.
+        local = not any(o.key.startswith("s3://") for o in objects)
+        discovery = "spark.sql.sources.parallelPartitionDiscovery."
+        self.spark.conf.set(f"{discovery}threshold", str(len(objects) + 1 if local else 32))
+        self.spark.conf.set(f"{discovery}parallelism", str(self.spark.sparkContext.defaultParallelism))
         files = self.spark.read.format("binaryFile").load([spark_path(o.key) for o in objects])
         return files.select("path", "content").mapInArrow(
             lambda batches: parse_batches(batches, keys, keep_raw), from_arrow_schema(PARSED)
@@ -311,10 +324,11 @@ class Run:
         good = parsed.where(f"kind = 'record' AND reason IS NULL AND event_source = '{KMS_SOURCE}'")
         rows = good.select("source_object", "record_index", "event_id", F.to_date("event_time").alias("event_date"))
         rows = rows.withColumn("nth", F.row_number().over(first))
-        lake_ids = self.lake_rows(rows).select("event_id").distinct().withColumn("in_lake", F.lit(True))
+        self.lake_rows = self.read_lake(rows)
+        lake_ids = self.lake_rows.select("event_id").distinct().withColumn("in_lake", F.lit(True))
         return rows.join(lake_ids, "event_id", "left").fillna(False, ["in_lake"])
 
-    def lake_rows(self, candidates: Any) -> Any:
+    def read_lake(self, candidates: Any) -> Any:
         """The lake's kms_events rows (id, pointer, raw) on the days the backfill touches."""
         days = [row[0] for row in candidates.select("event_date").distinct().collect()]
         files = [str(f.resolve()) for day in days for f in self.lake.files("kms_events", day)]
@@ -336,7 +350,7 @@ class Run:
         the other repeats (few) are compared in the driver as the DuckDB writer compares them."""
         from pyspark.sql import functions as F
 
-        lake = self.lake_rows(candidates)
+        lake = self.lake_rows
         itself = lake.select("event_id", "source_object", "record_index").withColumn("itself", F.lit(True))
         repeats = candidates.where("nth > 1 OR in_lake").join(
             itself, ["event_id", "source_object", "record_index"], "left"
