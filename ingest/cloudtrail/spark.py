@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from ingest.aws import make_client
 from ingest.cloudtrail.access import EVENT_NAMES, Landed, land_access
-from ingest.cloudtrail.load import STATE_SOURCE, IngestSummary, lake_run
+from ingest.cloudtrail.load import BATCH_BYTES, STATE_SOURCE, IngestSummary, lake_run
 from ingest.cloudtrail.originals import Originals, OriginalUnavailable
 from ingest.cloudtrail.salvage import salvage
 from ingest.cloudtrail.sources import S3Trail, TrailFilter, list_local
@@ -66,6 +66,8 @@ EXTRA = [
     pa.field("kind", pa.string()),
 ]
 PARSED = pa.schema([f.with_nullable(True) for f in KMS_EVENTS] + EXTRA)
+# The most rows in one kms_events file the backfill writes (a day of an organisation trail is far more).
+FILE_ROWS = 4_000_000
 # Spark's settings the backfill relies on: UTC event dates, and Parquet timestamps as the lake writes them.
 SETTINGS = {
     "spark.sql.session.timeZone": "UTC",
@@ -106,11 +108,27 @@ def object_key(path: str, keys: dict[str, str]) -> str:
 
 
 def parse_batches(batches: Iterator[Any], keys: dict[str, str], keep_raw: bool) -> Iterator[Any]:
-    """mapInArrow's function: each batch of (path, content) files becomes PARSED rows."""
+    """mapInArrow's function: each batch of (path, content) files becomes PARSED rows, parsed BATCH_BYTES of gzip
+    at a time (as the DuckDB ingest's batches), so a task's memory stays flat whatever its partition's size."""
     for batch in batches:
         paths, contents = batch.column("path").to_pylist(), batch.column("content").to_pylist()
         files = [(object_key(p, keys), bytes(c)) for p, c in zip(paths, contents, strict=True)]
-        yield from parse_files(files, keep_raw).to_batches()
+        for chunk in chunks(files, BATCH_BYTES):
+            yield from parse_files(chunk, keep_raw).to_batches()
+
+
+def chunks(files: list[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str, bytes]]]:
+    """Consecutive groups of files of at most `size` bytes together (a larger file alone)."""
+    chunk: list[tuple[str, bytes]] = []
+    total = 0
+    for item in files:
+        if chunk and total + len(item[1]) > size:
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(item)
+        total += len(item[1])
+    if chunk:
+        yield chunk
 
 
 def parse_files(files: list[tuple[str, bytes]], keep_raw: bool) -> pa.Table:
@@ -403,8 +421,8 @@ class Run:
             return None
 
     def write(self, parsed: Any, candidates: Any, keep_raw: bool) -> None:
-        """Write the fresh rows partitioned by event date (one task per day, sorted by time) into staging, then
-        move each file into kms_events (`raw` only with keep_raw)."""
+        """Write the fresh rows partitioned by event date (one task per day, sorted by time, FILE_ROWS per file at
+        most) into staging, then move each file into kms_events (`raw` only with keep_raw)."""
         from pyspark.sql import functions as F
 
         columns = [
@@ -415,7 +433,7 @@ class Run:
         rows = rows.select(*columns, F.to_date("event_time").alias("event_date"))
         staging = self.lake.work_dir / "_staging" / f"{self.run_id}-spark"
         out = rows.repartition("event_date").sortWithinPartitions("event_time", "event_id").write
-        out.partitionBy("event_date").parquet(str(staging.resolve()))
+        out.option("maxRecordsPerFile", FILE_ROWS).partitionBy("event_date").parquet(str(staging.resolve()))
         publish(staging, self.lake, "kms_events", f"{self.run_id}-spark")
 
     def count(self, parsed: Any, candidates: Any, conflicts: list[Entry]) -> dict[str, Counts]:
