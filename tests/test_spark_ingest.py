@@ -138,3 +138,16 @@ def test_backfill_stopped_before_its_state_reruns_to_the_same_lake(
     assert table(tmp_path / "lake", "kms_events", KMS_EVENTS).equals(table(lakes[1], "kms_events", KMS_EVENTS))
     quarantine = table(tmp_path / "lake", "_quarantine", QUARANTINE).drop_columns(["quarantined_at"])
     assert quarantine.equals(table(lakes[1], "_quarantine", QUARANTINE).drop_columns(["quarantined_at"]))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lookup-events", "--region", "us-east-1", "--lake", "LAKE"], "--engine spark reads trail files: give a"),
+        (["SRC", "--lake", "s3://lake-bucket/lake"], "--engine spark writes a local lake folder, not s3://"),
+    ],
+)
+def test_backfill_refuses_what_it_cannot_do(args: list[str], message: str, source: Path, tmp_path: Path) -> None:
+    args = [{"SRC": str(source), "LAKE": str(tmp_path)}.get(a, a) for a in args]
+    result = CliRunner().invoke(cli, ["ingest", "cloudtrail", "--engine", "spark", *args])
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -235,6 +235,15 @@ def column(values: Any, kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
 # --- in the driver: the run ------------------------------------------------------------------------------------
 
 
+def require_local(lake: Lake) -> None:
+    """A ConfigError for an S3 lake: the backfill renames Spark's files into a lake folder on the driver."""
+    if lake.remote:
+        raise ConfigError(
+            f"--engine spark writes a local lake folder, not {lake.uri}: backfill into a folder (on the driver), "
+            "then copy it to S3 (docs/backfill.md)"
+        )
+
+
 @dataclass
 class Source:
     """What a backfill reads: the source as named in the run record, its objects, and how the driver reads one
@@ -251,11 +260,7 @@ def backfill(
 ) -> IngestSummary:
     """Ingest the source's trail files not in the ingest state yet on `spark`: the DuckDB ingest's rows, quarantine,
     event ids and state, for initial loads of months of an organisation trail."""
-    if lake.remote:
-        raise ConfigError(
-            f"--engine spark writes a local lake folder, not {lake.uri}: backfill into a folder (on the driver), "
-            "then copy it to S3 (docs/backfill.md)"
-        )
+    require_local(lake)
     started = time.perf_counter()
     with lake_run(lake, "ingest cloudtrail --engine spark", source.name) as (state, run_id):
         known = state.known(STATE_SOURCE, retry_quarantined)

@@ -116,8 +116,9 @@ def run_backfill(
     keep_raw: bool,
 ) -> IngestSummary:
     """`--engine spark`: list the source here, ingest it on the Spark session spark-submit gives (or local[*])."""
-    from ingest.cloudtrail.spark import backfill, local_source, s3_source, session
+    from ingest.cloudtrail.spark import backfill, local_source, require_local, s3_source, session
 
+    require_local(lake)
     try:
         spark = session()
     except ImportError as err:
