@@ -24,6 +24,9 @@ from keytrail.cli import EXIT_QUARANTINED, cli
 from tests.conftest import SAMPLE_LOGS, SHARED_DATA
 from tests.trailfiles import doc_records, fresh_records, write_trail
 
+# One xdist worker runs them all (make test: --dist loadgroup): one JVM, one backfill of the sample.
+pytestmark = pytest.mark.xdist_group("spark")
+
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
