@@ -46,6 +46,7 @@ from ingest.cloudtrail.writer import (
     Counts,
     load_sql,
     publish,
+    records_table,
     same_event,
     summary_counts,
 )
@@ -186,12 +187,7 @@ def empty_files(con: duckdb.DuckDBPyConnection, known: list[str]) -> set[str]:
 def parse_exact(con: duckdb.DuckDBPyConnection, key: str, data: bytes, keep_raw: bool) -> pa.Table:
     """Read one file with the exact reader: its good records join `parsed`; returns its quarantine entries."""
     result = salvage(data)
-    good = pa.table(
-        {"source_object": [key] * len(result.records), "record_index": [i for i, _ in result.records],
-         "rec": [text for _, text in result.records]},
-        schema=pa.schema([("source_object", pa.string()), ("record_index", pa.int64()), ("rec", pa.string())]),
-    )  # fmt: skip
-    con.register("good", good)
+    con.register("good", records_table(key, result.records))
     con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM good")
     con.execute(f"INSERT INTO parsed {parsed_sql(keep_raw)}")
     con.unregister("good")
