@@ -24,7 +24,7 @@ demo: $(VENV)/.runtime ## Ingest the sample logs and open the dashboard
 	$(VENV)/bin/keytrail demo --lake $(LAKE) --port $(PORT)
 
 test: $(VENV)/.installed ## Run the test suite
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q  # loadgroup: the Spark tests (xdist_group "spark") share one JVM
 
 lint: $(VENV)/.installed ## ruff lint and format check
 	$(VENV)/bin/ruff check .

@@ -32,6 +32,13 @@ from keytrail.progress import reporting
     is_flag=True,
     help="Keep each record's text in the lake (for sources deleted after ingest); else a pointer to its file.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="spark: a backfill of many trail files on a Spark session (pip install 'keytrail[spark]'; docs/backfill.md).",
+)
 @aws_options
 @reports_errors
 def ingest_cloudtrail(
@@ -46,14 +53,20 @@ def ingest_cloudtrail(
     lookup_events: bool,
     retry_quarantined: bool,
     keep_raw: bool,
+    engine: str,
     endpoint_url: str | None,
     profile: str | None,
 ) -> None:
     """Ingest CloudTrail KMS events from SOURCE: a folder or file of trail files, or s3://bucket/prefix."""
     flt = TrailFilter(accounts, regions, since, until, late_days)
-    summary = run_ingest(
-        Lake(lake), source, flt, lookup_events, endpoint_url, profile, batch_files, retry_quarantined, keep_raw
-    )
+    if engine == "spark":
+        if lookup_events or not source:
+            raise ConfigError("--engine spark reads trail files: give a SOURCE folder or s3://bucket/prefix")
+        summary = run_backfill(Lake(lake), source, flt, endpoint_url, profile, retry_quarantined, keep_raw)
+    else:
+        summary = run_ingest(
+            Lake(lake), source, flt, lookup_events, endpoint_url, profile, batch_files, retry_quarantined, keep_raw
+        )
     click.echo(summary.paragraph())
     if not summary.files_seen:
         click.secho(f"Warning: no trail files in {source} for these filters (*.json.gz or *.json, any depth): "
@@ -91,3 +104,27 @@ def run_ingest(
             return ingest_s3(lake, trail, flt, progress, batch_files, retry_quarantined, listing, keep_raw)
     with reporting("trail files", "files") as progress:
         return ingest_local(lake, Path(source), flt, progress, batch_files, retry_quarantined, keep_raw)
+
+
+def run_backfill(
+    lake: Lake,
+    source: str,
+    flt: TrailFilter,
+    endpoint_url: str | None,
+    profile: str | None,
+    retry_quarantined: bool,
+    keep_raw: bool,
+) -> IngestSummary:
+    """`--engine spark`: list the source here, ingest it on the Spark session spark-submit gives (or local[*])."""
+    from ingest.cloudtrail.spark import backfill, local_source, require_local, s3_source, session
+
+    require_local(lake)
+    try:
+        spark = session()
+    except ImportError as err:
+        raise ConfigError(f"--engine spark needs pyspark ({err}): pip install 'keytrail[spark]'") from None
+    state_file = lake.state_dir / "ingest.sqlite"
+    if source.startswith("s3://"):
+        trail = S3Trail(make_client("s3", None, endpoint_url, profile), source)
+        return backfill(lake, s3_source(trail, flt, state_file), spark, keep_raw, retry_quarantined)
+    return backfill(lake, local_source(Path(source), flt, state_file), spark, keep_raw, retry_quarantined)

@@ -1,0 +1,156 @@
+"""`keytrail ingest cloudtrail --engine spark`: on the sample trail folder, plus a damaged gzip, a malformed record
+and a conflicting duplicate, the Spark backfill lands what the DuckDB ingest lands (every column of every row), the
+same quarantine and access events, and a DuckDB ingest after it adds nothing."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from ingest.cloudtrail import spark as spark_ingest
+from ingest.cloudtrail.load import ingest_local
+from ingest.cloudtrail.sources import TrailFilter
+from ingest.lake.schema import ACCESS_EVENTS, KMS_EVENTS, QUARANTINE
+from ingest.lake.store import Lake
+from keytrail.cli import EXIT_QUARANTINED, cli
+from tests.conftest import SAMPLE_LOGS, SHARED_DATA
+from tests.trailfiles import doc_records, fresh_records, write_trail
+
+# One xdist worker runs them all (make test: --dist loadgroup): one JVM, one backfill of the sample.
+pytestmark = pytest.mark.xdist_group("spark")
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample trail folder, and beside it: a file whose gzip stream is damaged, a file with a record the AWS
+    documentation publishes as invalid JSON between two good ones, and a file that repeats a sample record exactly
+    and gives another sample event id to a different record."""
+    src = tmp_path_factory.mktemp("spark-src") / "trails"
+    shutil.copytree(SAMPLE_LOGS / "cloudtrail", src)
+    damaged = bytearray(write_trail(src / "odd" / "damaged.json.gz", fresh_records(40, seed=3)).read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    (src / "odd" / "damaged.json.gz").write_bytes(bytes(damaged))
+    lines = [json.loads(x) for x in (SHARED_DATA / "kms_docs_ct_examples.jsonl").read_text().splitlines()]
+    invalid = next(d["raw"] for d in lines if not d["valid_json"])
+    good = fresh_records(2, seed=5)
+    text = '{"Records":[' + json.dumps(good[0]) + "," + invalid + "," + json.dumps(good[1]) + "]}"
+    (src / "odd" / "malformed.json.gz").write_bytes(gzip.compress(text.encode()))
+    taken = sample_kms_records(src, 2)
+    other = copy.deepcopy(taken[1]) | {"sourceIPAddress": "203.0.113.66"}
+    write_trail(src / "odd" / "zrepeats.json.gz", [taken[0], other, doc_records()[0]])
+    return src
+
+
+def sample_kms_records(src: Path, n: int) -> list[dict[str, Any]]:
+    """The first n KMS records of the sample's first trail file."""
+    first = sorted((src / "AWSLogs").rglob("*.json.gz"))[0]
+    records = json.loads(gzip.decompress(first.read_bytes()))["Records"]
+    return [r for r in records if r["eventSource"] == "kms.amazonaws.com"][:n]
+
+
+def table(lake: Path, name: str, schema: pa.Schema) -> pa.Table:
+    """Every row of a lake table, sorted by every column that identifies it."""
+    files = Lake(lake).files(name) if name != "_quarantine" else Lake(lake).list_parquet(lake / "_quarantine")
+    rows = Lake(lake).dataset(files, schema).to_table()
+    keys = [k for k in ("source_object", "record_index", "event_id", "reason") if k in rows.column_names]
+    return rows.sort_by([(k, "ascending") for k in keys])
+
+
+@pytest.fixture(scope="module")
+def lakes(source: Path, spark: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The source backfilled with Spark through the CLI, and ingested with DuckDB, into two lakes."""
+    base = tmp_path_factory.mktemp("spark-lakes")
+    result = CliRunner().invoke(
+        cli, ["ingest", "cloudtrail", "--engine", "spark", str(source), "--lake", str(base / "s")]
+    )
+    assert result.exit_code == EXIT_QUARANTINED, result.output
+    assert "quarantined" in result.output
+    ingest_local(Lake(base / "d"), source, TrailFilter())
+    return base / "s", base / "d"
+
+
+def test_backfill_lands_the_duckdb_ingest_rows(lakes: tuple[Path, Path]) -> None:
+    spark_rows, duckdb_rows = (table(lake, "kms_events", KMS_EVENTS) for lake in lakes)
+    assert spark_rows.num_rows > 19000
+    assert spark_rows.equals(duckdb_rows)
+    assert spark_rows.column("raw").null_count == spark_rows.num_rows  # pointers only, no per-record text
+    assert len(set(spark_rows.column("event_id").to_pylist())) == spark_rows.num_rows
+    folders = {p.parent.name for p in Lake(lakes[0]).files("kms_events")}
+    assert folders == {p.parent.name for p in Lake(lakes[1]).files("kms_events")}
+    assert all(name.startswith("event_date=20") for name in folders)
+
+
+def test_backfill_quarantines_what_the_duckdb_ingest_quarantines(lakes: tuple[Path, Path]) -> None:
+    spark_q, duckdb_q = (table(lake, "_quarantine", QUARANTINE).drop_columns(["quarantined_at"]) for lake in lakes)
+    assert spark_q.equals(duckdb_q)
+    by_file = {(Path(r["source_object"]).name, r["record_index"]): r for r in spark_q.to_pylist()}
+    assert by_file[("damaged.json.gz", None)]["reason"].startswith("corrupt gzip")
+    malformed = by_file[("malformed.json.gz", 1)]
+    assert malformed["reason"].startswith("invalid JSON") and '"eventVersion"' in malformed["raw"]
+    conflict = by_file[("zrepeats.json.gz", 1)]
+    assert conflict["reason"].startswith("conflicting duplicate of event ") and "203.0.113.66" in conflict["raw"]
+    assert ("zrepeats.json.gz", 0) not in by_file  # the exact repeat is dropped, not quarantined
+    rows = table(lakes[0], "kms_events", KMS_EVENTS)
+    landed = rows.filter(pa.compute.ends_with(rows.column("source_object"), "malformed.json.gz"))
+    assert landed.column("record_index").to_pylist() == [0, 2]  # the rest of the file landed
+
+
+def test_backfill_lands_the_access_events(lakes: tuple[Path, Path]) -> None:
+    spark_rows, duckdb_rows = (table(lake, "access_events", ACCESS_EVENTS) for lake in lakes)
+    assert spark_rows.num_rows > 0 and spark_rows.equals(duckdb_rows)
+
+
+def test_duckdb_ingest_after_the_backfill_adds_nothing(lakes: tuple[Path, Path], source: Path) -> None:
+    before = table(lakes[0], "kms_events", KMS_EVENTS)
+    again = ingest_local(Lake(lakes[0]), source, TrailFilter())
+    assert again.files_new == 0
+    # read again every file that had a quarantined record: the DuckDB ingest drops what Spark landed by event id
+    retried = ingest_local(Lake(lakes[0]), source, TrailFilter(), retry_quarantined=True)
+    assert retried.files_new == 3 and retried.totals["kept"] == 0
+    assert table(lakes[0], "kms_events", KMS_EVENTS).equals(before)
+
+
+class Stop(Exception):
+    """Where a test stops a backfill."""
+
+
+def test_backfill_stopped_before_its_state_reruns_to_the_same_lake(
+    source: Path, lakes: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after its lake files and quarantine, before the ingest state (where kill -9 at that point leaves the
+    lake too: tests/test_kill_rerun.py kills the DuckDB ingest there), then rerun: nothing twice, nothing lost."""
+
+    def stop(point: str) -> None:
+        if point == "before-state":
+            raise Stop(point)
+
+    monkeypatch.setattr(spark_ingest, "crash_point", stop)
+    args = ["ingest", "cloudtrail", "--engine", "spark", str(source), "--lake", str(tmp_path / "lake")]
+    assert isinstance(CliRunner().invoke(cli, args).exception, Stop)
+    assert Lake(tmp_path / "lake").files("kms_events")  # the stopped run had written its files
+    monkeypatch.undo()
+    assert CliRunner().invoke(cli, args).exit_code == EXIT_QUARANTINED
+    assert table(tmp_path / "lake", "kms_events", KMS_EVENTS).equals(table(lakes[1], "kms_events", KMS_EVENTS))
+    quarantine = table(tmp_path / "lake", "_quarantine", QUARANTINE).drop_columns(["quarantined_at"])
+    assert quarantine.equals(table(lakes[1], "_quarantine", QUARANTINE).drop_columns(["quarantined_at"]))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lookup-events", "--region", "us-east-1", "--lake", "LAKE"], "--engine spark reads trail files: give a"),
+        (["SRC", "--lake", "s3://lake-bucket/lake"], "--engine spark writes a local lake folder, not s3://"),
+    ],
+)
+def test_backfill_refuses_what_it_cannot_do(args: list[str], message: str, source: Path, tmp_path: Path) -> None:
+    args = [{"SRC": str(source), "LAKE": str(tmp_path)}.get(a, a) for a in args]
+    result = CliRunner().invoke(cli, ["ingest", "cloudtrail", "--engine", "spark", *args])
+    assert result.exit_code == 2 and message in result.output, result.output
