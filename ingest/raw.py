@@ -74,14 +74,18 @@ def inspect_file(path: Path) -> Inspected:
     altered bytes for records. The SHA-256 is the file's identity in the ingest state; the content, inflated and
     CRC-checked here, is what the writer parses (so no reader inflates the file a second time)."""
     data = path.read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
+    content = content_of(data)
+    return Inspected(content is not None, hashlib.sha256(data).hexdigest(), content)
+
+
+def content_of(data: bytes) -> bytes | None:
+    """A stored file's content: gzip inflated and CRC-checked (None when the stream is damaged), else as it is."""
     if data[:2] != GZIP_MAGIC:
-        return Inspected(True, sha256, data)
+        return data
     try:
-        content = b"".join(piece for piece in inflate([data]) if piece)  # one member: no copy
+        return b"".join(piece for piece in inflate([data]) if piece)  # one member: no copy
     except Unreadable:
-        return Inspected(False, sha256, None)
-    return Inspected(True, sha256, content)
+        return None
 
 
 def decompress(data: bytes) -> tuple[bytes, str | None]:

@@ -40,11 +40,11 @@ from ingest.cloudtrail.sources import S3Trail, TrailFilter, list_local
 from ingest.cloudtrail.writer import (
     CONFLICT,
     KMS_SOURCE,
-    TEXT_SOURCES,
     BatchResult,
     Copy,
     Counts,
-    load_sql,
+    parse_fast,
+    parsed_sql,
     publish,
     records_table,
     same_event,
@@ -55,7 +55,7 @@ from ingest.faults import crash_point
 from ingest.lake.schema import KMS_EVENTS
 from ingest.lake.state import IngestState, ObjectVersion
 from ingest.lake.store import Lake, quarantine_rows
-from ingest.raw import Unreadable, inflate
+from ingest.raw import content_of
 
 # What a task gives back per row. `kind`: `record` (a parsed record, good or not: `reason` says), `problem` (what
 # the exact reader could not read: `evidence` holds its bytes) or `file` (one per file: its `sha256`).
@@ -138,50 +138,12 @@ def parse_files(files: list[tuple[str, bytes]], keep_raw: bool) -> pa.Table:
     con = duckdb.connect(config={"threads": 1})
     try:
         con.execute("SET TimeZone = 'UTC'")
-        texts = {key: readable_text(data) for key, data in files}
-        lines = [(key, line) for key, text in texts.items() for line in (text or "").split("\n")]
-        con.register("trail_lines", pa.table({"source_object": [k for k, _ in lines], "line": [t for _, t in lines]}))
-        con.execute(f"CREATE TEMP VIEW records AS {load_sql('kms_records')}")
-        con.execute(f"CREATE TEMP TABLE parsed AS {parsed_sql(keep_raw)}")
-        exact = exact_files(con, [key for key, text in texts.items() if text is None])
+        contents = {key: content for key, data in files if (content := content_of(data)) is not None}
+        exact = parse_fast(con, contents, keep_raw) | ({key for key, _ in files} - contents.keys())
         problems = [parse_exact(con, key, data, keep_raw) for key, data in files if key in exact]
         return pa.concat_tables([records_out(con), *problems, files_out(files)])
     finally:
         con.close()
-
-
-def readable_text(data: bytes) -> str | None:
-    """A file's text when its gzip stream is intact and it is UTF-8; None sends it to the exact reader."""
-    try:
-        return b"".join(inflate([data])).decode("utf-8")
-    except (Unreadable, UnicodeDecodeError):
-        return None
-
-
-def parsed_sql(keep_raw: bool) -> str:
-    """The writer's `parsed` rows from the view `records`, `raw` kept where the writer keeps it."""
-    sources = ", ".join(f"'{s}'" for s in TEXT_SOURCES)
-    names = ", ".join(f"'{n}'" for n in EVENT_NAMES)
-    kept = f"{str(keep_raw).lower()} OR reason IS NOT NULL OR event_source IN ({sources}) OR event_name IN ({names})"
-    return f"SELECT * REPLACE (CASE WHEN {kept} THEN raw END AS raw) FROM ({load_sql('kms_rows')})"
-
-
-def exact_files(con: duckdb.DuckDBPyConnection, unreadable: list[str]) -> set[str]:
-    """Files the fast split got wrong (or could not read): their rows leave `parsed`, the exact reader reads them."""
-    rows = con.execute(
-        """SELECT source_object FROM parsed WHERE exact_parse
-           UNION SELECT source_object FROM parsed WHERE record_index = 0 GROUP BY source_object HAVING count(*) > 1"""
-    ).fetchall()
-    exact = {r[0] for r in rows} | set(unreadable)
-    con.execute("DELETE FROM parsed WHERE list_contains($exact, source_object)", {"exact": sorted(exact)})
-    return exact | empty_files(con, unreadable)
-
-
-def empty_files(con: duckdb.DuckDBPyConnection, known: list[str]) -> set[str]:
-    """Files that gave no record at all (empty ones): the exact reader says why."""
-    lines = {r[0] for r in con.execute("SELECT DISTINCT source_object FROM trail_lines").fetchall()}
-    read = {r[0] for r in con.execute("SELECT DISTINCT source_object FROM parsed").fetchall()}
-    return lines - read - set(known)
 
 
 def parse_exact(con: duckdb.DuckDBPyConnection, key: str, data: bytes, keep_raw: bool) -> pa.Table:

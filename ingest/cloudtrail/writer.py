@@ -65,6 +65,26 @@ def parsed_sql(keep_raw: bool) -> str:
     return f"SELECT * REPLACE (CASE WHEN {kept} THEN raw END AS raw) FROM ({load_sql('kms_rows')})"
 
 
+def parse_fast(con: duckdb.DuckDBPyConnection, contents: dict[str, bytes], keep_raw: bool) -> set[str]:
+    """Parse files' records, given as (source object → content), into the table `parsed`; returns the files whose
+    records need the exact parser: those the fast split cannot cut (see sql/kms_records.sql), those with bytes that
+    are not UTF-8, and empty ones (the exact parser says why)."""
+    lines, exact = trail_lines(contents)
+    con.register("trail_lines", lines)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW records AS {load_sql('kms_records')}")
+    # One pass: split, parse, type; only the parsed rows are materialised.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {parsed_sql(keep_raw)}")
+    con.unregister("trail_lines")
+    split_wrong = """SELECT source_object FROM parsed WHERE exact_parse
+                     UNION SELECT source_object FROM parsed WHERE record_index = 0
+                     GROUP BY source_object HAVING count(*) > 1"""
+    exact |= {row[0] for row in con.execute(split_wrong).fetchall()}
+    if exact:
+        con.execute("DELETE FROM parsed WHERE list_contains($exact, source_object)", {"exact": sorted(exact)})
+    parsed = {row[0] for row in con.execute("SELECT DISTINCT source_object FROM parsed").fetchall()}
+    return exact | (contents.keys() - parsed)
+
+
 # Records cut out of their files: what `records_table` builds and the parse SQL reads.
 RECORDS = pa.schema([("source_object", pa.string()), ("record_index", pa.int64()), ("rec", pa.string())])
 
@@ -163,7 +183,7 @@ class KmsLakeWriter:
         self.local, self.texts, self.unchanged = {s: p for p, s in files}, {}, {}
         self.sha256 = {s: seen.sha256 for (_, s), seen in zip(files, checked, strict=True)}
         contents = {s: seen.content for (_, s), seen in zip(files, checked, strict=True) if seen.content is not None}
-        exact = self._parse_fast(contents) | (self.local.keys() - contents.keys())
+        exact = parse_fast(self.con, contents, self.keep_raw) | (self.local.keys() - contents.keys())
         problems = self._parse_exact(sorted(exact))
         result = self._land(problems, [s for _, s in files], self.keep_raw)
         result.sha256 = self.sha256
@@ -177,31 +197,6 @@ class KmsLakeWriter:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {parsed_sql(keep_raw=True)}")
         self.con.unregister("incoming")
         return self._land([], records.column("source_object").unique().to_pylist(), keep_raw=True)
-
-    def _parse_fast(self, contents: dict[str, bytes]) -> set[str]:
-        """Parse the files' records into `parsed`; returns the files whose records need the exact parser: those
-        the fast split cannot cut (see sql/kms_records.sql), and those with bytes that are not UTF-8."""
-        lines, exact = trail_lines(contents)
-        self.con.register("trail_lines", lines)
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW records AS {load_sql('kms_records')}")
-        # One pass: split, parse, type; only the parsed rows are materialised.
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {parsed_sql(self.keep_raw)}")
-        self.con.unregister("trail_lines")
-        exact |= {
-            row[0]
-            for row in self.con.execute(
-                """SELECT source_object FROM parsed WHERE exact_parse
-                   UNION SELECT source_object FROM parsed WHERE record_index = 0
-                   GROUP BY source_object HAVING count(*) > 1"""
-            ).fetchall()
-        }
-        if exact:
-            self.con.execute("DELETE FROM parsed WHERE list_contains($exact, source_object)", {"exact": sorted(exact)})
-        return exact | (contents.keys() - self._parsed_objects())
-
-    def _parsed_objects(self) -> set[str]:
-        """The objects with at least one row in `parsed` (an empty file has none: the exact parser explains it)."""
-        return {r[0] for r in self.con.execute("SELECT DISTINCT source_object FROM parsed").fetchall()}
 
     def _parse_exact(self, objects: list[str]) -> list[tuple[str, int | None, str, str | None]]:
         """Read files record by record with the forgiving parser; returns their quarantine entries."""
