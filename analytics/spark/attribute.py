@@ -27,7 +27,7 @@ from analytics.attribute import (
 )
 from analytics.attribution_store import LAKE_MAPS, STORED, LakeDays, basis, split_days, store_dir, stored_file
 from analytics.connection import ATTRIBUTION_VIEWS
-from analytics.spark.engine import SparkViews, spark_session
+from analytics.spark.engine import SparkViews, nullable, spark_session
 from analytics.tenants import load_tenants, remember_tenants
 from ingest.errors import KeytrailError
 from ingest.faults import crash_point
@@ -63,28 +63,34 @@ def refresh_attribution_spark(
             f"{lake.uri}: stored attribution is kept for local lakes only (DuckDB computes an S3 lake's on the fly); "
             "run `keytrail attribute --engine spark` on a local copy or mount of the lake"
         )
-    report = AttributionReport(store_dir(lake))
     with RunLock(lake.state_dir / "ingest.lock", command="attribute"):
-        shutil.rmtree(scratch_dir(lake), ignore_errors=True)
-        views = spark_views(lake, tenants, spark)
-        con = views.copy_to_duckdb(LAKE_MAPS)
-        days = LakeDays.of(lake)
-        signatures = {name: days.signatures(basis(con, name)) for name in STORED}
-        fresh, report.written = split_days(lake, "attributed_usage", signatures["attributed_usage"])
-        report.kept = sorted(fresh)
-        work = {name: split_days(lake, name, signatures[name])[1] for name in STORED}
-        total = sum(len(d) for d in work.values())
-        for name, to_write in work.items():  # one Spark job per result: its rows are per-day aggregates
-            if to_write:
-                _write_days(views, lake, name, to_write, signatures[name])
-                progress(len(to_write), total)
-        report.operations = stored_operations(con, lake, report.written, signatures["attributed_usage"])
-        report.removed = remove_stale_files(lake, signatures)
-        report.tenants_file, report.tenants_origin = con.sql(
-            "SELECT tenants_file, tenants_origin FROM settings"
-        ).fetchall()[0]
-        remember_tenants(lake.state_dir, report.tenants_file)
+        report = store_attribution(spark_views(lake, tenants, spark), progress)
     report.seconds = time.perf_counter() - started
+    return report
+
+
+def store_attribution(views: SparkViews, progress: Progress = no_progress) -> AttributionReport:
+    """Write every stale day of every stored result from `views` (the caller holds the lake's lock), drop the files
+    no signature names any more."""
+    lake = views.lake
+    report = AttributionReport(store_dir(lake))
+    shutil.rmtree(scratch_dir(lake), ignore_errors=True)  # what a killed refresh left
+    con = views.copy_to_duckdb(LAKE_MAPS)
+    signatures = {name: LakeDays.of(lake).signatures(basis(con, name)) for name in STORED}
+    fresh, report.written = split_days(lake, "attributed_usage", signatures["attributed_usage"])
+    report.kept = sorted(fresh)
+    work = {name: split_days(lake, name, signatures[name])[1] for name in STORED}
+    total = sum(len(days) for days in work.values())
+    for name, to_write in work.items():  # one Spark job per result: its rows are per-day aggregates
+        if to_write:
+            _write_days(views, lake, name, to_write, signatures[name])
+            progress(len(to_write), total)
+    report.operations = stored_operations(con, lake, report.written, signatures["attributed_usage"])
+    report.removed = remove_stale_files(lake, signatures)
+    report.tenants_file, report.tenants_origin = con.sql(
+        "SELECT tenants_file, tenants_origin FROM settings"
+    ).fetchall()[0]
+    remember_tenants(lake.state_dir, report.tenants_file)
     return report
 
 
@@ -93,7 +99,7 @@ def _write_days(views: SparkViews, lake: Lake, name: str, days: list[str], signa
     from pyspark.sql import functions as F
 
     frame = views.spark.table(name) if name == "lake_refs" else views.sql(name)
-    rows = _nullable(frame.where(F.col("day").isin([F.lit(d).cast("date") for d in days])).toArrow())
+    rows = nullable(frame.where(F.col("day").isin([F.lit(d).cast("date") for d in days])).toArrow())
     scratch = scratch_dir(lake)
     scratch.mkdir(parents=True)
     for day in days:
@@ -103,8 +109,3 @@ def _write_days(views: SparkViews, lake: Lake, name: str, days: list[str], signa
         crash_point("attribution_publish")
         lake.put_file(target, stored_file(lake, name, day, signatures[day]))
     shutil.rmtree(scratch)
-
-
-def _nullable(table: pa.Table) -> pa.Table:
-    """Every column nullable, as DuckDB writes them (Spark marks counts NOT NULL)."""
-    return table.cast(pa.schema([field.with_nullable(True) for field in table.schema]))

@@ -27,6 +27,9 @@ from ingest.lake.store import Lake
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+# Maps that grow with the events (one row per cross-account call, per orphan CloudHSM entry): kept on the cluster.
+# The others are resolved against the lake's distinct references and tenant rules, and held on the driver.
+LARGE_MAPS = ("primary_copies", "hsm_orphan_sessions")
 # Settings for a session keytrail starts itself (a spark-submit session keeps its own, except the time zone).
 LOCAL_CONFIG = {"spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.partitions": "8"}
 
@@ -108,6 +111,11 @@ class SparkViews:
         """Query `name` of analytics/sql, translated, as a DataFrame."""
         return self.spark.sql(self.translate(load_sql(name), name), args=dict(params) if params else None)
 
+    def collect(self, name: str) -> pa.Table:
+        """Query `name` computed on Spark, its (small, aggregated) result on the driver; every column nullable, as
+        DuckDB writes them (Spark marks counts NOT NULL)."""
+        return nullable(self.sql(name).toArrow())
+
     def translate(self, sql: str, name: str = "query") -> str:
         """Spark SQL of a DuckDB query, `UNION ALL BY NAME` resolved against the session's views."""
         try:
@@ -128,7 +136,11 @@ class SparkViews:
             "context_probes"
         )
         for name in MAPS:
-            self.sql(name).drop(ASOF_ROW).cache().createOrReplaceTempView(name)
+            frame = self.sql(name).drop(ASOF_ROW)
+            if name in LARGE_MAPS:
+                frame.cache().createOrReplaceTempView(name)
+            else:  # small: a local relation on the driver, broadcast to every join without a Spark job each time
+                self._arrow_view(name, frame.toArrow())
 
     def copy_to_duckdb(self, names: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
         """The DuckDB holding the tenants tables, with the Spark views `names` copied in (small maps only)."""
@@ -136,6 +148,11 @@ class SparkViews:
             self.small.register(f"_{name}", self.spark.table(name).toArrow())
             self.small.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _{name}")
         return self.small
+
+
+def nullable(table: pa.Table) -> pa.Table:
+    """Every column nullable, as DuckDB writes them (Spark marks counts NOT NULL)."""
+    return table.cast(pa.schema([field.with_nullable(True) for field in table.schema]))
 
 
 def _by_name_unions(spark: SparkSession, tree: Any) -> None:

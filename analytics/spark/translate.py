@@ -15,6 +15,11 @@ The rewrites, each for a DuckDB construct sqlglot passes through or maps wrongly
 - `l ASOF LEFT JOIN r ON … AND r.t >= l.t`: Spark has no ASOF join; a LEFT JOIN on the same condition that
   keeps, per left row (numbered first), the match with the smallest `r.t` (QUALIFY row_number() … = 1).
 - `arg_min(x, (a, b))`: the tuple becomes `struct(a, b)` (Spark orders structs field by field, as DuckDB tuples).
+- `any_value(x)` (DuckDB skips NULLs; sqlglot writes `any_value(x) IGNORE NULLS`, which Spark cannot parse
+  before FILTER): `any_value(x, true)`.
+- `list(x ORDER BY x)`, `list(DISTINCT x ORDER BY x)` (sqlglot drops the order): `array_sort(collect_list(x))`,
+  `array_sort(collect_set(x))` (descending: `reverse(…)`), NULL over no rows as in DuckDB; ordering by another
+  expression is refused, not dropped. (Spark's collect_list skips NULL elements; the SQL files list no NULLs.)
 - `w[i]`, `w[i:]` on the words of a `string_split` inside a list lambda: DuckDB indexes the string's characters;
   Spark `substring(w, i, 1)`, `substring(w, i)`.
 """
@@ -94,7 +99,7 @@ def spark_tree(sql: str, macros: Mapping[str, Macro]) -> exp.Expr:
         raise TranslationError(f"sqlglot cannot parse the query as DuckDB: {err}") from None
     tree = inline_macros(tree, macros)
     tree = _rewrite(tree, _asof)
-    for rewrite in (_glob, _full_match, _timestamps, _tuple_structs, _string_indexes):
+    for rewrite in (_glob, _full_match, _timestamps, _tuple_structs, _string_indexes, _any_value, _sorted_lists):
         tree = _rewrite(tree, rewrite)
     return tree
 
@@ -253,3 +258,29 @@ def _asof_order(condition: exp.Expr) -> exp.Expr:
         right: exp.Expr = cmp.this
         return right
     raise TranslationError("an ASOF join translates to Spark only with a `right.t >= left.t` condition")
+
+
+def _any_value(node: exp.Expr) -> exp.Expr:
+    if isinstance(node, exp.IgnoreNulls) and isinstance(node.this, exp.AnyValue):
+        return exp.Anonymous(this="any_value", expressions=[node.this.this, exp.true()])
+    return node
+
+
+def _sorted_lists(node: exp.Expr) -> exp.Expr:
+    """`list(x ORDER BY x)` as a sorted Spark array (sqlglot would drop the ORDER BY)."""
+    if not isinstance(node, exp.ArrayAgg) or not isinstance(node.this, exp.Order):
+        return node
+    order = node.this
+    distinct = isinstance(order.this, exp.Distinct)
+    value = order.this.expressions[0] if distinct else order.this
+    (by,) = order.expressions
+    if by.this != value:
+        raise TranslationError(f"list() ordered by another expression: {node.sql(dialect='duckdb')}")
+    collected = exp.Anonymous(this="collect_set" if distinct else "collect_list", expressions=[value])
+    ordered = exp.Anonymous(this="array_sort", expressions=[collected])
+    if by.args.get("desc"):
+        ordered = exp.Anonymous(this="reverse", expressions=[ordered])
+    # DuckDB's list() of no rows is NULL, Spark's collect_*() an empty array (a scalar subquery that matches nothing)
+    return exp.Case(
+        ifs=[exp.If(this=exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(0)), true=ordered)]
+    )
