@@ -37,13 +37,12 @@ LOCAL_CONFIG = {"spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.part
 def spark_session(master: str | None = None, config: Mapping[str, str] | None = None) -> SparkSession:
     """The session `spark-submit` (or a notebook) made, else a new `local[*]` one (or `master`); UTC throughout,
     as DuckDB runs (`SET TimeZone = 'UTC'`)."""
-    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is None:
         builder = SparkSession.builder.appName("keytrail")
-        if master or not SparkConf().contains("spark.master"):
+        if master or not launched_by_spark_submit():
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             builder = builder.master(master or "local[*]")
             for name, value in {**LOCAL_CONFIG, **(config or {})}.items():
@@ -51,6 +50,12 @@ def spark_session(master: str | None = None, config: Mapping[str, str] | None = 
         active = builder.getOrCreate()
     active.conf.set("spark.sql.session.timeZone", "UTC")
     return active
+
+
+def launched_by_spark_submit() -> bool:
+    """Whether spark-submit (or the pyspark shell) started this process: it starts the JVM first and hands its
+    gateway over in the environment, with the master and settings it was given."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def spark_uri(lake: Lake, *parts: str) -> str:
@@ -93,13 +98,9 @@ class SparkViews:
         from pyspark.sql.pandas.types import from_arrow_schema
 
         schema = TABLES[table].append(pa.field("event_date", pa.date32()))
-        if self.lake.files(table) if not self.lake.remote else True:
-            frame = (
-                self.spark.read.schema(from_arrow_schema(schema))
-                .option("pathGlobFilter", "*.parquet")
-                .option("recursiveFileLookup", "false")
-                .parquet(spark_uri(self.lake, table))
-            )
+        if self.lake.remote or self.lake.files(table):  # (an S3 listing is left to Spark)
+            reader = self.spark.read.schema(from_arrow_schema(schema)).option("pathGlobFilter", "*.parquet")
+            frame = reader.parquet(spark_uri(self.lake, table))
         else:
             frame = self.spark.createDataFrame([], from_arrow_schema(schema))
         frame.createOrReplaceTempView(table)
@@ -107,9 +108,9 @@ class SparkViews:
     def _arrow_view(self, name: str, table: pa.Table) -> None:
         self.spark.createDataFrame(table).createOrReplaceTempView(name)
 
-    def sql(self, name: str, params: Mapping[str, Any] | None = None) -> DataFrame:
+    def sql(self, name: str) -> DataFrame:
         """Query `name` of analytics/sql, translated, as a DataFrame."""
-        return self.spark.sql(self.translate(load_sql(name), name), args=dict(params) if params else None)
+        return self.spark.sql(self.translate(load_sql(name), name))
 
     def collect(self, name: str) -> pa.Table:
         """Query `name` computed on Spark, its (small, aggregated) result on the driver; every column nullable, as
