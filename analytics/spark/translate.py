@@ -4,7 +4,7 @@
 from analytics/sql/macros.sql and the two connect() makes from the tenants file, so the macros stay written once),
 applies the few rewrites below where sqlglot's DuckDB → Spark output is not what DuckDB computes, and writes Spark
 SQL. What Spark cannot say in SQL at all (`UNION ALL BY NAME`) is resolved against the live session by
-analytics/spark/engine.py. No pyspark here: the translation is tested without a JVM.
+analytics/spark/engine.py. No pyspark here: translating needs no JVM.
 
 The rewrites, each for a DuckDB construct sqlglot passes through or maps wrongly:
 - `a GLOB p`: Spark has no GLOB; `a RLIKE <p as an anchored regex>` (`*` any run, `?` one character,
