@@ -102,8 +102,8 @@ def _store(con: duckdb.DuckDBPyConnection, lake: Lake, report: AttributionReport
             chunk = to_write[first : first + DAYS_PER_QUERY]
             _write_days(con, lake, name, chunk, signatures[name])
             progress(len(chunk), total)
-    report.operations = _operations(con, lake, stale, signatures["attributed_usage"])
-    report.removed = _remove_stale_files(lake, signatures)
+    report.operations = stored_operations(con, lake, stale, signatures["attributed_usage"])
+    report.removed = remove_stale_files(lake, signatures)
 
 
 def _write_days(
@@ -135,7 +135,7 @@ def _single_file(con: duckdb.DuckDBPyConnection, name: str, parts: list[Path], t
     return target
 
 
-def _operations(con: duckdb.DuckDBPyConnection, lake: Lake, days: list[str], signatures: dict[str, str]) -> int:
+def stored_operations(con: duckdb.DuckDBPyConnection, lake: Lake, days: list[str], signatures: dict[str, str]) -> int:
     """The operations the stored usage files of `days` count."""
     if not days:
         return 0
@@ -143,7 +143,7 @@ def _operations(con: duckdb.DuckDBPyConnection, lake: Lake, days: list[str], sig
     return int(con.sql(f"SELECT coalesce(sum(operations), 0) FROM read_parquet([{files}])").fetchall()[0][0])
 
 
-def _remove_stale_files(lake: Lake, signatures: dict[str, dict[str, str]]) -> list[str]:
+def remove_stale_files(lake: Lake, signatures: dict[str, dict[str, str]]) -> list[str]:
     """Delete stored files no current signature names (older versions of a day, days pruned from the lake);
     returns the days removed altogether."""
     current = {stored_file(lake, name, day, sig) for name, days in signatures.items() for day, sig in days.items()}

@@ -105,12 +105,12 @@ def compute_rollups(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, pa.Table]
     """Every rollup as an Arrow table, from a connection made by `analytics.connect`; plus the anomaly
     detectors' error, if they failed (the anomalies rollup is then empty)."""
     tables = {name: con.sql(load_sql(f"dashboard/rollup_{name}")).to_arrow_table() for name in SQL_ROLLUPS}
-    anomalies, error = _find_all_anomalies(con)
+    anomalies, error = find_all_anomalies(con)
     tables["anomalies"] = anomalies
     return tables, error
 
 
-def _find_all_anomalies(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, str | None]:
+def find_all_anomalies(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, str | None]:
     """All findings of every detector; an empty table and the error text when the detectors fail."""
     try:
         return anomalies.find_anomalies(con), None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.spark_session import spark  # noqa: F401 - the session-scoped SparkSession fixture
+from tests.spark_session import spark  # noqa: F401 - the session-scoped Spark fixture (tests/test_spark.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"

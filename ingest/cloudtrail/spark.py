@@ -18,8 +18,6 @@ the lake files, so a later DuckDB ingest of the same source skips what this one 
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -69,27 +67,9 @@ EXTRA = [
 PARSED = pa.schema([f.with_nullable(True) for f in KMS_EVENTS] + EXTRA)
 # The most rows in one kms_events file the backfill writes (a day of an organisation trail is far more).
 FILE_ROWS = 4_000_000
+
+
 # Spark's settings the backfill relies on: UTC event dates, and Parquet timestamps as the lake writes them.
-SETTINGS = {
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    "spark.sql.parquet.compression.codec": "zstd",
-}
-
-
-def session(master: str | None = None, conf: dict[str, str] | None = None) -> Any:
-    """A SparkSession with the backfill's settings: the cluster spark-submit gives, else `master` (local[*])."""
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # local mode: the workers run this Python, keytrail in it
-    builder = SparkSession.builder.appName("keytrail")
-    if master:
-        builder = builder.master(master)
-    for key, value in {**SETTINGS, **(conf or {})}.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
-
-
 def spark_path(key: str) -> str:
     """Where Spark reads a source object: `s3a://` for S3 (hadoop-aws), an absolute file URI for a local file."""
     if key.startswith("s3://"):

@@ -14,6 +14,7 @@ from analytics import connect, run_query
 from analytics.attribute import refresh_attribution
 from analytics.sandbox import run_read_only
 from keytrail.cli import cli, lake_option, reports_errors, window_options
+from keytrail.engine import engine_option, spark_module
 from keytrail.output import (
     Output,
     announce_tenants,
@@ -99,11 +100,15 @@ def usage_command(
 @cli.command(name="attribute")
 @lake_option
 @tenants_options
+@engine_option
 @reports_errors
-def attribute_command(lake: str, tenants: str | None, memory_limit: str) -> None:
+def attribute_command(lake: str, tenants: str | None, memory_limit: str, engine: str) -> None:
     """Attribute the lake days not yet attributed (new or changed since, or all after tenants.toml changed) and
     store their hourly usage in <lake>/_attribution/, so usage queries read it instead of every event."""
     with reporting("days attributed", "day files") as progress:
-        report = refresh_attribution(lake, tenants, memory_limit=memory_limit, progress=progress)
+        if engine == "spark":
+            report = spark_module("attribute").refresh_attribution_spark(lake, tenants, progress=progress)
+        else:
+            report = refresh_attribution(lake, tenants, memory_limit=memory_limit, progress=progress)
     announce_tenants(report.tenants_file, report.tenants_origin)
     click.echo(report.describe())

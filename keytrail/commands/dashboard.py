@@ -15,6 +15,7 @@ import click
 from analytics.rollups import describe, refresh_rollups
 from ingest.errors import ConfigError, LockedError
 from keytrail.cli import cli, lake_option, reports_errors
+from keytrail.engine import engine_option, spark_module
 from keytrail.progress import reporting
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -158,9 +159,13 @@ def dashboard(
 @lake_option
 @click.option("--tenants", type=click.Path(dir_okay=False), help=TENANTS_HELP)
 @click.option("--force", is_flag=True, help="Rebuild even when the rollups are fresh.")
+@engine_option
 @reports_errors
-def rollups(lake: str, tenants: str | None, force: bool) -> None:
+def rollups(lake: str, tenants: str | None, force: bool, engine: str) -> None:
     """Rebuild the dashboard's rollups (<lake>/_rollups/) after an ingest; fresh ones are left alone."""
     with reporting("days attributed", "day files") as progress:
-        report = refresh_rollups(lake, tenants, force=force, progress=progress)
+        if engine == "spark":
+            report = spark_module("rollups").refresh_rollups_spark(lake, tenants, force=force, progress=progress)
+        else:
+            report = refresh_rollups(lake, tenants, force=force, progress=progress)
     click.echo(describe(report))

@@ -116,11 +116,12 @@ def run_backfill(
     keep_raw: bool,
 ) -> IngestSummary:
     """`--engine spark`: list the source here, ingest it on the Spark session spark-submit gives (or local[*])."""
-    from ingest.cloudtrail.spark import backfill, local_source, require_local, s3_source, session
+    from ingest.cloudtrail.spark import backfill, local_source, require_local, s3_source
+    from ingest.spark import spark_session
 
     require_local(lake)
     try:
-        spark = session()
+        spark = spark_session()
     except ImportError as err:
         raise ConfigError(f"--engine spark needs pyspark ({err}): pip install 'keytrail[spark]'") from None
     state_file = lake.state_dir / "ingest.sqlite"
