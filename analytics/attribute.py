@@ -11,7 +11,16 @@ from pathlib import Path
 
 import duckdb
 
-from analytics.attribution_store import STORED, LakeDays, basis, day_filter, split_days, store_dir, stored_file
+from analytics.attribution_store import (
+    STORED,
+    LakeDays,
+    basis,
+    day_filter,
+    register_stored,
+    split_days,
+    store_dir,
+    stored_file,
+)
 from analytics.connection import connect
 from analytics.queries import literal
 from analytics.tenants import remember_tenants
@@ -102,6 +111,8 @@ def _store(con: duckdb.DuckDBPyConnection, lake: Lake, report: AttributionReport
             chunk = to_write[first : first + DAYS_PER_QUERY]
             _write_days(con, lake, name, chunk, signatures[name])
             progress(len(chunk), total)
+        if name == "primary_copies":  # attributed_usage reads the days just stored instead of grouping them again
+            register_stored(con, days, name)
     report.operations = stored_operations(con, lake, stale, signatures["attributed_usage"])
     report.removed = remove_stale_files(lake, signatures)
 

@@ -1,14 +1,19 @@
 """Attribution stored once: per lake day, the attributed hourly usage and the references the maps resolve.
 
 Attributing every event again for every question costs a scan of the whole lake with its joins. So each UTC day
-of events is attributed once, after the ingest that brought it, and two small results are written beside the
+of events is attributed once, after the ingest that brought it, and three small results are written beside the
 lake (`keytrail attribute`, the nightly job and `keytrail dashboard` do it):
 
     _attribution/event_date=2026-11-02/lake_refs-<signature>.parquet
+                                       primary_copies-<signature>.parquet
                                        attributed_usage-<signature>.parquet
 
 - `lake_refs` (analytics/sql/lake_refs.sql): the day's distinct identities, accounts, keys and key stores; a
   session resolves its attribution maps from these rows instead of scanning every event.
+- `primary_copies` (analytics/sql/primary_copies.sql): per cross-account call of the day, the recipient whose copy
+  counts; `key_operations` joins it on the day, so a query on some days reads only their files, and no session
+  groups every call of the lake. Both copies of a call carry one eventTime, so a copy delivered a day later is a
+  new file in the same day: that day's signature changes and its primary copies are computed again.
 - `attributed_usage` (analytics/sql/attributed_usage.sql): the day's usage per hour, tenant, rule, source, key,
   operation and outcome; usage_hourly, usage_daily, tenant_cost and `keytrail usage` sum it.
 
@@ -40,7 +45,7 @@ from ingest.lake.store import Lake
 
 STORE_DIR = "_attribution"
 # What is stored per day, in the order it is computed (attributed_usage needs the maps lake_refs feeds).
-STORED = ("lake_refs", "attributed_usage")
+STORED = ("lake_refs", "primary_copies", "attributed_usage")
 # Lake-derived maps whose content changes the attribution of days already stored.
 # principal_ids: a role learned from another day's copies attributes this day's owner-only copies.
 # hsm_key_map: a CreateKey delivered after the CloudHSM day it ties that day's backing-key work to a tenant.

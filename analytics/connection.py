@@ -24,11 +24,12 @@ from ingest.lake.schema import FINDING_ACTIONS, QUARANTINE, TABLES, TRAIL_VERIFI
 from ingest.lake.store import DEFAULT_LAKE, Lake
 
 MAPS = (
-    "aliases", "primary_copies", "identity_map", "principal_ids", "key_map", "context_map", "hsm_user_map",
-    "hsm_orphan_sessions", "hsm_key_map", "operation_classes",
+    "aliases", "identity_map", "principal_ids", "key_map", "context_map", "hsm_user_map", "hsm_orphan_sessions",
+    "hsm_key_map", "operation_classes",
 )  # fmt: skip
 # Stored per day once attributed (analytics/attribution_store.py), else computed: lake_refs before the maps,
-# attributed_usage between these two groups of views.
+# primary_copies after them (a view: a query on some days reads only theirs), attributed_usage between these two
+# groups of views.
 ATTRIBUTION_VIEWS = ("attributed_operations", "key_operations")
 USAGE_VIEWS = ("usage_hourly", "usage_daily", "tenant_cost")
 # Over access_events, hsm_events and the tenants (docs/access.md).
@@ -86,6 +87,8 @@ def refresh(con: duckdb.DuckDBPyConnection, lake: str | os.PathLike[str] | Lake 
     register_context_probes(con)
     for name in MAPS:
         con.execute(f"CREATE OR REPLACE TABLE {name} AS {load_sql(name)}")
+    # a view, read for the days a query asks for; on S3 (nothing stored) computed once, as the other maps
+    register_stored(con, days, "primary_copies", kind="TABLE" if days is None else "VIEW")
     for name in ATTRIBUTION_VIEWS:
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {load_sql(name)}")
     register_stored(con, days, "attributed_usage")

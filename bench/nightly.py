@@ -4,9 +4,10 @@
 
 For each size, the seed-42 sample (generated and ingested as bench/detect.py does; reused from --work) is
 replicated into a lake of about --events KMS events whose last day holds about --new-day of them (copies of the
-sample's calls with fresh event ids and up to 5 s of jitter, `raw` replaced by `{}`; key administration is not
-copied). The previous nights are played first: with the last day moved aside, the other days' attribution and
-baselines are stored; then the last day arrives and is attributed (the nightly's earlier step, not timed here).
+sample's calls with fresh event ids and up to 5 s of jitter, the same for both copies of a cross-account call as
+in CloudTrail, `raw` replaced by `{}`; key administration is not copied). Before the measurements every day is
+attributed (the nightly's earlier step, not timed here) and every day's baselines but the last day's are stored,
+as the previous nights left them.
 
 Each measurement runs in a fresh process (--repeat times; the median is printed, with the process's peak RSS):
 - incremental: what `keytrail nightly` does for its detector step: connect, store the new day's baselines
@@ -50,8 +51,7 @@ def sample_lake(work: Path) -> Path:
 
 
 def replicate(lake: Path, big: Path, events: int, new_day: int) -> None:
-    """A lake of about `events` KMS events whose last day holds about `new_day`; the last day is left in
-    `big/new-day` (to be moved into the lake as the night's delivery)."""
+    """A lake of about `events` KMS events whose last day holds about `new_day`."""
     import duckdb
 
     con = duckdb.connect(config={"memory_limit": "3GB", "threads": 2})
@@ -73,8 +73,8 @@ def replicate(lake: Path, big: Path, events: int, new_day: int) -> None:
                                   AS shared_event_id,
                               CASE WHEN c.k = 0 THEN s.raw ELSE '{{}}' END AS raw)
             FROM src s, range({max(new_copies, old_copies)}) c(k),
-                 LATERAL (SELECT to_microseconds(CASE WHEN c.k = 0 THEN 0
-                                                      ELSE (hash(s.event_id, c.k) % 5000000)::BIGINT END) AS jitter)
+                 LATERAL (SELECT to_microseconds(CASE WHEN c.k = 0 THEN 0 ELSE (hash(coalesce(s.shared_event_id,
+                                                 s.event_id), c.k) % 5000000)::BIGINT END) AS jitter)
             WHERE c.k = 0 OR (s.read_only AND c.k < CASE WHEN s.event_date = DATE '{last}' THEN {new_copies}
                                                          ELSE {old_copies} END)
         ) TO '{big / "kms_events"}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (event_date), OVERWRITE_OR_IGNORE)
@@ -82,34 +82,15 @@ def replicate(lake: Path, big: Path, events: int, new_day: int) -> None:
     )
     if (lake / "hsm_events").exists():
         shutil.copytree(lake / "hsm_events", big / "hsm_events")
-    (big / "new-day").mkdir()
-    for table in ("kms_events", "hsm_events"):
-        day = big / table / f"event_date={last}"
-        if day.exists():
-            (big / "new-day" / table).mkdir()
-            shutil.move(day, big / "new-day" / table / day.name)
 
 
-def prepare(sample: Path, big: Path, tenants: Path, events: int, new_day: int) -> dict[str, Any]:
-    """The big lake as the previous nights left it, plus the new day delivered and attributed."""
-    from analytics.anomalies import baseline_params
-    from analytics.attribute import refresh_attribution
-    from analytics.baselines import store_baselines
-    from analytics.connection import connect
+def prepare(sample: Path, big: Path, events: int, new_day: int) -> dict[str, Any]:
+    """The big lake, generated."""
     from ingest.lake.store import Lake
 
     start = time.perf_counter()
     replicate(sample, big, events, new_day)
     Lake(big).require()
-    refresh_attribution(big, tenants)
-    con = connect(big, tenants, read_only=False)
-    store_baselines(con, baseline_params())
-    con.close()
-    held = big / "new-day"
-    for day in held.glob("*/event_date=*"):
-        shutil.move(day, big / day.parent.name / day.name)
-    shutil.rmtree(held)
-    refresh_attribution(big, tenants)
     return {"prepared_seconds": round(time.perf_counter() - start)}
 
 
@@ -127,13 +108,15 @@ def lake_counts(big: Path) -> tuple[int, int, str]:
 
 
 def measure(mode: str, big: Path, tenants: Path, day: str) -> dict[str, Any]:
-    """One detector step in this process: seconds per phase and peak RSS (MB); `store` stores the baselines of
-    every day but the new one, as the previous nights left them."""
+    """One detector step in this process: seconds per phase and peak RSS (MB); `store` attributes every day and
+    stores the baselines of every day but the new one, as the previous nights left them."""
     from analytics.anomalies import baseline_params, run_detectors
+    from analytics.attribute import refresh_attribution
     from analytics.baselines import STORE_DIR, store_baselines
     from analytics.connection import connect
 
     if mode == "store":
+        refresh_attribution(big, tenants)
         con = connect(big, tenants, read_only=False)
         store_baselines(con, baseline_params())
         con.close()
@@ -169,9 +152,9 @@ def run_child(mode: str, big: Path, tenants: Path, day: str) -> dict[str, Any]:
 def bench_size(work: Path, events: int, new_day: int, repeat: int) -> None:
     big, tenants = work / f"lake-{events}", work / "sample-42" / "tenants.toml"
     if not big.exists():
-        print(f"  building {big} ...", json.dumps(prepare(work / "lake-42", big, tenants, events, new_day)))
+        print(f"  building {big} ...", json.dumps(prepare(work / "lake-42", big, events, new_day)))
     total, last_day_events, day = lake_counts(big)
-    run_child("store", big, tenants, day)  # the previous nights' baselines, for the code and settings of this run
+    run_child("store", big, tenants, day)  # the previous nights' work, for the code and settings of this run
     for mode in ("incremental", "full"):
         runs = [run_child(mode, big, tenants, day) for _ in range(repeat)]
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

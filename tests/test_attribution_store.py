@@ -15,13 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
 from analytics import connect
 from analytics.attribute import refresh_attribution
-from analytics.attribution_store import STORE_DIR
-from analytics.fixtures import kms_row, write_events
+from analytics.attribution_store import STORE_DIR, STORED
+from analytics.fixtures import OWNER, kms_row, write_events
 from ingest.lake.state import RunLock
 from ingest.lake.store import Lake
 from keytrail.cli import cli
@@ -29,6 +30,7 @@ from keytrail.cli import cli
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"
 TENANTS = SAMPLE / "tenants.toml"
 USAGE_VIEWS = ("usage_hourly", "usage_daily", "tenant_cost")
+ACME = "444455556666"  # acme's account in the sample's tenants.toml
 
 
 @pytest.fixture
@@ -105,6 +107,41 @@ def test_a_new_file_in_one_day_attributes_that_day_again(lake: Path) -> None:
     assert usage(lake) == computed(lake)
 
 
+def stored_primary_recipients(lake: Path, day: dt.date) -> dict[str, str]:
+    """The day's stored primary copies: shared event id → the recipient account whose copy counts."""
+    (stored,) = (lake / STORE_DIR / f"event_date={day}").glob("primary_copies-*.parquet")
+    con = duckdb.connect()
+    return dict(con.sql(f"SELECT shared_event_id, primary_recipient FROM '{stored}'").fetchall())
+
+
+def test_a_copy_delivered_a_day_later_makes_the_callers_copy_count(lake: Path) -> None:
+    """Both copies of a cross-account call carry one eventTime: the caller's copy, delivered a night after the key
+    owner's, is a new file in the call's day; that day is attributed again and the call still counts once, now as
+    the caller's copy, exactly as attributing every event again says."""
+    attribute(lake)
+    day = dt.date.fromisoformat(lake_days(lake)[5])
+    call = {"event_time": dt.datetime.combine(day, dt.time(23, 59, 59), dt.UTC), "shared_event_id": "shared-1"}
+    owner_copy = kms_row(
+        **call, caller_account_id=ACME, recipient_account_id=OWNER, identity_type="AWSAccount", principal_arn=None
+    )
+    write_events(lake, kms=[owner_copy])
+    assert refresh_attribution(lake, TENANTS).written == [day.isoformat()]
+    assert stored_primary_recipients(lake, day)["shared-1"] == OWNER
+    counted = operations(lake, day)
+    role = f"arn:aws:sts::{ACME}:assumed-role/app/session"
+    caller_copy = kms_row(**call, caller_account_id=ACME, recipient_account_id=ACME, principal_arn=role)
+    write_events(lake, kms=[caller_copy])
+    assert refresh_attribution(lake, TENANTS).written == [day.isoformat()]
+    assert stored_primary_recipients(lake, day)["shared-1"] == ACME
+    assert operations(lake, day) == counted
+    assert usage(lake) == computed(lake)
+
+
+def operations(lake: Path, day: dt.date) -> int:
+    con = connect(lake, TENANTS)
+    return int(con.sql(f"SELECT sum(operations) FROM usage_daily WHERE day = DATE '{day}'").fetchall()[0][0])
+
+
 def test_an_edited_tenants_file_attributes_every_day_again(lake: Path, tmp_path: Path) -> None:
     attribute(lake)
     tenants = tmp_path / "tenants.toml"
@@ -133,7 +170,9 @@ def test_a_day_pruned_from_the_lake_leaves_the_store(lake: Path) -> None:
 def test_killed_refresh_is_safe_to_rerun(lake: Path) -> None:
     expected = usage(lake)
     cmd = [sys.executable, "-m", "keytrail", "attribute", "--lake", str(lake), "--tenants", str(TENANTS)]
-    killed = subprocess.run(cmd, env={**os.environ, "KEYTRAIL_KILL_AT": "attribution_publish:40"}, check=False)
+    # killed after every day of the other stored results and 10 days of attributed_usage were published
+    kill_at = f"attribution_publish:{(len(STORED) - 1) * len(lake_days(lake)) + 10}"
+    killed = subprocess.run(cmd, env={**os.environ, "KEYTRAIL_KILL_AT": kill_at}, check=False)
     assert killed.returncode == -9
     assert usage(lake) == expected  # half a store: the stored days are read, the others computed
     report = refresh_attribution(lake, TENANTS)

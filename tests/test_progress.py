@@ -66,7 +66,8 @@ def test_every_long_command_reports_progress(tmp_path: Path, monkeypatch: pytest
     err = {name: CliRunner().invoke(cli, [*args, "--lake", lake]).stderr for name, args in runs.items()}
     assert "trail files: 1 of 3 files (33%)" in err["ingest cloudtrail"]
     assert "trail files: 3 of 3 files (100%)" in err["ingest cloudtrail"]
-    assert "days attributed: 6 of 6 day files (100%)" in err["attribute"]  # lake_refs and usage of 3 days
+    # lake_refs, primary_copies and attributed_usage of 3 days
+    assert "days attributed: 9 of 9 day files (100%)" in err["attribute"]
 
 
 def test_nightly_logs_progress_per_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,7 +67,8 @@ kms AS (
         im.account_tenant_id,
         e.aws_service
     FROM events AS e
-    LEFT JOIN primary_copies AS pc ON pc.shared_event_id = e.shared_event_id
+    -- on the day too: a filter on event_date then also prunes the days of primary_copies
+    LEFT JOIN primary_copies AS pc ON pc.day = e.event_date AND pc.shared_event_id = e.shared_event_id
     -- context_pair() (made at connect from the tenants' context keys, see context_map): NULL without context
     -- rules, so the encryption_context column is then not even read
     LEFT JOIN context_map AS cx ON cx.pair = context_pair(e.encryption_context)

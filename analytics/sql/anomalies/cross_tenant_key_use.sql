@@ -21,6 +21,9 @@ uses AS (
            OR context_tenant_id <> coalesce(principal_tenant_id, account_tenant_id))
       AND ($score_from::TIMESTAMPTZ IS NULL OR event_time >= $score_from::TIMESTAMPTZ)
       AND ($score_to::TIMESTAMPTZ IS NULL OR event_time < $score_to::TIMESTAMPTZ)
+      -- the same window in days: prunes the lake's days (and the primary copies joined on the day)
+      AND ($score_from::TIMESTAMPTZ IS NULL OR event_date >= timezone('UTC', $score_from::TIMESTAMPTZ)::DATE)
+      AND ($score_to::TIMESTAMPTZ IS NULL OR event_date <= timezone('UTC', $score_to::TIMESTAMPTZ)::DATE)
     UNION ALL
     SELECT o.event_id, o.usage_id, o.event_time, o.key, o.principal, o.success, o.error_code, o.tenant_id,
            coalesce(o.key_tenant_id, k.tenant_id), NULL
@@ -30,6 +33,9 @@ uses AS (
       AND coalesce(o.key_tenant_id, k.tenant_id) <> o.tenant_id
       AND ($score_from::TIMESTAMPTZ IS NULL OR o.event_time >= $score_from::TIMESTAMPTZ)
       AND ($score_to::TIMESTAMPTZ IS NULL OR o.event_time < $score_to::TIMESTAMPTZ)
+      -- the same window in days: prunes the lake's days (and the primary copies joined on the day)
+      AND ($score_from::TIMESTAMPTZ IS NULL OR o.event_date >= timezone('UTC', $score_from::TIMESTAMPTZ)::DATE)
+      AND ($score_to::TIMESTAMPTZ IS NULL OR o.event_date <= timezone('UTC', $score_to::TIMESTAMPTZ)::DATE)
 ),
 conflicts AS (
     SELECT *, coalesce(CASE WHEN key_tenant_id <> caller_tenant_id THEN key_tenant_id END,

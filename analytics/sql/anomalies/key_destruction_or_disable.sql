@@ -17,6 +17,9 @@ WITH changes AS (
       AND (o.success OR $destructive_include_failed)
       AND ($score_from::TIMESTAMPTZ IS NULL OR o.event_time >= $score_from::TIMESTAMPTZ)
       AND ($score_to::TIMESTAMPTZ IS NULL OR o.event_time < $score_to::TIMESTAMPTZ)
+      -- the same window in days: prunes the lake's days (and the primary copies joined on the day)
+      AND ($score_from::TIMESTAMPTZ IS NULL OR o.event_date >= timezone('UTC', $score_from::TIMESTAMPTZ)::DATE)
+      AND ($score_to::TIMESTAMPTZ IS NULL OR o.event_date <= timezone('UTC', $score_to::TIMESTAMPTZ)::DATE)
 ),
 known_grantees AS (
     SELECT DISTINCT c.grantee_principal

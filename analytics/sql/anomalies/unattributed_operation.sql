@@ -36,4 +36,7 @@ WHERE tenant_id IS NULL AND attributed_by IS NULL
   AND coalesce(account, '') NOT IN (SELECT account FROM provider)
   AND ($score_from::TIMESTAMPTZ IS NULL OR event_time >= $score_from::TIMESTAMPTZ)
   AND ($score_to::TIMESTAMPTZ IS NULL OR event_time < $score_to::TIMESTAMPTZ)
+  -- the same window in days: prunes the lake's days (and the primary copies joined on the day)
+  AND ($score_from::TIMESTAMPTZ IS NULL OR event_date >= timezone('UTC', $score_from::TIMESTAMPTZ)::DATE)
+  AND ($score_to::TIMESTAMPTZ IS NULL OR event_date <= timezone('UTC', $score_to::TIMESTAMPTZ)::DATE)
 GROUP BY key, principal, account, event_date
