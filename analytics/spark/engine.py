@@ -99,7 +99,8 @@ class SparkViews:
         return tree.sql(dialect="spark")
 
     def register_maps(self, lake_refs: DataFrame) -> None:
-        """`lake_refs` (the lake's distinct references, cached), then every map of connect(), cached: each is small."""
+        """`lake_refs` (the lake's distinct references, cached), then every map of connect() and the primary copies,
+        cached: the small ones on the driver."""
         lake_refs.cache().createOrReplaceTempView("lake_refs")
         probes = self.small.sql(
             "SELECT count(*) FROM tenant_rules WHERE kind = 'context' AND regexp_matches(value, '[*?\\[]')"
@@ -108,7 +109,7 @@ class SparkViews:
         self.spark.sql(self.translate(load_sql("context_probes")) if probes else none).cache().createOrReplaceTempView(
             "context_probes"
         )
-        for name in MAPS:
+        for name in (*MAPS, "primary_copies"):  # DuckDB stores primary_copies per day; Spark computes them all
             frame = self.sql(name).drop(ASOF_ROW)
             if name in LARGE_MAPS:
                 frame.cache().createOrReplaceTempView(name)
