@@ -61,21 +61,20 @@ def gzip_problem(err: zlib.error, member: int) -> str:
 
 
 class Inspected(NamedTuple):
-    """What one read of a stored file tells: whether it is intact, its SHA-256, and its content (inflated)."""
+    """What one read of a stored file tells: its SHA-256, and its content (inflated), None when it is damaged."""
 
-    intact: bool
     sha256: str
     content: bytes | None  # None for a damaged file: no part of it is trusted
 
 
 def inspect_file(path: Path) -> Inspected:
-    """Intact, SHA-256 and content of a file, from one read. Intact is False for a gzip file whose stream is
+    """SHA-256 and content of a file, from one read. The content is None for a gzip file whose stream is
     damaged (bad data, CRC or length, cut short, bytes after it): a reader that does not check the CRC would take
     altered bytes for records. The SHA-256 is the file's identity in the ingest state; the content, inflated and
     CRC-checked here, is what the writer parses (so no reader inflates the file a second time)."""
     data = path.read_bytes()
     content = content_of(data)
-    return Inspected(content is not None, hashlib.sha256(data).hexdigest(), content)
+    return Inspected(hashlib.sha256(data).hexdigest(), content)
 
 
 def content_of(data: bytes) -> bytes | None:

@@ -43,8 +43,8 @@ LOOKUP_MAX_AGE = dt.timedelta(days=90)
 # A batch made readable on local disk: (local path, source object) per file, and the objects that could not be
 # read, with why.
 Materialised = tuple[list[tuple[Path, str]], dict[str, str]]
-# A batch made ready ahead of the writer: Materialised, and each local file read and checked (intact, SHA-256,
-# inflated content).
+# A batch made ready ahead of the writer: Materialised, and each local file read and checked (SHA-256, inflated
+# content).
 Prepared = tuple[list[tuple[Path, str]], dict[str, str], list[Inspected]]
 
 

@@ -42,7 +42,7 @@ from ingest.cloudtrail.writer import (
     Copy,
     Counts,
     parse_fast,
-    parsed_sql,
+    parse_records_into,
     publish,
     records_table,
     same_event,
@@ -129,10 +129,7 @@ def parse_files(files: list[tuple[str, bytes]], keep_raw: bool) -> pa.Table:
 def parse_exact(con: duckdb.DuckDBPyConnection, key: str, data: bytes, keep_raw: bool) -> pa.Table:
     """Read one file with the exact reader: its good records join `parsed`; returns its quarantine entries."""
     result = salvage(data)
-    con.register("good", records_table(key, result.records))
-    con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM good")
-    con.execute(f"INSERT INTO parsed {parsed_sql(keep_raw)}")
-    con.unregister("good")
+    parse_records_into(con, records_table(key, result.records), keep_raw)
     problems = [(index, reason, raw.encode("utf-8", "surrogateescape") if raw else None)
                 for index, reason, raw in result.problems]  # fmt: skip
     return rows_of(

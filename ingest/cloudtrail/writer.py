@@ -85,6 +85,18 @@ def parse_fast(con: duckdb.DuckDBPyConnection, contents: dict[str, bytes], keep_
     return exact | (contents.keys() - parsed)
 
 
+def parse_records_into(
+    con: duckdb.DuckDBPyConnection, records: pa.Table, keep_raw: bool, replace: bool = False
+) -> None:
+    """Parse records already cut out of their files (a RECORDS table) into `parsed`, or into a new `parsed` with
+    `replace`."""
+    con.register("incoming", records)
+    con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM incoming")
+    into = "CREATE OR REPLACE TEMP TABLE parsed AS" if replace else "INSERT INTO parsed"
+    con.execute(f"{into} {parsed_sql(keep_raw)}")
+    con.unregister("incoming")
+
+
 # Records cut out of their files: what `records_table` builds and the parse SQL reads.
 RECORDS = pa.schema([("source_object", pa.string()), ("record_index", pa.int64()), ("rec", pa.string())])
 
@@ -192,10 +204,7 @@ class KmsLakeWriter:
     def ingest_records(self, records: pa.Table) -> BatchResult:
         """Ingest records already cut out of their files: a table of (source_object, record_index, rec). They have
         no file to fetch again (LookupEvents), so their text is always kept."""
-        self.con.register("incoming", records)
-        self.con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM incoming")
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {parsed_sql(keep_raw=True)}")
-        self.con.unregister("incoming")
+        parse_records_into(self.con, records, keep_raw=True, replace=True)
         return self._land([], records.column("source_object").unique().to_pylist(), keep_raw=True)
 
     def _parse_exact(self, objects: list[str]) -> list[tuple[str, int | None, str, str | None]]:
@@ -204,10 +213,7 @@ class KmsLakeWriter:
         for source_object in objects:
             result = salvage(self.local[source_object].read_bytes())
             problems += [(source_object, i, reason, raw) for i, reason, raw in result.problems]
-            self.con.register("good", records_table(source_object, result.records))
-            self.con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM good")
-            self.con.execute(f"INSERT INTO parsed {parsed_sql(self.keep_raw)}")
-            self.con.unregister("good")
+            parse_records_into(self.con, records_table(source_object, result.records), self.keep_raw)
         return problems
 
     def _land(
@@ -428,7 +434,7 @@ class KmsLakeWriter:
 
 
 def inspect_files(files: list[tuple[Path, str]]) -> list[Inspected]:
-    """Each file read once (ingest/raw.py inspect_file): intact, SHA-256 and inflated content. DuckDB's gzip reader
+    """Each file read once (ingest/raw.py inspect_file): SHA-256 and inflated content. DuckDB's gzip reader
     does not check the CRC: a damaged file would land altered bytes as records, so each gzip stream is inflated and
     checked here (threads: zlib and hashlib release the GIL), a damaged one is read exactly, and the writer parses
     the checked content, so nothing is inflated twice."""
