@@ -223,7 +223,7 @@ def test_an_access_record_that_cannot_land_is_quarantined_with_its_text(tmp_path
 def typed(*recs: dict[str, Any]) -> list[dict[str, Any]]:
     import json
 
-    from ingest.cloudtrail.access import parse_access_records
+    from ingest.cloudtrail.writer import parse_access_records
 
     return parse_access_records([json.dumps(r) for r in recs]).to_pylist()
 

@@ -92,23 +92,6 @@ def access_rows(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return con.sql(load_sql("access_rows")).to_arrow_table()
 
 
-def parse_access_records(texts: list[str], source_object: str = "<memory>") -> pa.Table:
-    """The access_events columns (and `reason`) of CloudTrail records given as JSON texts; the other records give
-    no row. Pure and in memory: the same SQL the ingest runs, for tests, notebooks and debugging."""
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        incoming = pa.table(
-            {"source_object": [source_object] * len(texts), "record_index": range(len(texts)), "rec": texts}
-        )
-        con.register("incoming", incoming)
-        con.execute("CREATE TEMP VIEW records AS SELECT *, true AS well_formed FROM incoming")
-        con.execute(f"CREATE TEMP TABLE parsed AS {load_sql('kms_rows')}")  # the writer's parse, beside this file
-        return access_rows(con)
-    finally:
-        con.close()
-
-
 def _bad_records(con: duckdb.DuckDBPyConnection, bad: pa.Table) -> list[tuple[str, int | None, str, str | None]]:
     """(source_object, record_index, reason, original text) of the access records that cannot land."""
     if bad.num_rows == 0:

@@ -23,7 +23,8 @@ from ingest.cloudtrail.writer import (
     BatchResult,
     Counts,
     KmsLakeWriter,
-    inspect_files,
+    TrailFile,
+    read_trail_files,
     records_table,
     summary_counts,
 )
@@ -32,7 +33,7 @@ from ingest.faults import crash_point
 from ingest.lake.state import IngestState, ObjectVersion, RunLock
 from ingest.lake.store import Lake, new_run_id, quarantine_rows
 from ingest.progress import Progress, no_progress
-from ingest.raw import Inspected, cannot_read
+from ingest.raw import cannot_read
 
 STATE_SOURCE = "cloudtrail"
 BATCH_BYTES = 8 * 1024 * 1024
@@ -43,9 +44,9 @@ LOOKUP_MAX_AGE = dt.timedelta(days=90)
 # A batch made readable on local disk: (local path, source object) per file, and the objects that could not be
 # read, with why.
 Materialised = tuple[list[tuple[Path, str]], dict[str, str]]
-# A batch made ready ahead of the writer: Materialised, and each local file read and checked (SHA-256, inflated
-# content).
-Prepared = tuple[list[tuple[Path, str]], dict[str, str], list[Inspected]]
+# A batch made ready ahead of the writer: Materialised, and each local file read, checked and cut (SHA-256,
+# records).
+Prepared = tuple[list[tuple[Path, str]], dict[str, str], list[TrailFile]]
 
 
 @dataclass
@@ -242,8 +243,8 @@ def _ingest_objects(
         groups = list(batches(new, batch_files))
         try:
             ready = prepared(reading, groups, lambda n: lake.work_dir / "_staging" / f"{run_id}-download-{n}")
-            for n, (batch, (local, unreadable, checked)) in enumerate(zip(groups, ready, strict=True)):
-                result = writer.ingest_files(local, checked) if local else BatchResult()
+            for n, (batch, (local, unreadable, read)) in enumerate(zip(groups, ready, strict=True)):
+                result = writer.ingest_files(local, read) if local else BatchResult()
                 result.counts.update(set_apart(lake, state, run_id, unreadable))
                 summary.files_unreadable += len(unreadable)
                 crash_point("before-state")
@@ -264,13 +265,13 @@ def _ingest_objects(
 
 
 def prepared(reading: Reading, groups: list[list[ObjectVersion]], folder: Callable[[int], Path]) -> Iterator[Prepared]:
-    """Each batch materialised (downloaded) and its files checked one batch ahead, in a thread, while the writer
-    works on the batch before: downloads and gzip checks overlap DuckDB's work. Nothing is recorded here, so a
-    kill at any point leaves at most a staging folder that the next run clears."""
+    """Each batch materialised (downloaded) and its files checked and cut one batch ahead, in a thread, while the
+    writer works on the batch before: downloads, gzip checks and cuts overlap DuckDB's work. Nothing is recorded
+    here, so a kill at any point leaves at most a staging folder that the next run clears."""
 
     def prepare(n: int) -> Prepared:
         local, unreadable = reading.materialise(groups[n], folder(n))
-        return local, unreadable, inspect_files(local)
+        return local, unreadable, read_trail_files(local)
 
     with ThreadPoolExecutor(max_workers=1) as ahead:
         pending = [ahead.submit(prepare, 0)] if groups else []

@@ -12,6 +12,8 @@ from ingest.raw import NOT_UTF8, decode, decompress, not_utf8
 # A record of a trail file starts with its eventVersion: where to resume after an unreadable record.
 RECORD_START = re.compile(r'\{\s*"eventVersion"')
 RECORDS_ARRAY = re.compile(r'^\s*\{\s*"Records"\s*:\s*\[')
+# What closes a trail file after its last record.
+ARRAY_END = re.compile(r"\s*\]\s*\}\s*$")
 DECODER = json.JSONDecoder()
 
 
@@ -55,7 +57,7 @@ def _read_records(text: str, pos: int, result: Salvaged) -> None:
             resume = RECORD_START.search(text, pos + 1)
             stop = resume.start() if resume else len(text)
             reason = _describe(err, text, pos, at_end=resume is None)
-            result.problems.append((index, reason, text[pos:stop].rstrip(" ,\n]}") or None))
+            result.problems.append((index, reason, _unreadable_text(text[pos:stop], last=resume is None)))
             pos, index = stop, index + 1
             continue
         bad_byte = NOT_UTF8.search(text, pos, end)
@@ -66,6 +68,13 @@ def _read_records(text: str, pos: int, result: Salvaged) -> None:
         else:
             result.problems.append((index, "record is not a JSON object", text[pos:end]))
         pos, index = end, index + 1
+
+
+def _unreadable_text(piece: str, last: bool) -> str | None:
+    """An unreadable record's text as written: what lies before the next record, without the comma between them
+    (or, for the last record, the `]}` that closes the file)."""
+    piece = ARRAY_END.sub("", piece) if last else piece.rstrip().removesuffix(",")
+    return piece.rstrip() or None
 
 
 def _skip_separators(text: str, pos: int) -> int:

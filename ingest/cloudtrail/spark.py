@@ -2,8 +2,8 @@
 
 Spark reads the trail files (`binaryFile`: each file's bytes, from a folder or `s3a://`) and hands each task a
 batch of them; the task parses them with the very code the DuckDB ingest runs (the gzip check of ingest/raw.py,
-the split and typing of sql/kms_records.sql and sql/kms_rows.sql in an embedded DuckDB, the exact reader of
-salvage.py for the files the fast split cannot take), into rows of an explicit Spark schema: the kms_events
+the cut of cut.py and the typing of sql/kms_rows.sql in an embedded DuckDB, the exact reader of salvage.py for the
+files the cut cannot be trusted with), into rows of an explicit Spark schema: the kms_events
 columns plus the event source, the quarantine reason, and each file's SHA-256. A Spark JSON reader would parse
 differently (dates, trailing commas, repeated keys), lose the record's text and position, and call a whole file
 corrupt for one bad record, so the parse stays the one the DuckDB ingest has.
@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from ingest.aws import make_client
 from ingest.cloudtrail.access import EVENT_NAMES, Landed, land_access
+from ingest.cloudtrail.cut import cut_records
 from ingest.cloudtrail.load import BATCH_BYTES, STATE_SOURCE, IngestSummary, lake_run
 from ingest.cloudtrail.originals import Originals, OriginalUnavailable
 from ingest.cloudtrail.salvage import salvage
@@ -113,13 +114,12 @@ def chunks(files: list[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str
 
 
 def parse_files(files: list[tuple[str, bytes]], keep_raw: bool) -> pa.Table:
-    """Parse trail files, given as (source object, bytes), as the DuckDB ingest does: the fast split for intact
-    UTF-8 files of framed lines, the exact reader for the others."""
+    """Parse trail files, given as (source object, bytes), as the DuckDB ingest does: the cut for intact UTF-8
+    files of one framed line, the exact reader for the others."""
     con = duckdb.connect(config={"threads": 1})
     try:
         con.execute("SET TimeZone = 'UTC'")
-        contents = {key: content for key, data in files if (content := content_of(data)) is not None}
-        exact = parse_fast(con, contents, keep_raw) | ({key for key, _ in files} - contents.keys())
+        exact = parse_fast(con, {key: cut_records(key, content_of(data)) for key, data in files}, keep_raw)
         problems = [parse_exact(con, key, data, keep_raw) for key, data in files if key in exact]
         return pa.concat_tables([records_out(con), *problems, files_out(files)])
     finally:

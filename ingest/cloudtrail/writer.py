@@ -1,9 +1,9 @@
-"""Trail records → kms_events files: split, parse, validate, deduplicate and write, all inside DuckDB.
+"""Trail records → kms_events files: split, parse, validate, deduplicate and write.
 
-The hot path never touches a record in Python: DuckDB gunzips and reads each trail file as one line,
-splits it into records (sql/kms_records.sql beside this file), parses and types them (sql/kms_rows.sql) on
-all cores, and writes Parquet partitioned by event date. Files it cannot split safely go to the exact
-reader in ingest/cloudtrail/salvage.py, whose good records rejoin the same SQL.
+The hot path never copies a record in Python: each trail file is read, CRC-checked and inflated once, its records
+are cut out of the content as Arrow views into it (cut.py), and DuckDB parses and types them where they lie
+(sql/kms_rows.sql) on all cores, and writes Parquet partitioned by event date. Files the cut cannot be trusted with
+go to the exact reader in ingest/cloudtrail/salvage.py, whose good records rejoin the same SQL.
 
 A KMS row keeps its record's text (`raw`) only with keep_raw; otherwise its pointer (`source_object`,
 `record_index`) leads back to the original (ingest/cloudtrail/originals.py). Between parsing and landing, the
@@ -16,27 +16,30 @@ itself gets `raw` only with keep_raw.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
+import re
 import shutil
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
 
-from ingest.cloudtrail.access import EVENT_NAMES, land_access
+from ingest.cloudtrail.access import EVENT_NAMES, access_rows, land_access
+from ingest.cloudtrail.cut import RECORDS_CUT, cut_records
 from ingest.cloudtrail.originals import Originals, OriginalUnavailable, recorded_identity
 from ingest.cloudtrail.salvage import salvage
 from ingest.faults import crash_point
 from ingest.lake.schema import KMS_EVENTS
 from ingest.lake.store import Lake, quarantine_rows
-from ingest.raw import BOM, Inspected, inspect_file
+from ingest.raw import inspect_file
 
 SQL_DIR = Path(__file__).parent / "sql"
 # The quarantine reason of a record whose event id is taken by a different record: CONFLICT + the id.
@@ -51,10 +54,6 @@ def load_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
-# Trail files as lines (a CloudTrail file is one line), for the split in sql/kms_records.sql.
-TRAIL_LINES = pa.schema([("source_object", pa.string()), ("line", pa.large_string())])
-
-
 def parsed_sql(keep_raw: bool) -> str:
     """The rows of a batch's `parsed` table from the view `records`: `raw` only where it is kept (see the
     module's doc)."""
@@ -65,53 +64,65 @@ def parsed_sql(keep_raw: bool) -> str:
     return f"SELECT * REPLACE (CASE WHEN {kept} THEN raw END AS raw) FROM ({load_sql('kms_rows')})"
 
 
-def parse_fast(con: duckdb.DuckDBPyConnection, contents: dict[str, bytes], keep_raw: bool) -> set[str]:
-    """Parse files' records, given as (source object → content), into the table `parsed`; returns the files whose
-    records need the exact parser: those the fast split cannot cut (see sql/kms_records.sql), those with bytes that
-    are not UTF-8, and empty ones (the exact parser says why)."""
-    lines, exact = trail_lines(contents)
-    con.register("trail_lines", lines)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW records AS {load_sql('kms_records')}")
-    # One pass: split, parse, type; only the parsed rows are materialised.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {parsed_sql(keep_raw)}")
-    con.unregister("trail_lines")
-    split_wrong = """SELECT source_object FROM parsed WHERE exact_parse
-                     UNION SELECT source_object FROM parsed WHERE record_index = 0
-                     GROUP BY source_object HAVING count(*) > 1"""
-    exact |= {row[0] for row in con.execute(split_wrong).fetchall()}
+def parse_fast(con: duckdb.DuckDBPyConnection, cut: Mapping[str, pa.RecordBatch | None], keep_raw: bool) -> set[str]:
+    """Parse files' records, cut out ahead (cut.py `cut_records`: None for a file the cut cannot be trusted with),
+    into a new table `parsed`; returns the files whose records need the exact parser: those not cut, and those
+    with a record that is not one JSON object (a wrong cut)."""
+    batches = [batch for batch in cut.values() if batch is not None]
+    parse_records_into(con, pa.Table.from_batches(batches, RECORDS_CUT), keep_raw, replace=True)
+    exact = {row[0] for row in con.execute("SELECT DISTINCT source_object FROM parsed WHERE exact_parse").fetchall()}
     if exact:
         con.execute("DELETE FROM parsed WHERE list_contains($exact, source_object)", {"exact": sorted(exact)})
-    parsed = {row[0] for row in con.execute("SELECT DISTINCT source_object FROM parsed").fetchall()}
-    return exact | (contents.keys() - parsed)
+    return exact | {source_object for source_object, batch in cut.items() if batch is None}
 
 
 def parse_records_into(
     con: duckdb.DuckDBPyConnection, records: pa.Table, keep_raw: bool, replace: bool = False
 ) -> None:
-    """Parse records already cut out of their files (a RECORDS table) into `parsed`, or into a new `parsed` with
-    `replace`."""
+    """Parse records (a RECORDS or RECORDS_CUT table) into `parsed`, or into a new `parsed` with `replace`. Records
+    cut out of their files have no `parsable` yet: a text with what looks like a trailing comma is not parsed here
+    (its file goes to the exact reader)."""
     con.register("incoming", records)
-    con.execute("CREATE OR REPLACE TEMP VIEW records AS SELECT *, true AS well_formed FROM incoming")
+    check = f"NOT regexp_matches(rec, '{TRAILING_COMMA.pattern}') AS parsable"
+    columns = "*" if "parsable" in records.column_names else f"*, {check}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW records AS SELECT {columns} FROM incoming")
     into = "CREATE OR REPLACE TEMP TABLE parsed AS" if replace else "INSERT INTO parsed"
     con.execute(f"{into} {parsed_sql(keep_raw)}")
     con.unregister("incoming")
 
 
-# Records cut out of their files: what `records_table` builds and the parse SQL reads.
-RECORDS = pa.schema([("source_object", pa.string()), ("record_index", pa.int64()), ("rec", pa.string())])
+# Records cut out of their files one by one: what `records_table` builds and the parse SQL reads.
+RECORDS = pa.schema(
+    [("source_object", pa.string()), ("record_index", pa.int64()), ("rec", pa.string()), ("parsable", pa.bool_())]
+)
+# A comma before a closing bracket: DuckDB's JSON reader forgives it, other tools would choke on such a raw record.
+TRAILING_COMMA = re.compile(r",\s*[}\]]")
 
 
 def records_table(source_object: str, records: Iterable[tuple[int, str]]) -> pa.Table:
-    """A (source_object, record_index, rec) table of one source's records, given as (index, JSON text)."""
+    """A RECORDS table of one source's records, given as (index, JSON text)."""
     pairs = list(records)
     return pa.table(
         {
             "source_object": [source_object] * len(pairs),
             "record_index": [i for i, _ in pairs],
             "rec": [text for _, text in pairs],
+            "parsable": [parsable(text) for _, text in pairs],
         },
         schema=RECORDS,
     )
+
+
+def parsable(text: str) -> bool:
+    """Whether DuckDB may parse a record's text: it has no trailing comma, or what looks like one is inside a
+    string (a strict parser, Python's, takes the text)."""
+    if TRAILING_COMMA.search(text) is None:
+        return True
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 # A record and where its text is: (source_object, record_index, raw or None).
@@ -188,14 +199,14 @@ class KmsLakeWriter:
     def close(self) -> None:
         self.con.close()
 
-    def ingest_files(self, files: list[tuple[Path, str]], checked: list[Inspected] | None = None) -> BatchResult:
-        """Ingest local trail files, given as (path to read, source object name); `checked`: their
-        `inspect_files`, when a caller made it ahead."""
-        checked = inspect_files(files) if checked is None else checked
+    def ingest_files(self, files: list[tuple[Path, str]], read: list[TrailFile] | None = None) -> BatchResult:
+        """Ingest local trail files, given as (path to read, source object name); `read`: their
+        `read_trail_files`, when a caller made it ahead."""
+        read = read_trail_files(files) if read is None else read
         self.local, self.texts, self.unchanged = {s: p for p, s in files}, {}, {}
-        self.sha256 = {s: seen.sha256 for (_, s), seen in zip(files, checked, strict=True)}
-        contents = {s: seen.content for (_, s), seen in zip(files, checked, strict=True) if seen.content is not None}
-        exact = parse_fast(self.con, contents, self.keep_raw) | (self.local.keys() - contents.keys())
+        self.sha256 = {s: file.sha256 for (_, s), file in zip(files, read, strict=True)}
+        cut = {s: file.records for (_, s), file in zip(files, read, strict=True)}
+        exact = parse_fast(self.con, cut, self.keep_raw)
         problems = self._parse_exact(sorted(exact))
         result = self._land(problems, [s for _, s in files], self.keep_raw)
         result.sha256 = self.sha256
@@ -433,40 +444,27 @@ class KmsLakeWriter:
         return result
 
 
-def inspect_files(files: list[tuple[Path, str]]) -> list[Inspected]:
-    """Each file read once (ingest/raw.py inspect_file): SHA-256 and inflated content. DuckDB's gzip reader
-    does not check the CRC: a damaged file would land altered bytes as records, so each gzip stream is inflated and
-    checked here (threads: zlib and hashlib release the GIL), a damaged one is read exactly, and the writer parses
-    the checked content, so nothing is inflated twice."""
+class TrailFile(NamedTuple):
+    """What one read of a trail file gives the writer: its SHA-256 (its identity in the ingest state), and its
+    records cut out for the fast parse (None: the exact reader reads it)."""
+
+    sha256: str
+    records: pa.RecordBatch | None
+
+
+def read_trail_files(files: list[tuple[Path, str]]) -> list[TrailFile]:
+    """Each file, given as (path, source object), read once: SHA-256, content inflated and CRC-checked
+    (ingest/raw.py inspect_file; DuckDB's gzip reader does not check the CRC, so a damaged file would land altered
+    bytes as records), and records cut out of the content (cut.py), in threads (zlib and hashlib release the GIL)
+    ahead of the writer, which parses the records where they lie: nothing is inflated or copied twice."""
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(inspect_file, [p for p, _ in files]))
+        return list(pool.map(read_trail_file, files))
 
 
-def trail_lines(contents: dict[str, bytes]) -> tuple[pa.Table, set[str]]:
-    """A (source_object, line) table of the files' lines, one record batch per file so that DuckDB parses files
-    on all its threads, and the files left to the exact parser: those with bytes that are not UTF-8 (the exact
-    parser keeps such bytes as they are)."""
-    batches, exact = [], set()
-    for source_object, content in contents.items():
-        try:
-            lines = lines_of(content)
-        except pa.ArrowInvalid:  # not UTF-8
-            exact.add(source_object)
-            continue
-        objects = pa.array([source_object] * len(lines), pa.string())
-        batches.append(pa.record_batch([objects, lines], schema=TRAIL_LINES))
-    return pa.Table.from_batches(batches, TRAIL_LINES), exact
-
-
-def lines_of(content: bytes) -> pa.Array:
-    """A file's lines as checked UTF-8 strings (ArrowInvalid where they are not), without a byte-order mark. A
-    file of one line, as CloudTrail writes it, is not copied: the array points into the bytes themselves."""
-    start = len(BOM) if content.startswith(BOM) else 0
-    end = len(content) - content.endswith(b"\n")
-    if content.find(b"\n", start, end) >= 0:  # several lines: cut apart (a copy; CloudTrail writes one)
-        return pa.array(content[start:].split(b"\n"), pa.large_binary()).cast(pa.large_string())
-    offsets = pa.array([start, end], pa.int64()).buffers()[1]
-    return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(content)]).cast(pa.large_string())
+def read_trail_file(file: tuple[Path, str]) -> TrailFile:
+    path, source_object = file
+    seen = inspect_file(path)
+    return TrailFile(seen.sha256, cut_records(source_object, seen.content))
 
 
 def publish(staging: Path, lake: Lake, table: str, tag: str) -> list[Path]:
@@ -518,11 +516,24 @@ def parse_records(texts: list[str], source_object: str = "<memory>") -> pa.Table
 
     Pure and in memory: the same SQL the ingest runs, for tests, notebooks and debugging.
     """
+    with _parsed(texts, source_object) as con:
+        return con.sql("SELECT * FROM parsed").to_arrow_table()
+
+
+def parse_access_records(texts: list[str], source_object: str = "<memory>") -> pa.Table:
+    """The access_events columns (and `reason`) of CloudTrail records given as JSON texts; the other records give
+    no row. Pure and in memory: the same SQL the ingest runs, for tests, notebooks and debugging."""
+    with _parsed(texts, source_object) as con:
+        return access_rows(con)
+
+
+@contextlib.contextmanager
+def _parsed(texts: list[str], source_object: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory connection whose `parsed` table holds the texts parsed as the ingest parses them."""
     con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("incoming", records_table(source_object, enumerate(texts)))
-    con.execute("CREATE TEMP VIEW records AS SELECT *, true AS well_formed FROM incoming")
     try:
-        return con.sql(load_sql("kms_rows")).to_arrow_table()
+        con.execute("SET TimeZone = 'UTC'")
+        parse_records_into(con, records_table(source_object, enumerate(texts)), keep_raw=True, replace=True)
+        yield con
     finally:
         con.close()

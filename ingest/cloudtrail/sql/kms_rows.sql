@@ -1,24 +1,21 @@
-/* One row per CloudTrail record of the relation `records(source_object, record_index, rec, well_formed)`:
+/* One row per CloudTrail record of the relation `records(source_object, record_index, rec, parsable)`:
    the typed kms_events columns, plus `event_source`, `reason` (why the record must be quarantined, NULL
-   when it is good) and `exact_parse` (the fast split of its file was wrong: re-read the file exactly).
+   when it is good) and `exact_parse` (the record is not one JSON object DuckDB may read: if it was cut out of
+   its file by cut.py, the file is re-read exactly). `parsable` is false for a text DuckDB must not parse:
+   DuckDB's JSON reader forgives a comma before a closing bracket, which other tools would choke on in the raw
+   record (writer.py TRAILING_COMMA).
    Non-KMS records come out with their event_source so the caller can count them.
    Each record is parsed once: one json_extract_string call takes every path; the few nested values it
    returns as JSON text (resources, encryption context, backingKey) are small and parsed again cheaply.
    `raw` is the record's text; the writer keeps it only where it is needed (keep_raw, quarantine). */
-WITH framed AS (
-    -- DuckDB's JSON reader forgives trailing commas; other tools would choke on such a raw record, so a
-    -- record with one (or a string that merely looks like one) goes to the strict parser.
-    SELECT source_object, record_index, rec, well_formed AND NOT regexp_matches(rec, ',\s*[}\]]') AS framed
-    FROM records
-),
-extracted AS (
+WITH extracted AS (
     SELECT
         source_object,
         record_index,
         rec,
         -- One parse per record: `try` gives NULL where the text is not valid JSON (json_valid's verdict,
         -- without a second parse to ask for it).
-        try(json_extract_string(CASE WHEN framed THEN rec END, [
+        try(json_extract_string(CASE WHEN parsable THEN rec END, [
             '$.eventTime', '$.eventID', '$.sharedEventID', '$.requestID', '$.eventName',            -- 1-5
             '$.eventType', '$.eventVersion', '$.readOnly', '$.awsRegion', '$.recipientAccountId',   -- 6-10
             '$.userIdentity.accountId', '$.userIdentity.type', '$.userIdentity.arn',                -- 11-13
@@ -36,7 +33,7 @@ extracted AS (
             '$.errorCode', '$.errorMessage', '$.eventSource',                                       -- 38-40
             '$.requestParameters', '$.responseElements', '$.additionalEventData'                    -- 41-43
         ])) AS v
-    FROM framed
+    FROM records
 ),
 typed AS (
     SELECT
