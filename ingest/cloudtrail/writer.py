@@ -388,27 +388,24 @@ class KmsLakeWriter:
                 )
 
     def _write_fresh(self, keep_raw: bool) -> None:
-        """Write `fresh` partitioned by event date: DuckDB writes into staging, then each file is renamed in; `raw`
-        only with keep_raw (`parsed` also holds the texts land_access reads)."""
+        """Write `fresh` into one file per event date: DuckDB writes into staging, then each file is renamed in;
+        `raw` only with keep_raw (`parsed` also holds the texts land_access reads). One COPY per day, each reading
+        its day's time range, costs half of DuckDB's PARTITION_BY, which buffers and hashes every row."""
         self.batch_no += 1
         staging = self.lake.work_dir / "_staging" / f"{self.run_id}-{self.batch_no}"
-        staging.parent.mkdir(parents=True, exist_ok=True)
-        # A batch is one row group of `parsed`, which DuckDB scans on one thread: cut it into one slice per
-        # thread (UNION ALL runs each as its own pipeline) so that every core encodes and compresses.
-        threads = self.con.execute("SELECT current_setting('threads')").fetchall()[0][0]
         raw = "raw" if keep_raw else "NULL::VARCHAR AS raw"
         columns = ", ".join(raw if name == "raw" else name for name in KMS_EVENTS.names)
-        slices = " UNION ALL ".join(
-            f"""SELECT {columns}, event_time::DATE AS event_date
-                FROM parsed SEMI JOIN fresh USING (source_object, record_index) WHERE record_index % {threads} = {k}"""
-            for k in range(threads)
-        )
-        self.con.execute(
-            f"""COPY ({slices})
-                TO '{staging}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARTITION_BY (event_date),
-                               ROW_GROUP_SIZE 20480, FILENAME_PATTERN 'part-{{i}}')"""
-        )
-        if staging.exists():
+        days = self.con.execute("SELECT DISTINCT event_date FROM fresh ORDER BY ALL").fetchall()
+        for (day,) in days:
+            target = staging / f"event_date={day.isoformat()}" / "part-0.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.con.execute(
+                f"""COPY (SELECT {columns} FROM parsed SEMI JOIN fresh USING (source_object, record_index)
+                          WHERE event_time >= $day::TIMESTAMPTZ AND event_time < $day::TIMESTAMPTZ + INTERVAL 1 DAY)
+                    TO '{target}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 20480)""",
+                {"day": day},
+            )
+        if days:
             publish(staging, self.lake, "kms_events", f"{self.run_id}-{self.batch_no}")
 
     def _count(self, objects: Iterable[str], problems: list[tuple[str, int | None, str, str | None]]) -> BatchResult:
