@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -20,9 +18,6 @@ from botocore.exceptions import (
 
 from ingest.errors import ConfigError, KeytrailError, SourceError
 
-# keytrail's one retry policy is botocore's: "adaptive" backs off with jitter on throttling and paces the client
-# itself. Connection attempts are bounded, so an unreachable endpoint is reported within seconds.
-RETRIES = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=60)
 THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
 CREDENTIALS_FIX = (
     "configure credentials (aws configure, $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY, or an instance role), "
@@ -38,9 +33,12 @@ def make_client(
     role_arn: str | None = None,
 ) -> Any:
     """A boto3 client from the default credential chain, optionally through a profile or an assumed role."""
+    import boto3  # here, not at the top: a local ingest or lake read never pays for loading it (0.1 s)
+
+    config = retries()
     session = boto3.Session(profile_name=profile, region_name=region)
     if role_arn:
-        sts = session.client("sts", endpoint_url=endpoint_url, config=RETRIES)
+        sts = session.client("sts", endpoint_url=endpoint_url, config=config)
         creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="keytrail")["Credentials"]
         session = boto3.Session(
             aws_access_key_id=creds["AccessKeyId"],
@@ -49,7 +47,15 @@ def make_client(
             region_name=session.region_name,
         )
     make: Any = session.client  # one factory for every service: its typed overloads are per literal name
-    return make(service, region_name=session.region_name or "us-east-1", endpoint_url=endpoint_url, config=RETRIES)
+    return make(service, region_name=session.region_name or "us-east-1", endpoint_url=endpoint_url, config=config)
+
+
+def retries() -> Any:
+    """keytrail's one retry policy, botocore's: "adaptive" backs off with jitter on throttling and paces the
+    client itself. Connection attempts are bounded, so an unreachable endpoint is reported within seconds."""
+    from botocore.config import Config
+
+    return Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=60)
 
 
 # What to grant when an API call is refused: API operation -> IAM action.
@@ -91,7 +97,7 @@ def explain_client_error(err: ClientError, what: str) -> SourceError:
 
 
 def call_aws(func: Any, what: str, **kwargs: Any) -> Any:
-    """Call a boto3 method (botocore retries it as RETRIES says); a refusal becomes a SourceError naming `what`."""
+    """Call a boto3 method (botocore retries it as `retries()` says); a refusal becomes a SourceError naming `what`."""
     try:
         return func(**kwargs)
     except ClientError as err:

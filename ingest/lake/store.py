@@ -28,13 +28,15 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 from ingest.errors import ConfigError
 from ingest.lake.schema import QUARANTINE, TABLES
@@ -153,6 +155,8 @@ class Lake:
 
         With `hive_base` (a table folder) the `event_date` partition column is added as a DATE.
         """
+        import pyarrow.dataset as ds  # here, not at the top: it loads pandas (0.2 s), which a local ingest never needs
+
         partitioning = None
         if hive_base is not None:
             partitioning = ds.partitioning(pa.schema([("event_date", pa.date32())]), flavor="hive")
