@@ -86,3 +86,12 @@ def find_anomalies_spark(
     found = [run_detector_spark(views, name, resolved) for name in names]
     combined = pa.concat_tables(found) if found else anomalies.empty_findings(views.small)
     return anomalies.filter_findings(views.small, combined, since, until, tenant, min_severity)
+
+
+def find_all_anomalies_spark(views: SparkViews) -> tuple[pa.Table, str | None]:
+    """What analytics.rollups.find_all_anomalies returns, the detectors run on Spark: every finding, or no findings
+    and the error text when the detectors fail."""
+    try:
+        return find_anomalies_spark(views), None
+    except Exception as err:  # noqa: BLE001 - a broken detector must not take the usage pages down with it
+        return anomalies.empty_findings(views.small), f"{type(err).__name__}: {err}"
