@@ -9,6 +9,7 @@ The generated lake has 100k events in CI; KEYTRAIL_SPARK_EVENTS=1000000 runs the
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 import os
@@ -191,6 +192,67 @@ def test_translated_expressions_give_duckdbs_answers(expression: str, spark: Any
     spark.createDataFrame(rows).createOrReplaceTempView("pairs")
     got = spark.sql(to_spark(query, shared_macros())).toArrow().to_pylist()
     assert sorted(got, key=repr) == sorted(expected, key=repr)
+
+
+# Whole DuckDB queries over `pairs` (the detectors' constructs: aggregates, table functions, parameters) whose Spark
+# translation, with the parameters of PARAMS bound into the tree, must give DuckDB's answer
+QUERIES = [
+    "SELECT arg_min(value, (length(pattern), value), 3) AS r FROM pairs",
+    "SELECT list(value ORDER BY length(pattern), value)[2:4] AS r, list(value ORDER BY value)[$n:] AS s FROM pairs",
+    "SELECT length(pattern) > 10 AS g, flatten(list([value] ORDER BY value))[1:$n] AS r FROM pairs GROUP BY g",
+    "SELECT mad(length(value))::DOUBLE AS r, mad(length(value)) FILTER (length(pattern) > 10)::DOUBLE AS s,"
+    " quantile_cont(length(value), $q)::DOUBLE AS t, median(length(value))::DOUBLE AS u FROM pairs",
+    "SELECT format('{} of {} ({:02d}) 100%', count(*), max(value), 7) AS r,"
+    " printf('%.1g', 1.0::DOUBLE / count(*)) AS s, format('{}', NULL::VARCHAR) AS t FROM pairs",
+    "SELECT epoch(max($t::TIMESTAMPTZ) - TIMESTAMPTZ '2026-11-01 09:30:00+00') AS r,"
+    " max($t::TIMESTAMPTZ) - to_hours(3) + to_days(1) - to_minutes(5) AS s,"
+    " min(timezone('UTC', $t::TIMESTAMPTZ)::DATE) AS u FROM pairs",
+    "SELECT count(*) AS r FROM range(1, $n) t(k), LATERAL (SELECT unnest(generate_series($t::TIMESTAMPTZ,"
+    " $t::TIMESTAMPTZ + to_hours(k - 2), INTERVAL 1 HOUR)) AS h) g",
+    "SELECT p.value, u.c FROM pairs p, unnest(string_split(p.value, ':')) u(c) JOIN pairs q ON q.value = p.value",
+    "SELECT value, split_part(unnest(string_split(pattern, '/')), '-', 1) AS r FROM pairs",
+    "SELECT value, list_contains($names, value) AS r, $none::VARCHAR IS NULL AS s, len($empty::VARCHAR[]) AS t,"
+    " regexp_extract(value, '[^/]*$') AS u, regexp_extract(value, '^([a-z]+)', 1) AS w FROM pairs",
+    "WITH m AS MATERIALIZED (SELECT value FROM pairs) SELECT count(DISTINCT hash(value, NULL)) AS r FROM m",
+]
+PARAMS = {
+    "n": 3,
+    "q": 0.9,
+    "t": dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC),
+    "names": ["tenant-b", "a$b^c"],
+    "none": None,
+    "empty": [],
+}
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_translated_queries_give_duckdbs_answers(query: str, spark: Any) -> None:
+    from analytics.anomalies import detector_params
+    from analytics.spark.translate import shared_macros, to_spark
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    rows = pa.table({"value": [v for v, _ in PAIRS], "pattern": [p for _, p in PAIRS]})
+    con.register("pairs", rows)
+    params = detector_params(query, PARAMS)
+    expected = con.sql(query, params=params).to_arrow_table().to_pylist()
+    spark.createDataFrame(rows).createOrReplaceTempView("pairs")
+    got = spark.sql(to_spark(query, shared_macros(), params)).toArrow().to_pylist()
+    assert expected
+    assert sorted(got, key=repr) == sorted(expected, key=repr)
+
+
+def test_parameters_are_bound_as_typed_literals() -> None:
+    from analytics.spark.translate import TranslationError, to_spark
+
+    sql = to_spark("SELECT $n, $q, $t, $names, $none", {}, {k: v for k, v in PARAMS.items() if k != "empty"})
+    assert sql == (
+        "SELECT 3, CAST(0.9 AS DOUBLE), CAST('2026-11-02 10:00:00' AS TIMESTAMP),"
+        " CAST(ARRAY('tenant-b', 'a$b^c') AS ARRAY<STRING>), NULL"
+    )
+    assert to_spark("SELECT $s", {}, {"s": "it's"}) == "SELECT 'it\\'s'"  # a value, never SQL
+    with pytest.raises(TranslationError, match=r"reads \$missing"):
+        to_spark("SELECT $missing", {}, {})
 
 
 def load_bench() -> Any:

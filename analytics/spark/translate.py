@@ -533,18 +533,18 @@ def _mad(node: exp.Expr) -> exp.Expr:
 
 
 def _nested_unnest(node: exp.Expr) -> exp.Expr:
-    """`SELECT f(unnest(l)) FROM t` (Spark refuses a generator inside an expression): `… f(_unnest.value) FROM t,
-    LATERAL explode(l) AS _unnest(value)`, once per SELECT."""
+    """`SELECT f(unnest(l)) FROM t` (Spark refuses a generator inside an expression): `… f(_unnest._value) FROM t,
+    LATERAL explode(l) AS _unnest(_value)`, once per SELECT."""
     if not isinstance(node, exp.Explode) or isinstance(node.parent, exp.Alias | exp.Select | exp.Lateral):
         return node
     select = node.find_ancestor(exp.Select)
     if select is None or select.args.get("joins") or any(isinstance(e, exp.Explode) for e in select.expressions):
         raise TranslationError(f"unnest() inside an expression of this query: {node.sql('duckdb')}")
     lateral = exp.Lateral(
-        this=exp.Explode(this=node.this.copy()), alias=exp.TableAlias(this="_unnest", columns=["value"])
+        this=exp.Explode(this=node.this.copy()), alias=exp.TableAlias(this="_unnest", columns=["_value"])
     )
     select.append("joins", exp.Join(this=lateral))
-    return exp.column("value", table="_unnest")
+    return exp.column("_value", table="_unnest")
 
 
 def _quantiles(node: exp.Expr) -> exp.Expr:
