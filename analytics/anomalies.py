@@ -224,13 +224,18 @@ def empty_findings(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return con.sql(f"SELECT {cols} LIMIT 0").to_arrow_table()
 
 
-def _select(name: str) -> str:
+def detector_select(name: str) -> str:
+    """The detector's query with its columns rounded and typed as `COLUMNS` (unordered)."""
     cols = ", ".join(
         f"round({col}, 3)::{kind} AS {col}" if kind == "DOUBLE" else f"{col}::{kind} AS {col}"
         for col, kind in COLUMNS.items()
     )
+    return f"SELECT {cols} FROM (\n{detector_sql(name)}\n)"
+
+
+def _select(name: str) -> str:
     # ordered by every column, so a detector gives the same rows in the same order on every run and thread count
-    return f"SELECT {cols} FROM (\n{detector_sql(name)}\n) ORDER BY ALL"
+    return f"{detector_select(name)} ORDER BY ALL"
 
 
 def run_detector(
@@ -256,6 +261,16 @@ def run_detector(
         raise MissingRelation(f"detector {name} needs a relation the connection lacks: {err}") from err
 
 
+def checked_names(detectors: Iterable[str] | None) -> list[str]:
+    """The chosen detectors (all by default); an unknown name is an UnknownDetector."""
+    names = list(detectors) if detectors else detector_names()
+    known = set(detector_names())
+    for name in names:
+        if name not in known:
+            raise UnknownDetector(f"no detector named {name!r}; choose from: {', '.join(sorted(known))}")
+    return names
+
+
 def run_detectors(
     con: duckdb.DuckDBPyConnection,
     settings: Mapping[str, Any] | None = None,
@@ -267,11 +282,7 @@ def run_detectors(
 ) -> tuple[pa.Table, list[str]]:
     """Run the chosen detectors (all by default); returns the combined findings and the detectors skipped
     because a relation they read is missing (e.g. no CloudHSM logs in the lake)."""
-    names = list(detectors) if detectors else detector_names()
-    known = set(detector_names())
-    for name in names:
-        if name not in known:
-            raise UnknownDetector(f"no detector named {name!r}; choose from: {', '.join(sorted(known))}")
+    names = checked_names(detectors)
     tables, skipped = [], []
     for name in names:
         try:
@@ -312,9 +323,22 @@ def find_anomalies(
 ) -> pa.Table:
     """Findings of the chosen detectors whose window touches [since, until), for one tenant and at or above a
     severity, most severe first then oldest first (`stored`: see run_detector)."""
+    found, _ = run_detectors(con, settings, detectors, since, until, stored=stored)
+    return filter_findings(con, found, since, until, tenant, min_severity)
+
+
+def filter_findings(
+    con: duckdb.DuckDBPyConnection,
+    found: pa.Table,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    tenant: str | None = None,
+    min_severity: str | None = None,
+) -> pa.Table:
+    """The findings of `found` whose window touches [since, until), of `tenant`, at or above `min_severity`, most
+    severe first then oldest first (find_anomalies' order, whichever engine ran the detectors)."""
     if min_severity is not None and min_severity not in SEVERITIES:
         raise ConfigError(f"unknown severity {min_severity!r}; choose from: {', '.join(SEVERITIES)}")
-    found, _ = run_detectors(con, settings, detectors, since, until, stored=stored)
     rank = SEVERITIES.index(min_severity) if min_severity else 0
     con.register("_found", found)
     try:

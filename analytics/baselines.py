@@ -82,7 +82,7 @@ def baseline_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
-def _merge_sql(name: str) -> str:
+def merge_sql(name: str) -> str:
     """How the days of `name` make one relation (most are simply all their rows)."""
     path = SQL_DIR / f"{name}_merge.sql"
     return path.read_text() if path.is_file() else "SELECT * EXCLUDE (event_date) FROM baseline_days"
@@ -157,7 +157,7 @@ def register_baseline(
         parts.append(baseline_sql(name))
     union = " UNION ALL BY NAME ".join(parts)
     con.execute(f"CREATE OR REPLACE TEMP TABLE baseline_days AS {union}", dict(params) if computed else None)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {_merge_sql(name)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {merge_sql(name)}")
     con.execute("DROP TABLE baseline_days")
 
 

@@ -9,6 +9,7 @@ pyspark is imported here only, and only the Spark commands import this module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,10 +90,11 @@ class SparkViews:
         DuckDB writes them (Spark marks counts NOT NULL)."""
         return nullable(self.sql(name).toArrow())
 
-    def translate(self, sql: str, name: str = "query") -> str:
-        """Spark SQL of a DuckDB query, `UNION ALL BY NAME` resolved against the session's views."""
+    def translate(self, sql: str, name: str = "query", params: Mapping[str, Any] | None = None) -> str:
+        """Spark SQL of a DuckDB query with its `$name` parameters bound to `params`, `UNION ALL BY NAME` resolved
+        against the session's views."""
         try:
-            tree = spark_tree(sql, self.macros)
+            tree = spark_tree(sql, self.macros, params)
         except TranslationError as err:
             raise TranslationError(f"{name}: {err}") from None
         _by_name_unions(self.spark, tree)
@@ -134,10 +136,10 @@ def _by_name_unions(spark: SparkSession, tree: Any) -> None:
     first appearance, NULL where a side has none."""
     from sqlglot import exp
 
-    for union in list(tree.find_all(exp.Union)):
+    for union in reversed(list(tree.find_all(exp.Union))):  # inner first: `a BY NAME b BY NAME c` nests them
         if not union.args.get("by_name"):
             continue
-        ctes = _ctes_before(tree, union)
+        ctes = _ctes_before(union)
         sides = [union.this, union.expression]
         columns = [_columns(spark, side, ctes) for side in sides]
         every = list(dict.fromkeys(c for cols in columns for c in cols))
@@ -147,11 +149,14 @@ def _by_name_unions(spark: SparkSession, tree: Any) -> None:
         union.set("by_name", None)
 
 
-def _ctes_before(tree: Any, node: Any) -> list[Any]:
-    """The CTEs of `tree` that `node` can see: those before the CTE holding it (all, if it is in the main query)."""
+def _ctes_before(node: Any) -> list[Any]:
+    """The CTEs that `node` can see: those before the CTE holding it (all, if it is in the main query)."""
     from sqlglot import exp
 
-    ctes = list(tree.args["with_"].expressions) if tree.args.get("with_") else []
+    scope = node.parent  # the nearest query with a WITH around `node` (a detector's is inside a subquery)
+    while scope is not None and not scope.args.get("with_"):
+        scope = scope.parent
+    ctes = list(scope.args["with_"].expressions) if scope is not None else []
     holder = node.find_ancestor(exp.CTE)
     return ctes[: next((i for i, cte in enumerate(ctes) if cte is holder), len(ctes))]
 

@@ -2,8 +2,7 @@
 computed on Spark from the same `dashboard/rollup_*.sql` files and written as the same `_rollups/` files and
 manifest, so `register_rollups` on DuckDB finds them fresh.
 
-The anomalies rollup holds the detectors' findings. The detectors are not translated for Spark yet
-(docs/scale.md): they run on DuckDB (analytics/anomalies.py) over the lake and the attribution Spark just stored.
+The anomalies rollup holds the detectors' findings, computed on Spark too (analytics/spark/anomalies.py).
 """
 
 from __future__ import annotations
@@ -14,16 +13,15 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from analytics.connection import connect
 from analytics.rollups import (
     SQL_ROLLUPS,
     RollupReport,
-    find_all_anomalies,
     lake_signature,
     rollup_dir,
     rollups_fresh,
     write_rollups,
 )
+from analytics.spark.anomalies import find_all_anomalies_spark
 from analytics.spark.attribute import spark_views, store_attribution
 from analytics.spark.engine import SparkViews
 from ingest.lake.state import RunLock
@@ -54,11 +52,7 @@ def refresh_rollups_spark(
                 folder, signature, "fresh", seconds=time.perf_counter() - started, attribution=attribution
             )
         tables = compute_rollups_spark(views)
-        con = connect(lake, tenants)
-        try:
-            tables["anomalies"], error = find_all_anomalies(con)
-        finally:
-            con.close()
+        tables["anomalies"], error = find_all_anomalies_spark(views)
         rows = write_rollups(folder, tables, signature, error)
     return RollupReport(folder, signature, "written", rows, time.perf_counter() - started, error, attribution)
 

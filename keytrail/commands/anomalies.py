@@ -13,7 +13,9 @@ import click
 from analytics import connect
 from analytics.anomalies import SEVERITIES, detector_names, find_anomalies
 from ingest.errors import ConfigError
+from ingest.lake.store import Lake
 from keytrail.cli import cli, lake_option, reports_errors, window_options
+from keytrail.engine import engine_option, spark_module
 from keytrail.output import Output, output_options, outside_lake, require_tenant, tenants_in_effect, write_relation
 
 CONFIG_ENV = "KEYTRAIL_CONFIG"
@@ -54,18 +56,26 @@ def load_anomaly_settings(path: str | None) -> dict[str, Any]:
 @click.option("--tenants", type=click.Path(dir_okay=False), help="Tenants file (default $KEYTRAIL_TENANTS).")
 @output_options()
 @lake_option
+@engine_option
 @reports_errors
 def anomalies_command(
     since: dt.datetime | None, until: dt.datetime | None, tenant: str | None, detectors: tuple[str, ...],
     min_severity: str | None, all_columns: bool, full: bool, config: str | None, tenants: str | None, output: Output,
-    lake: str,
+    lake: str, engine: str,
 ) -> None:  # fmt: skip
     """Find unusual key use: volume spikes, error bursts, use after revocation, cross-tenant use, destructive key
     changes, logging gaps and CloudHSM events; most severe first. Exits 0 whether or not anything is found."""
     settings = load_anomaly_settings(config)
-    con = connect(lake, tenants)
+    if engine == "spark":  # every baseline aggregated on Spark (docs/scale.md): --full changes nothing
+        views = spark_module("attribute").spark_views(Lake(lake).require(), tenants, None)
+        con = views.small
+        require_tenant(con, tenant)
+        find = spark_module("anomalies").find_anomalies_spark
+        found = find(views, since, until, tenant, detectors or None, min_severity, settings)
+    else:
+        con = connect(lake, tenants)
+        require_tenant(con, tenant)
+        found = find_anomalies(con, since, until, tenant, detectors or None, min_severity, settings, stored=not full)
     tenants_in_effect(con)
-    require_tenant(con, tenant)
-    found = find_anomalies(con, since, until, tenant, detectors or None, min_severity, settings, stored=not full)
     rel = con.from_arrow(found)
     write_relation(rel if output.fmt != "table" or all_columns else rel.select(COLUMNS), outside_lake(output, lake))
