@@ -23,7 +23,9 @@ def test_example_notebook_runs_headless(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("KEYTRAIL_LAKE", str(tmp_path / "lake"))
     monkeypatch.setenv("KEYTRAIL_TENANTS", str(tmp_path / "tenants.toml"))
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(
+        nb, timeout=120, startup_timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert "acme" in str(outputs[-3])  # the per-key usage table names the tenant
@@ -43,7 +45,11 @@ def test_the_notebook_opens_from_its_folder_on_the_demo_lake(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     nb = nbformat.read(repo / "notebooks" / NOTEBOOK.name, as_version=4)
     NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(repo / "notebooks")}}
+        nb,
+        timeout=120,
+        startup_timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(repo / "notebooks")}},
     ).execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"], outputs
