@@ -7,11 +7,12 @@ windows come from the `[anomalies]` settings; `DEFAULTS` holds their documented 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -249,14 +250,39 @@ def run_detector(
     """Run one detector; rows are findings (empty means clean), each with its stable `finding_id`. since/until
     bound the scored window; `stored` reads the baselines stored beside the lake (analytics/baselines.py) where
     they are current, else every baseline is aggregated from the events."""
-    resolved = resolve_settings(settings)
-    resolved.update(score_from=since, score_to=until)
-    sql = _select(name)
+    resolved = _scoring(settings, since, until)
     ensure_relations(con)
-    try:
-        for base in baselines.needed([name]):
-            baselines.register_baseline(con, base, detector_params(baselines.baseline_sql(base), resolved), stored)
+    with _needs_relations(name):
+        _register_baselines(con, [name], resolved, stored)
+    return _run(con, name, resolved)
+
+
+def _scoring(
+    settings: Mapping[str, Any] | None, since: dt.datetime | None, until: dt.datetime | None
+) -> dict[str, Any]:
+    """The resolved settings with the scored window."""
+    return {**resolve_settings(settings), "score_from": since, "score_to": until}
+
+
+def _register_baselines(
+    con: duckdb.DuckDBPyConnection, names: list[str], resolved: Mapping[str, Any], stored: bool
+) -> None:
+    """The baselines the detectors `names` read, made together (each lake day attributed once for all of them)."""
+    needs = baselines.needed(names)
+    baselines.register_baselines(con, {b: detector_params(baselines.baseline_sql(b), resolved) for b in needs}, stored)
+
+
+def _run(con: duckdb.DuckDBPyConnection, name: str, resolved: Mapping[str, Any]) -> pa.Table:
+    """One detector's findings, its baselines registered."""
+    sql = _select(name)
+    with _needs_relations(name):
         return with_ids(con.sql(sql, params=detector_params(sql, resolved)).to_arrow_table())
+
+
+@contextlib.contextmanager
+def _needs_relations(name: str) -> Iterator[None]:
+    try:
+        yield
     except duckdb.CatalogException as err:
         raise MissingRelation(f"detector {name} needs a relation the connection lacks: {err}") from err
 
@@ -283,10 +309,16 @@ def run_detectors(
     """Run the chosen detectors (all by default); returns the combined findings and the detectors skipped
     because a relation they read is missing (e.g. no CloudHSM logs in the lake)."""
     names = checked_names(detectors)
+    resolved = _scoring(settings, since, until)
+    ensure_relations(con)
+    shared = _registered_together(con, names, resolved, stored)
     tables, skipped = [], []
     for name in names:
         try:
-            tables.append(run_detector(con, name, settings, since, until, stored))
+            if not shared:
+                with _needs_relations(name):
+                    _register_baselines(con, [name], resolved, stored)
+            tables.append(_run(con, name, resolved))
         except MissingRelation:
             if not skip_missing:
                 raise
@@ -294,6 +326,18 @@ def run_detectors(
     if not tables:
         return empty_findings(con), skipped
     return pa.concat_tables(tables), skipped
+
+
+def _registered_together(
+    con: duckdb.DuckDBPyConnection, names: list[str], resolved: Mapping[str, Any], stored: bool
+) -> bool:
+    """Register the baselines of all the detectors at once; False when a relation one of them reads is missing
+    (a notebook's hand-made tables: then each detector registers its own, and the one that cannot is skipped)."""
+    try:
+        _register_baselines(con, names, resolved, stored)
+    except duckdb.CatalogException:
+        return False
+    return True
 
 
 def register_anomalies(

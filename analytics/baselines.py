@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,13 +122,25 @@ def _register_state_changes(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE OR REPLACE TEMP VIEW error_state_changes AS {baseline_sql('error_state_changes')}")
 
 
-def _operations_of(con: duckdb.DuckDBPyConnection, days: list[str] | None, events: bool = True) -> None:
-    """The views `baseline_operations` and (with `events`) `baseline_kms_events`: key_operations and kms_events of
-    `days` (of every day when None)."""
-    where = "" if days is None else " WHERE event_date IN (" + ", ".join(f"DATE {literal(d)}" for d in days) + ")"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW baseline_operations AS SELECT * FROM key_operations{where}")
-    if events:
+def _operations_of(con: duckdb.DuckDBPyConnection, day: str | None, names: list[str]) -> None:
+    """The relations the baselines `names` read: `baseline_operations` (key_operations) and, when one reads it,
+    `baseline_kms_events` (kms_events); of one day (attributed once for all of them, as a table of the columns they
+    name) or of every day (views: a notebook's operations may come without kms_events)."""
+    text = "\n".join(baseline_sql(name) for name in names)
+    where = "" if day is None else f" WHERE event_date = DATE {literal(day)}"
+    if "baseline_kms_events" in text:
         con.execute(f"CREATE OR REPLACE TEMP VIEW baseline_kms_events AS SELECT * FROM kms_events{where}")
+    if day is None:
+        con.execute("CREATE OR REPLACE TEMP VIEW baseline_operations AS SELECT * FROM key_operations")
+        return
+    columns = [c for (c,) in con.sql("SELECT name FROM pragma_table_info('key_operations')").fetchall()]
+    named = ", ".join(c for c in columns if re.search(rf"\b{c}\b", text))  # a word in a comment costs a column
+    con.execute(f"CREATE OR REPLACE TEMP TABLE baseline_operations AS SELECT {named} FROM key_operations{where}")
+
+
+def _drop_operations(con: duckdb.DuckDBPyConnection, day: str | None) -> None:
+    con.execute("DROP VIEW IF EXISTS baseline_kms_events")
+    con.execute(f"DROP {'VIEW' if day is None else 'TABLE'} IF EXISTS baseline_operations")
 
 
 def _lake_days(con: duckdb.DuckDBPyConnection) -> LakeDays | None:
@@ -139,26 +152,69 @@ def _lake_days(con: duckdb.DuckDBPyConnection) -> LakeDays | None:
     return None if Lake.is_remote(uri) else LakeDays.of(Lake(uri))
 
 
-def register_baseline(
-    con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any], stored: bool = True
+def _day_batches(
+    con: duckdb.DuckDBPyConnection, day: str | None, names: Iterable[str], params: Mapping[str, Mapping[str, Any]]
+) -> Iterator[str]:
+    """Aggregate each of `names` for one day (or every day at once: None) into the table `baseline_batch`, yielding
+    its name while the table holds it."""
+    names = list(names)
+    _operations_of(con, day, names)
+    try:
+        for name in names:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE baseline_batch AS {baseline_sql(name)}", dict(params[name]))
+            yield name
+    finally:
+        con.execute("DROP TABLE IF EXISTS baseline_batch")
+        _drop_operations(con, day)
+
+
+def _aggregate(
+    con: duckdb.DuckDBPyConnection, todo: Mapping[str, list[str] | None], params: Mapping[str, Mapping[str, Any]]
 ) -> None:
-    """The table `name` for a detector: its stored days read from their files, the other days aggregated from the
-    events (all of them without `stored`, or for an S3 lake)."""
-    if "error_state_changes" in baseline_sql(name):  # the others need no kms_events (a notebook's operations)
+    """The table `<name>_fresh` for each name in `todo`: its days (None: all at once) aggregated from the events,
+    one day at a time so that each day is attributed once for all the baselines it needs."""
+    days = sorted({d for ds in todo.values() if ds is not None for d in ds})
+    plan: list[tuple[str | None, list[str]]] = [(None, [n for n, ds in todo.items() if ds is None])]
+    plan += [(day, [n for n, ds in todo.items() if ds is not None and day in ds]) for day in days]
+    for name in todo:
+        con.execute(f"DROP TABLE IF EXISTS {name}_fresh")
+    made: set[str] = set()
+    for day, names in plan:
+        for name in _day_batches(con, day, names, params) if names else ():
+            verb = "INSERT INTO {}_fresh BY NAME" if name in made else "CREATE TEMP TABLE {}_fresh AS"
+            con.execute(f"{verb.format(name)} SELECT * FROM baseline_batch")
+            made.add(name)
+
+
+def register_baselines(
+    con: duckdb.DuckDBPyConnection, params: Mapping[str, Mapping[str, Any]], stored: bool = True
+) -> None:
+    """The tables the detectors read, one per baseline in `params` (name → the settings its SQL reads): the days
+    stored beside the lake read from their files where `stored` and still current, the other days aggregated from
+    the events; every day at once for a connection without a local lake (S3, or a notebook's tables)."""
+    if any("error_state_changes" in baseline_sql(name) for name in params):
         _register_state_changes(con)
-    days = _lake_days(con) if stored else None
-    files, stale = split_days(days.lake, name, signatures(con, days, name, params)) if days else ([], None)
-    parts = []
-    if files:
-        parts.append("SELECT * FROM read_parquet([" + ", ".join(literal(str(p)) for p in files) + "])")
-    computed = stale is None or bool(stale)
-    if computed:
-        _operations_of(con, stale, events="baseline_kms_events" in baseline_sql(name))
-        parts.append(baseline_sql(name))
-    union = " UNION ALL BY NAME ".join(parts)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE baseline_days AS {union}", dict(params) if computed else None)
+    days = _lake_days(con)
+    files: dict[str, list[Path]] = {name: [] for name in params}
+    todo: dict[str, list[str] | None] = dict.fromkeys(params)
+    if days is not None and days.files:
+        for name in params:
+            sigs = signatures(con, days, name, params[name]) if stored else dict.fromkeys(days.files, "")
+            files[name], todo[name] = split_days(days.lake, name, sigs) if stored else ([], list(sigs))
+    _aggregate(con, {name: ds for name, ds in todo.items() if ds != []}, params)
+    for name in params:
+        _merge(con, name, files[name], fresh=todo[name] != [])
+
+
+def _merge(con: duckdb.DuckDBPyConnection, name: str, files: list[Path], fresh: bool) -> None:
+    """The table `name` from its stored files and the days aggregated into `<name>_fresh`."""
+    parts = ["SELECT * FROM read_parquet([" + ", ".join(literal(str(p)) for p in files) + "])"] if files else []
+    if fresh:
+        parts.append(f"SELECT * FROM {name}_fresh")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE baseline_days AS {' UNION ALL BY NAME '.join(parts)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {merge_sql(name)}")
     con.execute("DROP TABLE baseline_days")
+    con.execute(f"DROP TABLE IF EXISTS {name}_fresh")
 
 
 def store_baselines(con: duckdb.DuckDBPyConnection, params: Mapping[str, Mapping[str, Any]]) -> BaselineReport | None:
@@ -193,26 +249,17 @@ def _write_day(
     """Aggregate the day's stale baselines (name → signature) from one copy of its attributed operations, and
     publish one Parquet file each (an empty one when the day has no rows, so that it counts as stored)."""
     _register_state_changes(con)
-    _operations_of(con, [day])
-    con.execute("DROP VIEW baseline_operations")
-    con.execute(  # attributed once for all baselines (the encryption contexts are not read)
-        "CREATE TEMP TABLE baseline_operations AS SELECT * EXCLUDE (encryption_context) FROM key_operations"
-        f" WHERE event_date = DATE {literal(day)}"
-    )
     scratch = store_dir(lake) / "_batch"
     shutil.rmtree(scratch, ignore_errors=True)  # what a killed store left
     scratch.mkdir(parents=True)
     try:
-        for name, signature in stale.items():
-            con.execute(f"CREATE OR REPLACE TEMP TABLE baseline_batch AS {baseline_sql(name)}", dict(params[name]))
+        for name in _day_batches(con, day, stale, params):
             part = scratch / f"{name}.parquet"
             con.execute(f"COPY baseline_batch TO {literal(str(part))} (FORMAT parquet, COMPRESSION zstd)")
             crash_point("baselines_publish")
-            lake.put_file(part, stored_file(lake, name, day, signature))
+            lake.put_file(part, stored_file(lake, name, day, stale[name]))
     finally:
         shutil.rmtree(scratch)
-        con.execute("DROP TABLE IF EXISTS baseline_batch")
-        con.execute("DROP TABLE baseline_operations")
 
 
 def _remove_others(lake: Lake, keep: set[Path]) -> None:
