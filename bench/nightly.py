@@ -11,7 +11,8 @@ as the previous nights left them.
 
 Each measurement runs in a fresh process (--repeat times; the median is printed, with the process's peak RSS):
 - incremental: what `keytrail nightly` does for its detector step: connect, store the new day's baselines
-  (analytics/baselines.py), run every detector over the window from the new day's start minus the 2-day lookback;
+  (analytics/baselines.py), run every detector over the window from the new day's start minus the 2-day lookback
+  (the table's `window`: the KMS events of those days, which the detectors that read events read again);
 - full: connect, run every detector over every hour from the events alone (`keytrail anomalies --full`).
 """
 
@@ -94,15 +95,17 @@ def prepare(sample: Path, big: Path, events: int, new_day: int) -> dict[str, Any
     return {"prepared_seconds": round(time.perf_counter() - start)}
 
 
-def lake_counts(big: Path) -> tuple[int, int, str]:
-    """KMS events in the lake, in its last day, and that day."""
+def lake_counts(big: Path) -> tuple[int, int, int, str]:
+    """KMS events in the lake, in its last day and in the incremental run's scored window (the last day and the
+    lookback's days before it: their events are read again), and the last day."""
     import duckdb
 
     con = duckdb.connect()
     files = str(big / "kms_events" / "**" / "*.parquet")
     con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet('{files}', hive_partitioning = true)")
     return con.sql(
-        "SELECT count(*), count(*) FILTER (event_date = (SELECT max(event_date) FROM t)), max(event_date)::VARCHAR"
+        "SELECT count(*), count(*) FILTER (event_date = (SELECT max(event_date) FROM t)),"
+        f" count(*) FILTER (event_date >= (SELECT max(event_date) FROM t) - {LOOKBACK.days}), max(event_date)::VARCHAR"
         " FROM t"
     ).fetchall()[0]
 
@@ -153,7 +156,7 @@ def bench_size(work: Path, events: int, new_day: int, repeat: int) -> None:
     big, tenants = work / f"lake-{events}", work / "sample-42" / "tenants.toml"
     if not big.exists():
         print(f"  building {big} ...", json.dumps(prepare(work / "lake-42", big, events, new_day)))
-    total, last_day_events, day = lake_counts(big)
+    total, last_day_events, window, day = lake_counts(big)
     run_child("store", big, tenants, day)  # the previous nights' work, for the code and settings of this run
     for mode in ("incremental", "full"):
         runs = [run_child(mode, big, tenants, day) for _ in range(repeat)]
@@ -161,7 +164,8 @@ def bench_size(work: Path, events: int, new_day: int, repeat: int) -> None:
         phases = ", ".join(f"{k} {med[k]:.1f} s" for k in ("connect", "store", "detectors") if k in med)
         each = ", ".join(f"{r['total']:.1f}" for r in runs)
         print(
-            f"{total:>12,} {last_day_events:>10,}  {mode:<11} {med['total']:6.1f} s  peak {med['peak_mb']:5.0f} MB"
+            f"{total:>12,} {last_day_events:>10,} {window:>10,}  {mode:<11} {med['total']:6.1f} s"
+            f"  peak {med['peak_mb']:5.0f} MB"
             f"  ({phases}; {int(med['findings'])} findings; runs: {each})",
             flush=True,
         )
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--work is required")
     args.work.mkdir(parents=True, exist_ok=True)
     sample_lake(args.work)
-    print(f"{'lake events':>12} {'new day':>10}  {'mode':<11} {'median':>8}  {'peak RSS':>13}")
+    print(f"{'lake events':>12} {'new day':>10} {'window':>10}  {'mode':<11} {'median':>8}  {'peak RSS':>13}")
     for events in args.events:
         bench_size(args.work, events, args.new_day, args.repeat)
     return 0
