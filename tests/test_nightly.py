@@ -35,6 +35,9 @@ CLUSTER = "cluster-nightly01"
 GROUP = f"/aws/cloudhsm/{CLUSTER}"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 DAYS = [(NOW - dt.timedelta(days=n)).date().isoformat() for n in (2, 1)]
+# The first night's CloudHSM entries, early on the trail's last day whatever the hour the tests run ("30 hours
+# ago" at 01:00 UTC was the day before, which left that last day without CloudHSM events: an incomplete stream).
+FIRST_HSM = dt.datetime.fromisoformat(DAYS[1]).replace(hour=1, tzinfo=dt.UTC)
 
 
 def config_text(lake: Path | str, endpoint: str, alerts: Path, extra: str = "", state_dir: Path | None = None) -> str:
@@ -112,8 +115,8 @@ def first_night(aws: dict[str, Any]) -> None:
     put_trail(aws["s3"], 1, DAYS[0])
     put_trail(aws["s3"], 2, DAYS[0], repeat_from=1)
     put_trail(aws["s3"], 3, DAYS[1])
-    put_hsm(aws["logs"], "hsm-one", 0, 6, NOW - dt.timedelta(hours=30))
-    put_hsm(aws["logs"], "hsm-two", 10, 4, NOW - dt.timedelta(hours=29))
+    put_hsm(aws["logs"], "hsm-one", 0, 6, FIRST_HSM)
+    put_hsm(aws["logs"], "hsm-two", 10, 4, FIRST_HSM + dt.timedelta(hours=1))
 
 
 def second_night(aws: dict[str, Any]) -> None:
