@@ -315,10 +315,9 @@ def run_detectors(
     tables, skipped = [], []
     for name in names:
         try:
-            if not shared:
-                with _needs_relations(name):
-                    _register_baselines(con, [name], resolved, stored)
-            tables.append(_run(con, name, resolved))
+            tables.append(
+                _run(con, name, resolved) if shared else run_detector(con, name, settings, since, until, stored)
+            )
         except MissingRelation:
             if not skip_missing:
                 raise

@@ -199,8 +199,10 @@ def register_baselines(
     todo: dict[str, list[str] | None] = dict.fromkeys(params)
     if days is not None and days.files:
         for name in params:
-            sigs = signatures(con, days, name, params[name]) if stored else dict.fromkeys(days.files, "")
-            files[name], todo[name] = split_days(days.lake, name, sigs) if stored else ([], list(sigs))
+            if stored:
+                files[name], todo[name] = split_days(days.lake, name, signatures(con, days, name, params[name]))
+            else:
+                todo[name] = list(days.files)
     _aggregate(con, {name: ds for name, ds in todo.items() if ds != []}, params)
     for name in params:
         _merge(con, name, files[name], fresh=todo[name] != [])
