@@ -1,6 +1,6 @@
 """Benchmark: the same lake attributed, rolled up and scanned by the detectors on DuckDB and on Spark.
 
-    .venv/bin/python bench/spark.py --events 1000000 --work /tmp/keytrail-spark [--master local[2]]
+    .venv/bin/python bench/spark.py --events 1000000 --work /tmp/keytrail-spark [--master local[2]] [--conf K=V …]
 
 Generates a lake of N KMS events with bench/attribution.py (50 tenants, 200 rules of every kind), copies it twice,
 and times on each copy, in this order and each in a fresh process:
@@ -55,7 +55,7 @@ def run_duckdb(lake: Path, tenants: Path, cores: int) -> dict[str, float]:
     return times
 
 
-def run_spark(lake: Path, tenants: Path, cores: int, master: str | None) -> dict[str, float]:
+def run_spark(lake: Path, tenants: Path, cores: int, master: str | None, conf: list[str]) -> dict[str, float]:
     from analytics.spark.anomalies import find_anomalies_spark
     from analytics.spark.attribute import spark_views, store_attribution
     from analytics.spark.rollups import compute_rollups_spark
@@ -64,7 +64,8 @@ def run_spark(lake: Path, tenants: Path, cores: int, master: str | None) -> dict
 
     times: dict[str, float] = {}
     started = time.perf_counter()
-    spark = spark_session(master or f"local[{cores}]", {"spark.sql.shuffle.partitions": str(4 * cores)})
+    settings = {"spark.sql.shuffle.partitions": str(4 * cores), **dict(item.split("=", 1) for item in conf)}
+    spark = spark_session(master or f"local[{cores}]", settings)
     spark.sparkContext.setLogLevel("ERROR")
     times["session"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -83,7 +84,7 @@ def run_spark(lake: Path, tenants: Path, cores: int, master: str | None) -> dict
 def child(args: argparse.Namespace) -> None:
     lake, tenants = Path(args.lake), Path(args.tenants)
     if args.engine == "spark":
-        times = run_spark(lake, tenants, args.cores, args.master)
+        times = run_spark(lake, tenants, args.cores, args.master, args.conf)
     else:
         times = run_duckdb(lake, tenants, args.cores)
     times["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2 + jvm_peak_gb()
@@ -104,6 +105,7 @@ def jvm_peak_gb() -> float:
 def measure(engine: str, lake: Path, tenants: Path, args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", engine, "--lake", str(lake), "--tenants", str(tenants)]
     command += ["--cores", str(args.cores), *(["--master", args.master] if args.master else [])]
+    command += [f"--conf={item}" for item in args.conf]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -114,6 +116,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/keytrail-spark"))
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--master", help="Spark master (default local[--cores])")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting (repeatable)")
     parser.add_argument("--child", choices=("duckdb", "spark"), dest="engine", help=argparse.SUPPRESS)
     parser.add_argument("--lake", help=argparse.SUPPRESS)
     parser.add_argument("--tenants", help=argparse.SUPPRESS)
@@ -133,12 +136,13 @@ def main() -> None:
         shutil.rmtree(lake.parent, ignore_errors=True)
         shutil.copytree(source, lake)
         results[engine] = measure(engine, lake, tenants, args)
-    report(args.events, args.cores, results)
+    report(args.events, args.cores, args.conf, results)
 
 
-def report(events: int, cores: int, results: dict[str, dict[str, float]]) -> None:
+def report(events: int, cores: int, conf: list[str], results: dict[str, dict[str, float]]) -> None:
     duck, spark = results["duckdb"], results["spark"]
-    print(f"\n{events:,} KMS events, {cores} cores (DuckDB threads={cores}, Spark local[{cores}])\n")
+    print(f"\n{events:,} KMS events, {cores} cores (DuckDB threads={cores}, Spark local[{cores}])")
+    print(f"Spark settings: spark.sql.shuffle.partitions={4 * cores} {' '.join(conf)}\n")
     print(f"{'step':<12} {'DuckDB s':>10} {'Spark s':>10} {'Spark/DuckDB':>13}")
     print(f"{'session':<12} {'-':>10} {spark['session']:>10.1f} {'':>13}")
     for step in STEPS:

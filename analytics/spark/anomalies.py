@@ -35,7 +35,7 @@ def register_detector_inputs(views: SparkViews, names: list[str], settings: Mapp
     sequence check, and their baselines aggregated from the whole lake for the resolved `settings` (cached:
     several detectors' CTEs read them more than once)."""
     for name in ACCESS_VIEWS:
-        views.spark.createDataFrame(access_relation(views, name)).createOrReplaceTempView(name)
+        views.arrow_view(name, access_relation(views, name))
     views.spark.sql(views.translate(SEQUENCE_SQL, "hsm_sequence_gaps")).createOrReplaceTempView("hsm_sequence_gaps")
     for name, sql in {**BASELINE_INPUTS, "error_state_changes": baselines.baseline_sql("error_state_changes")}.items():
         views.spark.sql(views.translate(sql, name)).createOrReplaceTempView(name)

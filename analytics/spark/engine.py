@@ -50,7 +50,7 @@ class SparkViews:
         for table in TABLES:
             self._events_view(table)
         for name in ("tenants", "tenant_rules", "settings", "operation_names"):
-            self._arrow_view(name, self.small.sql(f"SELECT * FROM {name}").to_arrow_table())
+            self.arrow_view(name, self.small.sql(f"SELECT * FROM {name}").to_arrow_table())
 
     def _macros(self) -> dict[str, Macro]:
         """macros.sql, and the two macros connect() builds from the tenants (same functions, same SQL)."""
@@ -78,8 +78,11 @@ class SparkViews:
             frame = self.spark.createDataFrame([], from_arrow_schema(schema))
         frame.createOrReplaceTempView(table)
 
-    def _arrow_view(self, name: str, table: pa.Table) -> None:
-        self.spark.createDataFrame(table).createOrReplaceTempView(name)
+    def arrow_view(self, name: str, table: pa.Table) -> None:
+        """`table` (held on the driver) as the temporary view `name`. No rows: one empty chunk per column, as pyspark
+        cannot convert a timestamp column of no chunks, which DuckDB returns for an empty result."""
+        rows = table if table.num_rows else table.schema.empty_table()
+        self.spark.createDataFrame(rows).createOrReplaceTempView(name)
 
     def sql(self, name: str) -> DataFrame:
         """Query `name` of analytics/sql, translated, as a DataFrame."""
@@ -116,7 +119,7 @@ class SparkViews:
             if name in LARGE_MAPS:
                 frame.cache().createOrReplaceTempView(name)
             else:  # small: a local relation on the driver, broadcast to every join without a Spark job each time
-                self._arrow_view(name, frame.toArrow())
+                self.arrow_view(name, frame.toArrow())
 
     def copy_to_duckdb(self, names: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
         """The DuckDB holding the tenants tables, with the Spark views `names` copied in (small maps only)."""
