@@ -1,6 +1,7 @@
 """Detector baselines stored beside the lake: what the costly detectors aggregate from every event, kept per day.
 
-volume_spike, error_burst, first_seen and kms_logging_gap compare each new hour with weeks of history.
+volume_spike, error_burst, first_seen and kms_logging_gap compare each new hour with weeks of history, and
+unattributed_operation needs every key the lake has seen resolved.
 Aggregating that history from every event on every run costs a scan of the whole lake, so each lake day is
 aggregated once and written beside the lake (the nightly job does it, after attributing the day; `keytrail
 anomalies` only reads):
@@ -11,6 +12,7 @@ anomalies` only reads):
                                      logging_shared-<signature>.parquet     (kms_logging_gap)
                                      logging_hourly-<signature>.parquet     (kms_logging_gap)
                                      outside_calls-<signature>.parquet      (use_outside_access_window)
+                                     owned_keys-<signature>.parquet         (unattributed_operation)
 
 - `spike_hourly` (sql/baselines/spike_hourly.sql): successful calls per hour, tenant, key and operation.
 - `error_hourly` (sql/baselines/error_hourly.sql): refused calls per hour, caller's tenant and principal.
@@ -19,6 +21,8 @@ anomalies` only reads):
 - `logging_shared` and `logging_hourly` (sql/baselines/): the cross-account calls a day delivered to one trail
   only, and the hours each trail delivered KMS events per region.
 - `outside_calls` (sql/baselines/outside_calls.sql): the tenants' own calls outside their access windows.
+- `owned_keys` (sql/baselines/owned_keys.sql): the key ARNs the day's successful calls resolved (their accounts
+  own keys: the provider's own work is not unclaimed use).
 
 A file is named by the signature of everything its rows depend on: the day's Parquet files (names and sizes:
 lake files are immutable, so a late event delivered for an old day is a new file there), the analytics code,
@@ -58,6 +62,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "first_seen": ("first_seen_combos",),
     "kms_logging_gap": ("logging_shared", "logging_hourly"),
     "use_outside_access_window": ("outside_calls",),
+    "unattributed_operation": ("owned_keys",),
 }
 STORED = tuple(name for names in NEEDS.values() for name in names)
 

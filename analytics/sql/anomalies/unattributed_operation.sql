@@ -8,7 +8,8 @@
    a bare key id, keytrail can only guess its ARN from the caller's own account, and an undeclared caller would
    otherwise exempt its own account with one refused call. */
 WITH owned AS (
-    SELECT DISTINCT key_arn AS arn FROM kms_events WHERE success AND key_arn LIKE 'arn:%:kms:%'
+    -- the observed keys (analytics/sql/baselines/owned_keys.sql: stored per day, or computed) and the declared
+    SELECT arn FROM owned_keys
     UNION
     SELECT unnest(keys) FROM tenants
 ),
