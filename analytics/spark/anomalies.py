@@ -23,7 +23,7 @@ from analytics.queries import load_sql
 from analytics.spark.engine import SparkViews, nullable
 from ingest.integrity.hsm_sequence import SEQUENCE_SQL
 
-# The views the baselines' SQL reads, over the whole lake (DuckDB's register_baseline with nothing stored).
+# The views the baselines' SQL reads, over the whole lake (DuckDB's register_baselines with nothing stored).
 BASELINE_INPUTS = {
     "baseline_operations": "SELECT * FROM key_operations",
     "baseline_kms_events": "SELECT * FROM kms_events",
