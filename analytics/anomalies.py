@@ -267,7 +267,7 @@ def _scoring(
 def _register_baselines(
     con: duckdb.DuckDBPyConnection, names: list[str], resolved: Mapping[str, Any], stored: bool
 ) -> None:
-    """The baselines the detectors `names` read, made together (each lake day attributed once for all of them)."""
+    """The baselines the detectors `names` read, made together (a run of days attributed once for all)."""
     needs = baselines.needed(names)
     baselines.register_baselines(con, {b: detector_params(baselines.baseline_sql(b), resolved) for b in needs}, stored)
 

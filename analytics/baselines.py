@@ -37,6 +37,7 @@ users, and the lake itself is only read.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -55,6 +56,14 @@ from ingest.lake.store import Lake
 
 STORE_DIR = "_baselines"
 SQL_DIR = Path(__file__).parent / "sql" / "baselines"
+# Events attributed together when baselines are aggregated from the events (`_plan`), and how many a day holds
+# (from the Parquet footers: no event is read).
+BATCH_EVENTS = 1_000_000
+EVENTS_PER_DAY = """
+    SELECT event_date::VARCHAR, count(*) FROM (
+        SELECT event_date FROM kms_events UNION ALL SELECT event_date FROM hsm_events
+    ) GROUP BY ALL
+"""
 # The stored baselines each detector reads.
 NEEDS: dict[str, tuple[str, ...]] = {
     "volume_spike": ("spike_hourly",),
@@ -127,15 +136,17 @@ def _register_state_changes(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE OR REPLACE TEMP VIEW error_state_changes AS {baseline_sql('error_state_changes')}")
 
 
-def _operations_of(con: duckdb.DuckDBPyConnection, day: str | None, names: list[str]) -> None:
+def _operations_of(con: duckdb.DuckDBPyConnection, days: list[str] | None, names: list[str]) -> None:
     """The relations the baselines `names` read: `baseline_operations` (key_operations) and, when one reads it,
-    `baseline_kms_events` (kms_events); of one day (attributed once for all of them, as a table of the columns they
-    name) or of every day (views: a notebook's operations may come without kms_events)."""
+    `baseline_kms_events` (kms_events); of a run of consecutive days (attributed once for all of them, as a table
+    of the columns they name) or of every day (None: views, since a notebook's operations may come without
+    kms_events). A range, not a list of days: through key_operations DuckDB skips the other days' files for a
+    range, not for an IN list (2.8 s instead of 0.24 s for one day of a 20M-event lake)."""
     text = "\n".join(baseline_sql(name) for name in names)
-    where = "" if day is None else f" WHERE event_date = DATE {literal(day)}"
+    where = "" if days is None else f" WHERE event_date BETWEEN DATE {literal(days[0])} AND DATE {literal(days[-1])}"
     if "baseline_kms_events" in text:
         con.execute(f"CREATE OR REPLACE TEMP VIEW baseline_kms_events AS SELECT * FROM kms_events{where}")
-    if day is None:
+    if days is None:
         con.execute("CREATE OR REPLACE TEMP VIEW baseline_operations AS SELECT * FROM key_operations")
         return
     columns = [c for (c,) in con.sql("SELECT name FROM pragma_table_info('key_operations')").fetchall()]
@@ -143,9 +154,9 @@ def _operations_of(con: duckdb.DuckDBPyConnection, day: str | None, names: list[
     con.execute(f"CREATE OR REPLACE TEMP TABLE baseline_operations AS SELECT {named} FROM key_operations{where}")
 
 
-def _drop_operations(con: duckdb.DuckDBPyConnection, day: str | None) -> None:
+def _drop_operations(con: duckdb.DuckDBPyConnection, days: list[str] | None) -> None:
     con.execute("DROP VIEW IF EXISTS baseline_kms_events")
-    con.execute(f"DROP {'VIEW' if day is None else 'TABLE'} IF EXISTS baseline_operations")
+    con.execute(f"DROP {'VIEW' if days is None else 'TABLE'} IF EXISTS baseline_operations")
 
 
 def _lake_days(con: duckdb.DuckDBPyConnection) -> LakeDays | None:
@@ -158,37 +169,64 @@ def _lake_days(con: duckdb.DuckDBPyConnection) -> LakeDays | None:
 
 
 def _day_batches(
-    con: duckdb.DuckDBPyConnection, day: str | None, names: Iterable[str], params: Mapping[str, Mapping[str, Any]]
+    con: duckdb.DuckDBPyConnection,
+    days: list[str] | None,
+    names: Iterable[str],
+    params: Mapping[str, Mapping[str, Any]],
 ) -> Iterator[str]:
-    """Aggregate each of `names` for one day (or every day at once: None) into the table `baseline_batch`, yielding
-    its name while the table holds it."""
+    """Aggregate each of `names` for some days (or every day at once: None) into the table `baseline_batch`,
+    yielding its name while the table holds it."""
     names = list(names)
-    _operations_of(con, day, names)
+    _operations_of(con, days, names)
     try:
         for name in names:
             con.execute(f"CREATE OR REPLACE TEMP TABLE baseline_batch AS {baseline_sql(name)}", dict(params[name]))
             yield name
     finally:
         con.execute("DROP TABLE IF EXISTS baseline_batch")
-        _drop_operations(con, day)
+        _drop_operations(con, days)
 
 
 def _aggregate(
     con: duckdb.DuckDBPyConnection, todo: Mapping[str, list[str] | None], params: Mapping[str, Mapping[str, Any]]
 ) -> None:
     """The table `<name>_fresh` for each name in `todo`: its days (None: all at once) aggregated from the events,
-    one day at a time so that each day is attributed once for all the baselines it needs."""
-    days = sorted({d for ds in todo.values() if ds is not None for d in ds})
-    plan: list[tuple[str | None, list[str]]] = [(None, [n for n, ds in todo.items() if ds is None])]
-    plan += [(day, [n for n, ds in todo.items() if ds is not None and day in ds]) for day in days]
+    a batch of days at a time (`_plan`) so that each day is attributed once for all the baselines it needs."""
     for name in todo:
         con.execute(f"DROP TABLE IF EXISTS {name}_fresh")
     made: set[str] = set()
-    for day, names in plan:
-        for name in _day_batches(con, day, names, params) if names else ():
+    for days, names in _plan(con, todo):
+        for name in _day_batches(con, days, names, params) if names else ():
             verb = "INSERT INTO {}_fresh BY NAME" if name in made else "CREATE TEMP TABLE {}_fresh AS"
             con.execute(f"{verb.format(name)} SELECT * FROM baseline_batch")
             made.add(name)
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection, todo: Mapping[str, list[str] | None]
+) -> list[tuple[list[str] | None, list[str]]]:
+    """The batches `_aggregate` attributes: the names wanting every day at once, then runs of consecutive calendar
+    days that the same names need, each closed once it holds BATCH_EVENTS events (one day at least). A batch is
+    one attribution of its days, held in memory: days one by one cost a small lake more in per-query work than its
+    events, all days at once a large lake more memory than it has."""
+    plan: list[tuple[list[str] | None, list[str]]] = [(None, [n for n, ds in todo.items() if ds is None])]
+    days = sorted({d for ds in todo.values() if ds is not None for d in ds})
+    events = dict(con.sql(EVENTS_PER_DAY).fetchall()) if days else {}
+    batch: list[str] = []
+    total = 0
+    for day in days:
+        names = [n for n, ds in todo.items() if ds is not None and day in ds]
+        if batch and (names != plan[-1][1] or total >= BATCH_EVENTS or not _next_day(batch[-1], day)):
+            batch, total = [], 0
+        if not batch:
+            plan.append((batch, names))
+        batch.append(day)
+        total += events.get(day, 0)
+    return plan
+
+
+def _next_day(day: str, following: str) -> bool:
+    return dt.date.fromisoformat(following) - dt.date.fromisoformat(day) == dt.timedelta(days=1)
 
 
 def register_baselines(
@@ -260,7 +298,7 @@ def _write_day(
     shutil.rmtree(scratch, ignore_errors=True)  # what a killed store left
     scratch.mkdir(parents=True)
     try:
-        for name in _day_batches(con, day, stale, params):
+        for name in _day_batches(con, [day], stale, params):
             part = scratch / f"{name}.parquet"
             con.execute(f"COPY baseline_batch TO {literal(str(part))} (FORMAT parquet, COMPRESSION zstd)")
             crash_point("baselines_publish")

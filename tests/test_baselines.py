@@ -190,6 +190,45 @@ def test_baselines_are_stored_per_day_and_rebuilt_from_the_lake(nights: dict[str
         con.close()
 
 
+@pytest.mark.parametrize("batch_events", [1, 2000])
+def test_a_full_rescore_does_not_depend_on_how_days_are_batched(
+    nights: dict[str, Any], batch_events: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the sample's whole lake is one batch by default; 1 event: a day per batch; 2,000: runs of several days
+    monkeypatch.setattr(baselines, "BATCH_EVENTS", batch_events)
+    assert full_rescore(nights["lake"], None) == nights["all"]
+
+
+def test_days_stored_for_some_baselines_only_are_aggregated_for_the_others(
+    nights: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = nights["lake"]
+    writer = connect(lake, TENANTS, read_only=False)
+    try:
+        baselines.store_baselines(writer, anomalies.baseline_params())
+    finally:
+        writer.close()
+    # every other day's spike baseline is missing, and every third day's first sightings
+    for name, step in (("spike_hourly", 2), ("first_seen_combos", 3)):
+        for day in stored_days(lake, name)[::step]:
+            (path,) = (lake / baselines.STORE_DIR / f"event_date={day}").glob(f"{name}-*.parquet")
+            path.unlink()
+    monkeypatch.setattr(baselines, "BATCH_EVENTS", 2000)  # runs of days, split where the missing names change
+    assert baseline_tables(lake, stored=True) == baseline_tables(lake, stored=False)
+
+
+def baseline_tables(lake: Path, stored: bool) -> dict[str, list[tuple[Any, ...]]]:
+    """Every baseline the detectors read, as sorted rows: from the stored days where `stored`, else from the
+    events."""
+    con = connect(lake, TENANTS)
+    try:
+        params = anomalies.baseline_params()
+        baselines.register_baselines(con, params, stored=stored)
+        return {name: sorted(con.sql(f"SELECT * FROM {name}").fetchall(), key=repr) for name in params}
+    finally:
+        con.close()
+
+
 STORE = """
 import sys
 from analytics import connect
