@@ -272,6 +272,7 @@ def store_baselines(con: duckdb.DuckDBPyConnection, params: Mapping[str, Mapping
     if days is None:
         return None
     report = BaselineReport(store_dir(days.lake))
+    _register_state_changes(con)
     sigs = {name: signatures(con, days, name, params[name]) for name in STORED}
     for name in STORED:
         files, report.written[name] = split_days(days.lake, name, sigs[name])
@@ -293,7 +294,6 @@ def _write_day(
 ) -> None:
     """Aggregate the day's stale baselines (name → signature) from one copy of its attributed operations, and
     publish one Parquet file each (an empty one when the day has no rows, so that it counts as stored)."""
-    _register_state_changes(con)
     scratch = store_dir(lake) / "_batch"
     shutil.rmtree(scratch, ignore_errors=True)  # what a killed store left
     scratch.mkdir(parents=True)
