@@ -75,7 +75,7 @@ kms AS (
     LEFT JOIN key_map AS km ON km.key_ref = coalesce(e.key_arn, e.key_id)
     LEFT JOIN identity_map AS im ON im.identity = coalesce(e.session_issuer_arn, e.principal_arn, e.caller_account_id)
     -- only where a unique id can decide (a copy naming no role or user, or an identity no rule claims): cutting
-    -- the id of every event cost a fifth of the first attribution's CPU
+    -- the id out of every event took 2.3 of the first attribution's 13.5 CPU seconds (20M events)
     LEFT JOIN principal_ids AS pi
         ON pi.principal_uid = CASE WHEN e.learned_from OR im.principal_tenant_id IS NULL
                                    THEN principal_uid(e.principal_id) END
