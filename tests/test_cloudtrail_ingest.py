@@ -160,3 +160,22 @@ def test_every_bad_sample_file_is_explained(lake_dir: Path) -> None:
         "at line 1 of the record (char 932)",
     }
     assert "2 non-KMS records skipped (1 ec2.amazonaws.com, 1 s3.amazonaws.com)" in out
+
+
+def test_a_failed_write_leaves_its_files_to_the_next_run(tmp_path: Path, lake_dir: Path) -> None:
+    """A batch's files are written while the next batch is parsed; a batch whose write fails is not recorded as
+    ingested, so the run fails and the rerun lands exactly what a clean run would."""
+    days = ["2026-11-20", "2026-11-21", "2026-11-22"]
+    recs = [fresh_records(40, seed=n, day=day) for n, day in enumerate(days)]
+    for n, day_recs in enumerate(recs):
+        write_trail(tmp_path / f"src/{n}.json.gz", day_recs)
+    blocker = lake_dir / "kms_events" / "event_date=2026-11-21"  # a file where the second batch's folder goes
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a folder")
+    code, _ = ingest(str(tmp_path / "src"), "--lake", str(lake_dir), "--batch-files", "1")
+    assert code != 0
+    assert lake_ids(lake_dir) == sorted(r["eventID"] for r in recs[0])
+    blocker.unlink()
+    code, out = ingest(str(tmp_path / "src"), "--lake", str(lake_dir), "--batch-files", "1")
+    assert code == 0 and "Ingested 2 new of 3 files" in out, out
+    assert lake_ids(lake_dir) == sorted(r["eventID"] for day_recs in recs for r in day_recs)

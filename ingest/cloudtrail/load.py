@@ -241,21 +241,32 @@ def _ingest_objects(
         )
         results: list[BatchResult] = []
         groups = list(batches(new, batch_files))
+        # A batch is recorded in the state once its files are written, which overlaps the next batch's parse.
+        unrecorded: tuple[list[ObjectVersion], list[tuple[Path, str]], BatchResult] | None = None
+
+        def record(batch: list[ObjectVersion], local: list[tuple[Path, str]], result: BatchResult) -> None:
+            result.written.result()
+            crash_point("before-state")
+            done = {s for _, s in local}
+            counts = [(o, result.counts[o.key].as_dict()) for o in batch if o.key in done]
+            state.record_objects(STATE_SOURCE, run_id, counts, result.sha256)
+            if progress:
+                progress(len(batch), len(new))
+
         try:
             ready = prepared(reading, groups, lambda n: lake.work_dir / "_staging" / f"{run_id}-download-{n}")
             for n, (batch, (local, unreadable, read)) in enumerate(zip(groups, ready, strict=True)):
                 result = writer.ingest_files(local, read) if local else BatchResult()
                 result.counts.update(set_apart(lake, state, run_id, unreadable))
                 summary.files_unreadable += len(unreadable)
-                crash_point("before-state")
-                done = {s for _, s in local}
-                counts = [(o, result.counts[o.key].as_dict()) for o in batch if o.key in done]
-                state.record_objects(STATE_SOURCE, run_id, counts, result.sha256)
                 shutil.rmtree(lake.work_dir / "_staging" / f"{run_id}-download-{n}", ignore_errors=True)
+                if unrecorded:
+                    record(*unrecorded)
+                unrecorded = (batch, local, result)
                 results.append(result)
                 summary.bytes_read += sum(o.size or 0 for o in batch)
-                if progress:
-                    progress(len(batch), len(new))
+            if unrecorded:
+                record(*unrecorded)
         finally:
             writer.close()
         summary.totals = summary_counts(results)
@@ -319,6 +330,8 @@ def ingest_lookup_events(
                 results.append(writer.ingest_records(page))
                 if progress:
                     progress(page.num_rows, 0)
+            for result in results:
+                result.written.result()
         finally:
             writer.close()
         state.set_checkpoint(source, "", {"end": end.isoformat()})

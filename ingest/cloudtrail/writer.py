@@ -24,7 +24,7 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -86,7 +86,7 @@ def parse_records_into(
     check = f"NOT regexp_matches(rec, '{TRAILING_COMMA.pattern}') AS parsable"
     columns = "*" if "parsable" in records.column_names else f"*, {check}"
     con.execute(f"CREATE OR REPLACE TEMP VIEW records AS SELECT {columns} FROM incoming")
-    into = "CREATE OR REPLACE TEMP TABLE parsed AS" if replace else "INSERT INTO parsed"
+    into = "CREATE OR REPLACE TABLE parsed AS" if replace else "INSERT INTO parsed"
     con.execute(f"{into} {parsed_sql(keep_raw)}")
     con.unregister("incoming")
 
@@ -145,6 +145,13 @@ class Counts:
         return {"records": self.records, "kept": self.kept, "quarantined": self.quarantined}
 
 
+def completed() -> Future[None]:
+    """A future already done: a batch that writes no files."""
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future
+
+
 @dataclass
 class BatchResult:
     """Per-object counts of one batch, the non-KMS event sources it skipped, and the SHA-256 of each file read."""
@@ -153,6 +160,9 @@ class BatchResult:
     skipped_sources: Counter[str] = field(default_factory=Counter)
     access_events: int = 0  # records that open or close a path to the keys, landed in access_events
     sha256: dict[str, str] = field(default_factory=dict)
+    # Done when the batch's kms_events files are in the lake (KmsLakeWriter writes them while the next batch is
+    # parsed): the batch may be recorded in the ingest state only then. `result()` raises what the write raised.
+    written: Future[None] = field(default_factory=completed)
 
 
 class KmsLakeWriter:
@@ -195,8 +205,15 @@ class KmsLakeWriter:
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute("CREATE TABLE seen (event_id VARCHAR, event_date DATE)")
+        # Writes each batch's kms_events files on its own connection, while `con` parses the next batch.
+        self.copier = self.con.cursor()
+        self.copier.execute("SET TimeZone = 'UTC'")
+        self.writing = ThreadPoolExecutor(max_workers=1)
+        self.last_write: Future[None] = completed()
 
     def close(self) -> None:
+        self.writing.shutdown(wait=True)
+        self.copier.close()
         self.con.close()
 
     def ingest_files(self, files: list[tuple[Path, str]], read: list[TrailFile] | None = None) -> BatchResult:
@@ -250,9 +267,8 @@ class KmsLakeWriter:
             {"floor": self.floor},
         )
         self._quarantine_conflicts()
-        self._write_fresh(keep_raw)
+        self.batch_no += 1
         access = land_access(self.con, self.lake, f"{self.run_id}-{self.batch_no}", self.floor)  # docs/access.md
-        crash_point("written")
         bad = self.con.execute(
             "SELECT source_object, record_index, reason, raw FROM parsed WHERE reason IS NOT NULL"
         ).fetchall()
@@ -260,6 +276,7 @@ class KmsLakeWriter:
         self.con.execute("INSERT INTO seen SELECT event_id, event_date FROM fresh")
         result = self._count(objects, problems)
         access.count_into(result)
+        result.written = self._write_fresh(keep_raw)
         return result
 
     def _quarantine_conflicts(self) -> None:
@@ -346,7 +363,8 @@ class KmsLakeWriter:
 
     def _lake_copies(self, ids: set[str]) -> dict[tuple[str, bool], list[Copy]]:
         """The lake's rows with these ids as (source_object, record_index, raw), read from the day partitions
-        `seen` has them in."""
+        `seen` has them in (once the batches before are written: `seen` has their ids already)."""
+        self.last_write.result()
         days = self.con.execute(
             "SELECT DISTINCT event_date FROM known WHERE list_contains($ids, event_id)", {"ids": sorted(ids)}
         ).fetchall()
@@ -387,26 +405,40 @@ class KmsLakeWriter:
                     "INSERT INTO seen SELECT event_id, $day FROM read_parquet($files)", {"files": paths, "day": day}
                 )
 
-    def _write_fresh(self, keep_raw: bool) -> None:
-        """Write `fresh` into one file per event date: DuckDB writes into staging, then each file is renamed in;
-        `raw` only with keep_raw (`parsed` also holds the texts land_access reads). One COPY per day, each reading
-        its day's time range, costs half of DuckDB's PARTITION_BY, which buffers and hashes every row."""
-        self.batch_no += 1
-        staging = self.lake.work_dir / "_staging" / f"{self.run_id}-{self.batch_no}"
+    def _write_fresh(self, keep_raw: bool) -> Future[None]:
+        """Hand the batch's rows to the copier: `parsed` and `fresh` are renamed for it to write and drop, so the
+        next batch is parsed meanwhile. Returns the write's future, done once the files are in the lake: the
+        batches' writes run in order, and none runs after one that failed."""
+        batch = f"{self.run_id}-{self.batch_no}"
+        days = [day for (day,) in self.con.execute("SELECT DISTINCT event_date FROM fresh ORDER BY ALL").fetchall()]
+        self.con.execute(f'ALTER TABLE parsed RENAME TO "parsed-{batch}"')
+        self.con.execute(f'CREATE TABLE "fresh-{batch}" AS SELECT source_object, record_index FROM fresh')
+        self.last_write = self.writing.submit(self._copy, batch, days, keep_raw, self.last_write)
+        return self.last_write
+
+    def _copy(self, batch: str, days: list[dt.date], keep_raw: bool, before: Future[None]) -> None:
+        """Write a batch's fresh rows into one file per event date: DuckDB writes into staging, then each file is
+        renamed in; `raw` only with keep_raw (`parsed` also holds the texts land_access reads). One COPY per day,
+        each reading its day's time range, costs half of DuckDB's PARTITION_BY, which buffers and hashes every
+        row. Raises (writing nothing) when the batch before failed to write."""
+        before.result()
+        staging = self.lake.work_dir / "_staging" / batch
         raw = "raw" if keep_raw else "NULL::VARCHAR AS raw"
         columns = ", ".join(raw if name == "raw" else name for name in KMS_EVENTS.names)
-        days = self.con.execute("SELECT DISTINCT event_date FROM fresh ORDER BY ALL").fetchall()
-        for (day,) in days:
+        rows = f'"parsed-{batch}" SEMI JOIN "fresh-{batch}" USING (source_object, record_index)'
+        for day in days:
             target = staging / f"event_date={day.isoformat()}" / "part-0.parquet"
             target.parent.mkdir(parents=True, exist_ok=True)
-            self.con.execute(
-                f"""COPY (SELECT {columns} FROM parsed SEMI JOIN fresh USING (source_object, record_index)
+            self.copier.execute(
+                f"""COPY (SELECT {columns} FROM {rows}
                           WHERE event_time >= $day::TIMESTAMPTZ AND event_time < $day::TIMESTAMPTZ + INTERVAL 1 DAY)
                     TO '{target}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 20480)""",
                 {"day": day},
             )
+        self.copier.execute(f'DROP TABLE "parsed-{batch}"; DROP TABLE "fresh-{batch}"')
         if days:
-            publish(staging, self.lake, "kms_events", f"{self.run_id}-{self.batch_no}")
+            publish(staging, self.lake, "kms_events", batch)
+        crash_point("written")
 
     def _count(self, objects: Iterable[str], problems: list[tuple[str, int | None, str, str | None]]) -> BatchResult:
         result = BatchResult(counts={s: Counts() for s in objects})
