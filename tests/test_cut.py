@@ -85,3 +85,20 @@ def test_a_record_with_a_trailing_comma_is_held_and_the_rest_lands(tmp_path: Pat
     (entry,) = held(tmp_path / "lake")
     assert entry["record_index"] == 1 and entry["reason"].startswith("invalid JSON")
     assert entry["raw"] == second[:-1] + ", }"
+
+
+def test_a_record_that_is_not_json_is_held_and_the_batch_lands(tmp_path: Path) -> None:
+    """A record the cut gives that is not valid JSON is held with its text; its file's other records and the
+    batch's other files land."""
+    records = fresh_records(6, seed=46)
+    text = trail_text(records[:3])
+    second = compact(records[1])
+    broken = second.replace('"eventName":', '"eventName"', 1)
+    src = write(tmp_path, text.replace(second, broken))
+    (src / "g.json.gz").write_bytes(gzip.compress(trail_text(records[3:]).encode()))
+    code, out = ingest("cloudtrail", src, tmp_path / "lake")
+    assert code == EXIT_QUARANTINED, out
+    assert sorted(landed_raw(tmp_path / "lake")) == sorted(compact(r) for i, r in enumerate(records) if i != 1)
+    (entry,) = held(tmp_path / "lake")
+    assert entry["source_object"].endswith("f.json.gz") and entry["record_index"] == 1
+    assert entry["reason"].startswith("invalid JSON") and entry["raw"] == broken
