@@ -2,15 +2,18 @@
 DuckDB's own read_json.
 
     python bench/ingest.py [--events 1000000] [--days 27] [--work DIR] [--skip-naive] [--threads 1 2] [--repeat 3]
+                           [--pin]
 
 Generates N realistic KMS records (the committed sample's records as templates, each with a fresh eventID,
 requestID and time) as gzip trail files, then runs each approach in its own process, once per thread count,
 and prints the median of `--repeat` runs: wall and CPU seconds (user + system: steadier than wall on a shared
-machine), events/s, input MB/s, peak memory, the output's MB per million events and the ratios to the DuckDB
-reference (wall, and CPU); from the 1- and 2-thread times, what 16 cores would do (Amdahl's law). The DuckDB reference
-reads the same files with an explicit schema covering every top-level CloudTrail field (nested objects as
-JSON, so it loses nothing either), unnests Records and writes Parquet: the fastest "just use DuckDB" a
-notebook user would write.
+machine), the cores it kept busy (CPU / wall), events/s, input MB/s, peak memory, the output's MB per million
+events and the ratios to the DuckDB reference (wall, and CPU); from the 1- and 2-thread times, what 16 cores
+would do (Amdahl's law). keytrail reads ahead of DuckDB and writes behind it in threads of its own, so with
+--threads 1 it keeps more than one core busy; --pin runs each approach on as many cores as it has threads: the
+per-core comparison, and the only one Amdahl's law can project from. The DuckDB reference reads the same files
+with an explicit schema covering every top-level CloudTrail field (nested objects as JSON, so it loses nothing
+either), unnests Records and writes Parquet: the fastest "just use DuckDB" a notebook user would write.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
 import re
 import resource
@@ -115,19 +119,20 @@ APPROACHES = {"keytrail": run_keytrail, "keytrail-raw": run_keytrail_raw, "duckd
 REFERENCE = "duckdb"
 
 
-def measure(name: str, src: Path, work: Path, threads: int, repeat: int) -> dict[str, float]:
+def measure(name: str, src: Path, work: Path, threads: int, repeat: int, pin: bool) -> dict[str, float]:
     """The median of each figure over `repeat` runs of `run_once`."""
-    runs = [run_once(name, src, work, threads) for _ in range(repeat)]
+    runs = [run_once(name, src, work, threads, pin) for _ in range(repeat)]
     return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
 
 
-def run_once(name: str, src: Path, work: Path, threads: int) -> dict[str, float]:
+def run_once(name: str, src: Path, work: Path, threads: int, pin: bool) -> dict[str, float]:
     """Run one approach in a fresh process; returns its wall and CPU seconds, peak resident memory (MB) and output
     size (MB)."""
     out = work / f"out-{name}-{threads}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     cmd = [sys.executable, __file__, "--run", name, "--src", str(src), "--out", str(out), "--threads", str(threads)]
+    cmd += ["--pin"] if pin else []
     result = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     # The output's Parquet files: the lake's tables (not its ingest state), or the baseline's one file.
     output_mb = sum(p.stat().st_size for p in out.rglob("*.parquet")) / 1e6
@@ -135,7 +140,9 @@ def run_once(name: str, src: Path, work: Path, threads: int) -> dict[str, float]
     return {**json.loads(result.stdout.strip().splitlines()[-1]), "output_mb": output_mb}
 
 
-def child(name: str, src: Path, out: Path, threads: int) -> None:
+def child(name: str, src: Path, out: Path, threads: int, pin: bool) -> None:
+    if pin:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
     sys.path.insert(0, str(ROOT))
     started = time.perf_counter()
     APPROACHES[name](src, out, threads)
@@ -154,12 +161,13 @@ def main() -> None:
     parser.add_argument("--skip-naive", action="store_true", help="The naive run takes minutes and GBs.")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="Thread counts to run each with.")
     parser.add_argument("--repeat", type=int, default=3, help="Runs of each; the medians are printed.")
+    parser.add_argument("--pin", action="store_true", help="Run each approach on as many cores as threads.")
     parser.add_argument("--run", choices=APPROACHES, help=argparse.SUPPRESS)
     parser.add_argument("--src", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        child(args.run, args.src, args.out, args.threads[0])
+        child(args.run, args.src, args.out, args.threads[0], args.pin)
         return
     src = args.work / f"trails-{args.events}" if args.days == 27 else args.work / f"trails-{args.events}-{args.days}d"
     if not src.exists():
@@ -171,20 +179,23 @@ def main() -> None:
     names = [n for n in APPROACHES if not (args.skip_naive and n == "naive")]
     # The naive run is single-threaded Python: it runs once, with the most threads.
     runs = [(n, t) for t in args.threads for n in names if n != "naive" or t == max(args.threads)]
-    results = {run: measure(run[0], src, args.work, run[1], args.repeat) for run in runs}
-    report(results, args.events, size_mb)
+    results = {run: measure(run[0], src, args.work, run[1], args.repeat, args.pin) for run in runs}
+    report(results, args.events, size_mb, args.pin)
 
 
-def report(results: dict[tuple[str, int], dict[str, float]], events: int, size_mb: float) -> None:
-    print(f"{'approach':<13} {'threads':>7} {'seconds':>8} {'cpu s':>7} {'events/s':>10} {'MB/s':>7} {'peak MB':>8} "
-          f"{'MB/M events':>11} {'x ref wall':>10} {'x ref cpu':>9}")  # fmt: skip
+def report(results: dict[tuple[str, int], dict[str, float]], events: int, size_mb: float, pin: bool) -> None:
+    print(f"{'approach':<13} {'threads':>7} {'seconds':>8} {'cpu s':>7} {'cores':>5} {'events/s':>10} {'MB/s':>7} "
+          f"{'peak MB':>8} {'MB/M events':>11} {'x ref wall':>10} {'x ref cpu':>9}")  # fmt: skip
     for (name, threads), r in results.items():
         ref = results.get((REFERENCE, threads), r)
         print(
-            f"{name:<13} {threads:>7} {r['seconds']:>8.2f} {r['cpu']:>7.2f} {events / r['seconds']:>10,.0f} "
+            f"{name:<13} {threads:>7} {r['seconds']:>8.2f} {r['cpu']:>7.2f} {r['cpu'] / r['seconds']:>5.2f} "
+            f"{events / r['seconds']:>10,.0f} "
             f"{size_mb / r['seconds']:>7.1f} {r['peak_mb']:>8.0f} {r['output_mb'] / events * 1e6:>11.1f} "
             f"{ref['seconds'] / r['seconds']:>10.2f} {ref['cpu'] / r['cpu']:>9.2f}"
         )
+    if not pin:
+        print("(not pinned: a run may keep more cores busy than its threads, see `cores`: project from --pin runs)")
     for name in dict.fromkeys(n for n, _ in results):
         if (name, 1) in results and (name, 2) in results:
             print(f"{name}: {projection(results[(name, 1)]['seconds'], results[(name, 2)]['seconds'], events)}")
