@@ -61,11 +61,11 @@ def store_dir(lake: Lake) -> Path:
 
 @functools.cache
 def code_digest() -> str:
-    """A hash of the analytics code and SQL (and the HSM sequence check the detectors read): a new attribution rule
-    or detector makes stored results stale."""
+    """A hash of the analytics code and SQL, the Spark engine's included (and the HSM sequence check the detectors
+    read): a new attribution rule or detector, on either engine, makes stored results stale."""
     digest = hashlib.sha256()
     base = Path(__file__).resolve().parent
-    for f in sorted([*base.rglob("*.sql"), *base.glob("*.py")]):
+    for f in sorted([*base.rglob("*.sql"), *base.rglob("*.py")]):
         digest.update(f"{f.relative_to(base)}\0".encode() + f.read_bytes())
     digest.update(SEQUENCE_SQL.encode())
     return digest.hexdigest()

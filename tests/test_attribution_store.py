@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from analytics import connect
 from analytics.attribute import refresh_attribution
-from analytics.attribution_store import STORE_DIR, STORED
+from analytics.attribution_store import STORE_DIR, STORED, code_digest
 from analytics.fixtures import OWNER, kms_row, write_events
 from ingest.lake.state import RunLock
 from ingest.lake.store import Lake
@@ -187,3 +187,22 @@ def test_refused_while_another_run_writes_the_lake(lake: Path, command: str) -> 
     assert result.exit_code != 0 and "another keytrail run is writing to this lake" in result.output
     assert not (lake / STORE_DIR).exists() and not (lake / "_rollups").exists()
     assert "Attributed" in attribute(lake)
+
+
+@pytest.mark.parametrize("changed", ["spark/attribute.py", "sql/attributed_usage.sql", "attribute.py"])
+def test_a_code_change_on_either_engine_makes_stored_results_stale(
+    monkeypatch: pytest.MonkeyPatch, changed: str
+) -> None:
+    """Stored files carry a digest of the analytics code: an upgrade that changes the Spark engine's code, as well as
+    the SQL or the DuckDB side, is seen, and the next run attributes again."""
+    before = code_digest()
+    read_bytes = Path.read_bytes
+    target = Path(__file__).resolve().parent.parent / "analytics" / changed
+    code_digest.cache_clear()  # computed once per process: the code does not change under a running keytrail
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(Path, "read_bytes", lambda p: read_bytes(p) + (b"\n# changed" if p == target else b""))
+            assert code_digest() != before
+    finally:
+        code_digest.cache_clear()
+    assert code_digest() == before
