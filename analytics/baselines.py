@@ -205,10 +205,10 @@ def _aggregate(
 def _plan(
     con: duckdb.DuckDBPyConnection, todo: Mapping[str, list[str] | None]
 ) -> list[tuple[list[str] | None, list[str]]]:
-    """The batches `_aggregate` attributes: the names wanting every day at once, then runs of consecutive calendar
-    days that the same names need, each closed once it holds BATCH_EVENTS events (one day at least). A batch is
-    one attribution of its days, held in memory: days one by one cost a small lake more in per-query work than its
-    events, all days at once a large lake more memory than it has."""
+    """The batches `_aggregate` and `store_baselines` attribute: the names wanting every day at once, then runs of
+    consecutive calendar days that the same names need, each closed once it holds BATCH_EVENTS events (one day at
+    least). A batch is one attribution of its days, held in memory: days one by one cost a small lake more in
+    per-query work than its events, all days at once a large lake more memory than it has."""
     plan: list[tuple[list[str] | None, list[str]]] = [(None, [n for n, ds in todo.items() if ds is None])]
     days = sorted({d for ds in todo.values() if ds is not None for d in ds})
     events = dict(con.sql(EVENTS_PER_DAY).fetchall()) if days else {}
@@ -277,32 +277,38 @@ def store_baselines(con: duckdb.DuckDBPyConnection, params: Mapping[str, Mapping
     for name in STORED:
         files, report.written[name] = split_days(days.lake, name, sigs[name])
         report.kept += len(files)
-    for day in report.changed_days():
-        _write_day(
-            con, days.lake, day, {name: sigs[name][day] for name in STORED if day in report.written[name]}, params
-        )
+    written = {name: report.written[name] for name in STORED}
+    for batch, names in _plan(con, written):
+        if names:
+            _write_days(con, days.lake, batch or [], {name: sigs[name] for name in names}, params)
     _remove_others(days.lake, {stored_file(days.lake, n, d, sig) for n in STORED for d, sig in sigs[n].items()})
     return report
 
 
-def _write_day(
+def _write_days(
     con: duckdb.DuckDBPyConnection,
     lake: Lake,
-    day: str,
-    stale: Mapping[str, str],
+    days: list[str],
+    sigs: Mapping[str, Mapping[str, str]],
     params: Mapping[str, Mapping[str, Any]],
 ) -> None:
-    """Aggregate the day's stale baselines (name → signature) from one copy of its attributed operations, and
-    publish one Parquet file each (an empty one when the day has no rows, so that it counts as stored)."""
+    """Aggregate the baselines in `sigs` (name → signature per day) for a run of days (`_plan`: each of them stale
+    for exactly these baselines) from one attribution of their operations, and publish one Parquet file per
+    baseline and day (an empty one when the day has no rows, so that it counts as stored). Every stored baseline
+    keeps its rows' event_date, so one aggregation of the run splits into its days."""
     scratch = store_dir(lake) / "_batch"
     shutil.rmtree(scratch, ignore_errors=True)  # what a killed store left
     scratch.mkdir(parents=True)
     try:
-        for name in _day_batches(con, [day], stale, params):
-            part = scratch / f"{name}.parquet"
-            con.execute(f"COPY baseline_batch TO {literal(str(part))} (FORMAT parquet, COMPRESSION zstd)")
-            crash_point("baselines_publish")
-            lake.put_file(part, stored_file(lake, name, day, stale[name]))
+        for name in _day_batches(con, days, sigs, params):
+            for day in days:
+                part = scratch / f"{name}-{day}.parquet"
+                con.execute(
+                    f"""COPY (SELECT * FROM baseline_batch WHERE event_date = DATE {literal(day)})
+                        TO {literal(str(part))} (FORMAT parquet, COMPRESSION zstd)"""
+                )
+                crash_point("baselines_publish")
+                lake.put_file(part, stored_file(lake, name, day, sigs[name][day]))
     finally:
         shutil.rmtree(scratch)
 
