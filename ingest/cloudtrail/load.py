@@ -241,18 +241,7 @@ def _ingest_objects(
         )
         results: list[BatchResult] = []
         groups = list(batches(new, batch_files))
-        # A batch is recorded in the state once its files are written, which overlaps the next batch's parse.
-        unrecorded: tuple[list[ObjectVersion], list[tuple[Path, str]], BatchResult] | None = None
-
-        def record(batch: list[ObjectVersion], local: list[tuple[Path, str]], result: BatchResult) -> None:
-            result.written.result()
-            crash_point("before-state")
-            done = {s for _, s in local}
-            counts = [(o, result.counts[o.key].as_dict()) for o in batch if o.key in done]
-            state.record_objects(STATE_SOURCE, run_id, counts, result.sha256)
-            if progress:
-                progress(len(batch), len(new))
-
+        recorder = BatchRecorder(state, run_id, progress, len(new))
         try:
             ready = prepared(reading, groups, lambda n: lake.work_dir / "_staging" / f"{run_id}-download-{n}")
             for n, (batch, (local, unreadable, read)) in enumerate(zip(groups, ready, strict=True)):
@@ -260,19 +249,45 @@ def _ingest_objects(
                 result.counts.update(set_apart(lake, state, run_id, unreadable))
                 summary.files_unreadable += len(unreadable)
                 shutil.rmtree(lake.work_dir / "_staging" / f"{run_id}-download-{n}", ignore_errors=True)
-                if unrecorded:
-                    record(*unrecorded)
-                unrecorded = (batch, local, result)
+                recorder.add(batch, local, result)
                 results.append(result)
                 summary.bytes_read += sum(o.size or 0 for o in batch)
-            if unrecorded:
-                record(*unrecorded)
+            recorder.flush()
         finally:
             writer.close()
         summary.totals = summary_counts(results)
         summary.seconds = time.perf_counter() - started
         state.end_run(run_id, "quarantined" if summary.quarantined else "ok", {**summary.totals, "files": len(new)})
     return summary
+
+
+class BatchRecorder:
+    """Records each batch's files in the ingest state once its kms_events files are in the lake. The writer writes a
+    batch while it parses the next, so a batch is recorded when the next one is handed over (`add`), or at the end
+    (`flush`): a killed run never records a file whose events it did not land."""
+
+    def __init__(self, state: IngestState, run_id: str, progress: Progress | None, total: int) -> None:
+        self.state, self.run_id, self.progress, self.total = state, run_id, progress, total
+        self.pending: tuple[list[ObjectVersion], list[tuple[Path, str]], BatchResult] | None = None
+
+    def add(self, batch: list[ObjectVersion], local: list[tuple[Path, str]], result: BatchResult) -> None:
+        """Hold a batch (objects, their local files, what the writer made of them), recording the one held before."""
+        self.flush()
+        self.pending = (batch, local, result)
+
+    def flush(self) -> None:
+        """Record the batch held, once its files are written (raises what the write raised)."""
+        if self.pending is None:
+            return
+        batch, local, result = self.pending
+        self.pending = None
+        result.written.result()
+        crash_point("before-state")
+        done = {s for _, s in local}
+        counts = [(o, result.counts[o.key].as_dict()) for o in batch if o.key in done]
+        self.state.record_objects(STATE_SOURCE, self.run_id, counts, result.sha256)
+        if self.progress:
+            self.progress(len(batch), self.total)
 
 
 def prepared(reading: Reading, groups: list[list[ObjectVersion]], folder: Callable[[int], Path]) -> Iterator[Prepared]:

@@ -2,8 +2,10 @@
 
 The hot path never copies a record in Python: each trail file is read, CRC-checked and inflated once, its records
 are cut out of the content as Arrow views into it (cut.py), and DuckDB parses and types them where they lie
-(sql/kms_rows.sql) on all cores, and writes Parquet partitioned by event date. Files the cut cannot be trusted with
-go to the exact reader in ingest/cloudtrail/salvage.py, whose good records rejoin the same SQL.
+(sql/kms_rows.sql) on all cores; a second connection writes each batch's Parquet files, one per event date, in a
+thread of its own while the next batch is parsed (load.py records a batch in the state once they are in). Files
+the cut cannot be trusted with go to the exact reader in ingest/cloudtrail/salvage.py, whose good records rejoin
+the same SQL.
 
 A KMS row keeps its record's text (`raw`) only with keep_raw; otherwise its pointer (`source_object`,
 `record_index`) leads back to the original (ingest/cloudtrail/originals.py). Between parsing and landing, the
