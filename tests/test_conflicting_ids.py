@@ -114,3 +114,20 @@ def test_a_trail_file_changed_after_ingest_is_not_taken_for_the_same_records(tmp
     assert changed in held and len(held) == 4
     landed = duckdb.sql(f"SELECT event_id FROM read_parquet('{lake}/kms_events/*/*.parquet')").fetchall()
     assert sorted(r[0] for r in landed) == sorted(r["eventID"] for r in records)  # the lake's rows stay as they were
+
+
+def test_repeats_of_the_batch_before_are_judged_against_its_written_rows(tmp_path: Path) -> None:
+    """Each batch's files are written while the next batch is parsed: a record repeating an id of the batch before
+    is compared with that batch's lake row once it is written, so a redelivery is dropped and a forgery held."""
+    source, lake = tmp_path / "src", tmp_path / "lake"
+    records = fresh_records(40, seed=5)
+    forged = {**records[7], "eventName": "ScheduleKeyDeletion"}
+    write_trail(source / "a.json.gz", records)
+    write_trail(source / "b.json.gz", [*records[:5], forged, *fresh_records(3, seed=6)])
+    result = CliRunner().invoke(cli, ["ingest", "cloudtrail", str(source), "--lake", str(lake), "--batch-files", "1"])
+    assert result.exit_code == EXIT_QUARANTINED, result.output
+    assert "5 duplicate records dropped" in result.output and "1 of them conflicting duplicates" in result.output
+    assert conflicts(lake) == [
+        (f"conflicting duplicate of event {forged['eventID']}", json.dumps(forged, separators=(",", ":")))
+    ]
+    assert len(lake_events(lake)) == 43

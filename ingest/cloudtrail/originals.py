@@ -74,18 +74,20 @@ class Originals:
         self.state_file = state_file
         self.s3_client = s3_client
         self._client: Any = None
-        self._files: dict[str, bytes] = {}
+        self._files: dict[tuple[str, str | None], bytes] = {}
 
-    def record(self, source_object: str, index: int) -> str:
-        """The record's text as its source holds it; OriginalUnavailable says why not."""
-        return record_at(self.object_bytes(source_object), index, source_object)
+    def record(self, source_object: str, index: int, sha256: str | None = None) -> str:
+        """The record's text as its source holds it; OriginalUnavailable says why not. `sha256`: the file's as a
+        run that has not recorded it in the state yet read it (its lake rows point into those bytes)."""
+        return record_at(self.object_bytes(source_object, sha256), index, source_object)
 
-    def object_bytes(self, source_object: str) -> bytes:
-        """The bytes of the source object, once checked to be the version that was ingested."""
+    def object_bytes(self, source_object: str, sha256: str | None = None) -> bytes:
+        """The bytes of the source object, once checked to be the version that was ingested (the one the state
+        recorded, or the one with `sha256`)."""
         if source_object.startswith("lookup-events:"):
             raise OriginalUnavailable(f"{source_object} is not a file: its records' text is kept in the lake's raw")
-        if source_object not in self._files:
-            identity = recorded_identity(self.state_file, source_object)
+        if (source_object, sha256) not in self._files:
+            identity = Identity(None, None, sha256) if sha256 else recorded_identity(self.state_file, source_object)
             if identity is None:
                 raise OriginalUnavailable(
                     f"{source_object} is not in the ingest state ({self.state_file}): keytrail cannot tell "
@@ -96,8 +98,8 @@ class Originals:
             check_identity(source_object, data, identity)
             if len(self._files) >= CACHED_FILES:
                 self._files.pop(next(iter(self._files)))
-            self._files[source_object] = data
-        return self._files[source_object]
+            self._files[source_object, sha256] = data
+        return self._files[source_object, sha256]
 
     def _fetch_s3(self, source_object: str, identity: Identity) -> bytes:
         bucket, key = parse_s3_uri(source_object)
