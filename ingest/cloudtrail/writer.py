@@ -190,7 +190,9 @@ class KmsLakeWriter:
         self.originals = originals
         self.local: dict[str, Path] = {}  # the batch's source objects as local files
         self.sha256: dict[str, str] = {}  # and the SHA-256 of each
-        self.handed: dict[str, str] = {}  # the SHA-256 of every file of the batches handed to the copier
+        # The SHA-256 of the files of the batch last handed to the copier: in the lake once written, and not in the
+        # ingest state until the next batch is parsed (load.py BatchRecorder records the batches before it).
+        self.handed: dict[str, str] = {}
         self.unchanged: dict[str, bool] = {}  # whether each is the version the state recorded (`_unchanged`)
         self.texts: dict[str, dict[int, str]] = {}  # records of batch files read again for their exact text
         self.batch_no = 0
@@ -335,8 +337,8 @@ class KmsLakeWriter:
     def _lake_text(self, copy: Copy) -> str | None:
         """A lake row's text: its `raw`; else its original, from the batch when its file is being read again (a
         killed run's), or fetched through its pointer and checked against the file's identity: the SHA-256 this run
-        read for a file of its earlier batches (not in the state yet), else the state's (None when the original is
-        gone or changed: the record under the same id is then held, never dropped)."""
+        read for a file of the batch before (`handed`), else the state's (None when the original is gone or
+        changed: the record under the same id is then held, never dropped)."""
         obj, index, raw = copy
         if raw is not None:
             return raw
@@ -418,7 +420,7 @@ class KmsLakeWriter:
         self.con.execute(f'ALTER TABLE parsed RENAME TO "parsed-{batch}"')
         self.con.execute(f'CREATE TABLE "fresh-{batch}" AS SELECT source_object, record_index FROM fresh')
         self.last_write = self.writing.submit(self._copy, batch, days, keep_raw, self.last_write)
-        self.handed.update(self.sha256)  # in the lake once written, before load.py records them in the state
+        self.handed = dict(self.sha256)
         return self.last_write
 
     def _copy(self, batch: str, days: list[dt.date], keep_raw: bool, before: Future[None]) -> None:
