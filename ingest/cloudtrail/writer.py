@@ -266,7 +266,7 @@ class KmsLakeWriter:
             "CREATE OR REPLACE TEMP TABLE known AS SELECT * FROM seen SEMI JOIN candidates USING (event_id)"
         )
         self.con.execute(
-            """CREATE OR REPLACE TEMP TABLE fresh AS
+            """CREATE OR REPLACE TABLE fresh AS
                SELECT source_object, record_index, event_id, event_date FROM candidates ANTI JOIN known USING (event_id)
                WHERE nth = 1 AND ($floor::DATE IS NULL OR event_date >= $floor)""",
             {"floor": self.floor},
@@ -412,13 +412,14 @@ class KmsLakeWriter:
                 )
 
     def _write_fresh(self, keep_raw: bool) -> Future[None]:
-        """Hand the batch's rows to the copier: `parsed` and `fresh` are renamed for it to write and drop, so the
-        next batch is parsed meanwhile. Returns the write's future, done once the files are in the lake: the
-        batches' writes run in order, and none runs after one that failed."""
+        """Hand the batch's rows to the copier: `parsed` and `fresh` (main-schema tables, which the copier's
+        connection sees) are renamed for it to write and drop, so the next batch is parsed meanwhile. Returns the
+        write's future, done once the files are in the lake: the batches' writes run in order, and none runs after
+        one that failed."""
         batch = f"{self.run_id}-{self.batch_no}"
         days = [day for (day,) in self.con.execute("SELECT DISTINCT event_date FROM fresh ORDER BY ALL").fetchall()]
         self.con.execute(f'ALTER TABLE parsed RENAME TO "parsed-{batch}"')
-        self.con.execute(f'CREATE TABLE "fresh-{batch}" AS SELECT source_object, record_index FROM fresh')
+        self.con.execute(f'ALTER TABLE fresh RENAME TO "fresh-{batch}"')
         self.last_write = self.writing.submit(self._copy, batch, days, keep_raw, self.last_write)
         self.handed = dict(self.sha256)
         return self.last_write
