@@ -277,8 +277,7 @@ def store_baselines(con: duckdb.DuckDBPyConnection, params: Mapping[str, Mapping
     for name in STORED:
         files, report.written[name] = split_days(days.lake, name, sigs[name])
         report.kept += len(files)
-    written = {name: report.written[name] for name in STORED}
-    for batch, names in _plan(con, written):
+    for batch, names in _plan(con, report.written):
         if names:
             _write_days(con, days.lake, batch or [], {name: sigs[name] for name in names}, params)
     _remove_others(days.lake, {stored_file(days.lake, n, d, sig) for n in STORED for d, sig in sigs[n].items()})
