@@ -16,12 +16,12 @@ CREATE OR REPLACE MACRO utc_hour(ts) AS make_timestamptz(epoch_us(ts) // 3600000
 -- principal_uid: the unique id of the IAM role (AROA…) or user (AIDA…) behind a userIdentity.principalId
 -- ("AROA…:session-name" for a role session), NULL for anything else (root, services, federated users).
 -- A prefix test, not a full check: the ids it is joined with (principal_ids) are checked where they come from.
--- The part before the colon by strpos, not split_part: split_part builds a list per event, and this runs on every
--- event of the attribution (it cost a third of the first attribution's CPU).
+-- It runs on many events of the attribution, so it avoids DuckDB's character-wise string functions: left() and
+-- slicing count UTF-8 characters (20M events, DuckDB 2.0: this macro with left() and strpos 1.1 CPU s,
+-- split_part 0.36, string_split(…)[1] 0.25, the prefix test alone 0.18).
 CREATE OR REPLACE MACRO principal_uid(principal_id) AS
-    CASE WHEN left(principal_id, 4) IN ('AROA', 'AIDA') THEN
-        CASE WHEN contains(principal_id, ':') THEN left(principal_id, strpos(principal_id, ':') - 1) ELSE principal_id END
-    END;
+    CASE WHEN starts_with(principal_id, 'AROA') OR starts_with(principal_id, 'AIDA')
+         THEN string_split(principal_id, ':')[1] END;
 
 -- learned_role: the role learned for a copy's unique id (principal_ids.role_arn), if the copy names no role or
 -- user itself (`learned_from`) and the role is in the copy's caller account (an AWSAccount copy names it).
