@@ -7,7 +7,10 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from ingest.lake.schema import ACCESS_EVENTS, KMS_EVENTS, QUARANTINE
 from ingest.lake.store import Lake
 from keytrail.cli import EXIT_QUARANTINED, cli
 from tests.conftest import SAMPLE_LOGS, SHARED_DATA
+from tests.test_unreadable_files import WITHOUT_ROOT_OVERRIDES, event_ids, quarantine, unreadable
 from tests.trailfiles import doc_records, fresh_records, write_trail
 
 # One xdist worker runs them all (make test: --dist loadgroup): one JVM, one backfill of the sample.
@@ -154,3 +158,32 @@ def test_backfill_refuses_what_it_cannot_do(args: list[str], message: str, sourc
     args = [{"SRC": str(source), "LAKE": str(tmp_path)}.get(a, a) for a in args]
     result = CliRunner().invoke(cli, ["ingest", "cloudtrail", "--engine", "spark", *args])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_file_spark_cannot_read_is_set_apart_and_retried(tmp_path: Path) -> None:
+    """A trail file the backfill may not read (mode 000; the run drops root's overrides, so it is refused as any
+    user is) does not end the backfill: the rest lands, the file is quarantined with the OS error and what to
+    grant, and it is not recorded as read, so the next run (here the DuckDB ingest) lands it."""
+    source, lake = tmp_path / "trail", tmp_path / "lake"
+    records = [fresh_records(5, seed=n) for n in range(3)]
+    paths = [write_trail(source / f"f{n}.json.gz", recs) for n, recs in enumerate(records)]
+    paths[1].chmod(0)
+    command = [sys.executable, "-m", "keytrail", "ingest", "cloudtrail", "--engine", "spark", str(source)]
+    prefix = WITHOUT_ROOT_OVERRIDES if os.geteuid() == 0 else []
+    env = os.environ | {"PYSPARK_SUBMIT_ARGS": "--conf spark.ui.enabled=false pyspark-shell"}
+    run = subprocess.run(
+        [*prefix, *command, "--lake", str(lake)], capture_output=True, text=True, timeout=300, env=env, check=False
+    )
+    assert run.returncode == EXIT_QUARANTINED, run.stdout + run.stderr
+    assert "1 files could not be read (the quarantine says why and what to grant)" in run.stdout
+    assert event_ids(lake) == {r["eventID"] for recs in (records[0], records[2]) for r in recs}
+    ((where, reason),) = quarantine(lake)
+    assert where == str(paths[1])
+    assert "cannot read the file: Permission denied (PermissionError, errno 13)" in reason
+    assert unreadable(lake) == [(str(paths[1]), 1)]
+
+    paths[1].chmod(0o644)
+    again = ingest_local(Lake(lake), source, TrailFilter())
+    assert again.files_new == 1 and again.totals["kept"] == 5
+    assert event_ids(lake) == {r["eventID"] for recs in records for r in recs}
+    assert unreadable(lake) == []

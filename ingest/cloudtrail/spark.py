@@ -13,6 +13,8 @@ index), writes the fresh rows partitioned by event date and moves each file into
 few records whose id is taken by another record are compared in the driver, as the DuckDB writer does; the
 quarantine, the access events and the ingest state are written by the driver through the same functions, after
 the lake files, so a later DuckDB ingest of the same source skips what this one landed and a killed run reruns.
+A file Spark cannot read (refused, archived) is left out of the read and set apart by the driver, as the DuckDB
+ingest sets it apart: the backfill goes on, and the next run retries it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import pyarrow as pa
 from ingest.aws import make_client
 from ingest.cloudtrail.access import EVENT_NAMES, Landed, land_access
 from ingest.cloudtrail.cut import cut_records
-from ingest.cloudtrail.load import BATCH_BYTES, STATE_SOURCE, IngestSummary, lake_run
+from ingest.cloudtrail.load import BATCH_BYTES, STATE_SOURCE, IngestSummary, lake_run, set_apart
 from ingest.cloudtrail.originals import Originals, OriginalUnavailable
 from ingest.cloudtrail.salvage import salvage
 from ingest.cloudtrail.sources import S3Trail, TrailFilter, list_local
@@ -49,12 +51,12 @@ from ingest.cloudtrail.writer import (
     same_event,
     summary_counts,
 )
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, SourceError
 from ingest.faults import crash_point
 from ingest.lake.schema import KMS_EVENTS
 from ingest.lake.state import IngestState, ObjectVersion
 from ingest.lake.store import Lake, quarantine_rows
-from ingest.raw import content_of
+from ingest.raw import cannot_read, content_of
 
 # What a task gives back per row. `kind`: `record` (a parsed record, good or not: `reason` says), `problem` (what
 # the exact reader could not read: `evidence` holds its bytes) or `file` (one per file: its `sha256`).
@@ -66,6 +68,8 @@ EXTRA = [
     pa.field("kind", pa.string()),
 ]
 PARSED = pa.schema([f.with_nullable(True) for f in KMS_EVENTS] + EXTRA)
+# Why a file Spark's executors could not read is quarantined when the driver can read it.
+SPARK_UNREAD = "Spark's executors could not read the file, though the driver can: their log says why"
 # The most rows in one kms_events file the backfill writes (a day of an organisation trail is far more).
 FILE_ROWS = 4_000_000
 
@@ -204,10 +208,14 @@ def backfill(
         if new:
             run = Run(lake, source, spark, run_id, state)
             result = run.ingest(new, keep_raw)
+            unreadable, vanished = run.unread(new)
+            result.counts.update(set_apart(lake, state, run_id, unreadable))
             crash_point("before-state")
-            state.record_objects(STATE_SOURCE, run_id, [(o, result.counts[o.key].as_dict()) for o in new], run.sha256)
+            read = [o for o in new if o.key in run.sha256]
+            state.record_objects(STATE_SOURCE, run_id, [(o, result.counts[o.key].as_dict()) for o in read], run.sha256)
             summary.totals = summary_counts([result])
-            summary.bytes_read = sum(o.size or 0 for o in new)
+            summary.bytes_read = sum(o.size or 0 for o in read)
+            summary.files_unreadable, summary.files_vanished = len(unreadable), len(vanished)
         summary.seconds = time.perf_counter() - started
         state.end_run(run_id, "quarantined" if summary.quarantined else "ok", {**summary.totals, "files": len(new)})
     return summary
@@ -250,6 +258,25 @@ class Run:
             candidates.unpersist()
             parsed.unpersist()
 
+    def unread(self, objects: list[ObjectVersion]) -> tuple[dict[str, str], list[str]]:
+        """The objects Spark could not read (no `file` row: its reader skips a file it cannot open or read, rather
+        than fail the backfill): why, as the driver finds when it reads each itself (the OS error, or S3's refusal
+        and its fix), and those deleted since the listing. Neither is recorded as read: the next run retries them."""
+        why, gone = {}, []
+        for key in [o.key for o in objects if o.key not in self.sha256]:
+            try:
+                data = self.source.read(key)
+            except OSError as err:
+                why[key] = f"{cannot_read(err)}; every run retries it"
+            except SourceError as err:
+                why[key] = f"{err}; every run retries it"
+            else:
+                if data is None:
+                    gone.append(key)
+                else:
+                    why[key] = f"{SPARK_UNREAD}; every run retries it"
+        return why, gone
+
     def quarantine(self, parsed: Any, conflicts: list[Entry]) -> None:
         """Quarantine the records with a reason (their text, or their bytes when not UTF-8) and the conflicts."""
         bad = parsed.where("reason IS NOT NULL").select("source_object", "record_index", "reason", "raw", "evidence")
@@ -267,7 +294,9 @@ class Run:
         discovery = "spark.sql.sources.parallelPartitionDiscovery."
         self.spark.conf.set(f"{discovery}threshold", str(len(objects) + 1 if local else 32))
         self.spark.conf.set(f"{discovery}parallelism", str(self.spark.sparkContext.defaultParallelism))
-        files = self.spark.read.format("binaryFile").load([spark_path(o.key) for o in objects])
+        # a file it cannot read (refused, archived, gone) is left out, not the end of the backfill: see `unread`
+        reader = self.spark.read.format("binaryFile").options(ignoreCorruptFiles="true", ignoreMissingFiles="true")
+        files = reader.load([spark_path(o.key) for o in objects])
         return files.select("path", "content").mapInArrow(
             lambda batches: parse_batches(batches, keys, keep_raw), from_arrow_schema(PARSED)
         )
