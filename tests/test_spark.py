@@ -208,6 +208,9 @@ QUERIES = [
     " quantile_cont(length(value), $q)::DOUBLE AS t, median(length(value))::DOUBLE AS u FROM pairs",
     "SELECT format('{} of {} ({:02d}) 100%', count(*), max(value), 7) AS r,"
     " printf('%.1g', 1.0::DOUBLE / count(*)) AS s, format('{}', NULL::VARCHAR) AS t FROM pairs",
+    # a DOUBLE the detectors print, with its precision (Java writes '{}' of 10^7 and above as 1.2345678E7)
+    "SELECT format('about {:.1f}', round(12345678.04::DOUBLE * count(*), 1)) AS r,"
+    " format('{:.1f}', round(count(*) / 7, 1)) AS s FROM pairs",
     "SELECT epoch(max($t::TIMESTAMPTZ) - TIMESTAMPTZ '2026-11-01 09:30:00+00') AS r,"
     " max($t::TIMESTAMPTZ) - to_hours(3) + to_days(1) - to_minutes(5) AS s,"
     " min(timezone('UTC', $t::TIMESTAMPTZ)::DATE) AS u FROM pairs",
