@@ -14,19 +14,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
 from ingest.cloudtrail import spark as spark_ingest
-from ingest.cloudtrail.load import ingest_local
-from ingest.cloudtrail.sources import TrailFilter
+from ingest.cloudtrail.load import ingest_local, lake_run
+from ingest.cloudtrail.sources import S3Trail, TrailFilter
 from ingest.lake.schema import ACCESS_EVENTS, KMS_EVENTS, QUARANTINE
 from ingest.lake.store import Lake
 from keytrail.cli import EXIT_QUARANTINED, cli
 from tests.conftest import SAMPLE_LOGS, SHARED_DATA
 from tests.test_unreadable_files import WITHOUT_ROOT_OVERRIDES, event_ids, quarantine, unreadable
-from tests.trailfiles import doc_records, fresh_records, write_trail
+from tests.trailfiles import doc_records, fresh_records, trail_key, trail_text, write_trail
 
 # One xdist worker runs them all (make test: --dist loadgroup): one JVM, one backfill of the sample.
 pytestmark = pytest.mark.xdist_group("spark")
@@ -187,3 +188,27 @@ def test_a_file_spark_cannot_read_is_set_apart_and_retried(tmp_path: Path) -> No
     assert again.files_new == 1 and again.totals["kept"] == 5
     assert event_ids(lake) == {r["eventID"] for recs in records for r in recs}
     assert unreadable(lake) == []
+
+
+def test_the_driver_says_why_spark_could_not_read_s3_objects(moto_endpoint: str, tmp_path: Path) -> None:
+    """What s3a could not read (the tests stay offline, without s3a) the driver reads with boto3 to say why: an
+    object a lifecycle rule archived gets S3's refusal and the fix; one deleted since the listing is gone."""
+    s3: Any = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="trail")
+    keys = [trail_key("111122223333", "us-east-1", "2026-11-20", n) for n in range(3)]
+    for n, key in enumerate(keys):
+        storage = {"StorageClass": "GLACIER"} if n == 1 else {}
+        s3.put_object(Bucket="trail", Key=key, Body=gzip.compress(trail_text(fresh_records(2)).encode()), **storage)
+    lake = Lake(tmp_path / "lake")
+    source = spark_ingest.s3_source(S3Trail(s3, "s3://trail"), TrailFilter(), lake.state_dir / "ingest.sqlite")
+    s3.delete_object(Bucket="trail", Key=keys[2])
+    with lake_run(lake, "ingest cloudtrail --engine spark", source.name) as (state, run_id):
+        run = spark_ingest.Run(lake, source, None, run_id, state)
+        run.sha256 = {f"s3://trail/{keys[0]}": "read by Spark"}
+        why, gone = run.unread(source.objects)
+    assert list(why) == [f"s3://trail/{keys[1]}"]
+    assert (
+        "is archived (InvalidObjectState on GetObject): restore it from its Glacier storage class"
+        in why[f"s3://trail/{keys[1]}"]
+    )
+    assert gone == [f"s3://trail/{keys[2]}"]

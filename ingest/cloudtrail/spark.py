@@ -23,6 +23,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,21 +262,22 @@ class Run:
     def unread(self, objects: list[ObjectVersion]) -> tuple[dict[str, str], list[str]]:
         """The objects Spark could not read (no `file` row: its reader skips a file it cannot open or read, rather
         than fail the backfill): why, as the driver finds when it reads each itself (the OS error, or S3's refusal
-        and its fix), and those deleted since the listing. Neither is recorded as read: the next run retries them."""
-        why, gone = {}, []
-        for key in [o.key for o in objects if o.key not in self.sha256]:
-            try:
-                data = self.source.read(key)
-            except OSError as err:
-                why[key] = f"{cannot_read(err)}; every run retries it"
-            except SourceError as err:
-                why[key] = f"{err}; every run retries it"
-            else:
-                if data is None:
-                    gone.append(key)
-                else:
-                    why[key] = f"{SPARK_UNREAD}; every run retries it"
-        return why, gone
+        and its fix; eight at a time, for S3's latency), and those deleted since the listing. Neither is recorded
+        as read: the next run retries them."""
+        keys = [o.key for o in objects if o.key not in self.sha256]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = dict(zip(keys, pool.map(self.why_unread, keys), strict=True))
+        return {key: why for key, why in found.items() if why}, [key for key, why in found.items() if not why]
+
+    def why_unread(self, key: str) -> str | None:
+        """Why a file Spark left out cannot be read, as the driver finds it; None when it is gone."""
+        try:
+            data = self.source.read(key)
+        except OSError as err:
+            return f"{cannot_read(err)}; every run retries it"
+        except SourceError as err:
+            return f"{err}; every run retries it"
+        return None if data is None else f"{SPARK_UNREAD}; every run retries it"
 
     def quarantine(self, parsed: Any, conflicts: list[Entry]) -> None:
         """Quarantine the records with a reason (their text, or their bytes when not UTF-8) and the conflicts."""
