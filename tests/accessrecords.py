@@ -111,6 +111,27 @@ def authorize_ingress(when: str, event_id: str, cidr: str, group: str = "sg-0123
     return record("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress", when, event_id, request, response)
 
 
+def authorize_group_ingress(when: str, event_id: str, source: str, group: str = "sg-0123456789abcdef0",
+                            rule: str = "sgr-0a1b2c3d4e5f60003") -> dict:  # fmt: skip
+    """Ingress from another account's security group, "<account>/sg-…" (across a peering): the user-group pair of
+    the request, the rule's referencedGroupInfo in the response, as EC2 writes them."""
+    owner, source_group = source.split("/")
+    pair = {"userId": owner, "groupId": source_group}
+    request = {
+        "groupId": group,
+        "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 2223, "toPort": 2225, "groups": {"items": [pair]},
+                                     "ipRanges": {}, "ipv6Ranges": {}, "prefixListIds": {}}]},
+    }  # fmt: skip
+    response = {
+        "requestId": f"req-{event_id}",
+        "_return": True,
+        "securityGroupRuleSet": {"items": [{"groupOwnerId": OWNER, "groupId": group, "securityGroupRuleId": rule,
+                                            "isEgress": False, "ipProtocol": "tcp", "fromPort": 2223,
+                                            "toPort": 2225, "referencedGroupInfo": pair}]},
+    }  # fmt: skip
+    return record("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress", when, event_id, request, response)
+
+
 def revoke_ingress(when: str, event_id: str, cidr: str | None = None, rule: str | None = None,
                    group: str = "sg-0123456789abcdef0") -> dict:  # fmt: skip
     """Revoke by the rule's permissions (cidr) or by its rule id, the two ways the API takes."""

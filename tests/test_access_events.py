@@ -242,6 +242,9 @@ def typed(*recs: dict[str, Any]) -> list[dict[str, Any]]:
          {"path_kind": "transit_gateway", "action": "close", "path_id": "tgw-attach-0a1b2c3d4e5f6a7b8"}),
         (a.revoke_ingress("2026-11-02T11:00:00Z", "e", cidr="10.8.4.0/24"),
          {"path_kind": "security_group", "action": "close", "cidrs": ["10.8.4.0/24"], "rule_ids": []}),
+        (a.authorize_group_ingress("2026-11-02T11:00:00Z", "e", "444455556666/sg-0fedcba9876543210"),
+         {"path_kind": "security_group", "action": "open", "cidrs": [],
+          "source_groups": ["444455556666/sg-0fedcba9876543210"], "rule_ids": ["sgr-0a1b2c3d4e5f60003"]}),
         (a.modify_rule("2026-11-02T11:00:00Z", "e", "sgr-1", "10.9.0.0/16"),
          {"path_kind": "security_group", "action": "change", "cidrs": ["10.9.0.0/16"], "rule_ids": ["sgr-1"],
           "security_group_id": "sg-0123456789abcdef0"}),
@@ -293,4 +296,36 @@ def test_a_rule_modified_then_revoked_by_id_closes_the_cidr_it_had_last(tmp_path
     assert rows == [
         ("sg-0123456789abcdef0: 10.8.0.0/16", "11-05", "11-20", ["widen", "close"]),
         ("sg-0123456789abcdef0: 10.8.4.0/24", "11-01", "11-05", ["open", "widen"]),
+    ]
+
+
+def test_a_rule_from_a_tenants_security_group_is_its_path_until_revoked(tmp_path: Path, lake_dir: Path) -> None:
+    """Across a peering, the HSMs' group may allow another account's security group instead of a CIDR: the path is
+    the tenant's whose account owns that group, open from the authorization until the rule is revoked by its id; a
+    group of an account no tenant has is nobody's path."""
+    recs = [
+        a.authorize_group_ingress("2026-11-01T10:00:00Z", "open", "444455556666/sg-0fedcba9876543210", rule="sgr-7"),
+        a.authorize_group_ingress("2026-11-01T11:00:00Z", "stranger", "123456789012/sg-0aaaabbbbccccdddd"),
+        a.revoke_ingress("2026-11-10T10:00:00Z", "close", rule="sgr-7"),
+    ]
+    write_trail(tmp_path / "t" / "sg.json.gz", recs)
+    assert (
+        CliRunner().invoke(cli, ["ingest", "cloudtrail", str(tmp_path / "t"), "--lake", str(lake_dir)]).exit_code == 0
+    )
+    (tmp_path / "tenants.toml").write_text(TENANTS)
+    con = connect(lake_dir, tenants=tmp_path / "tenants.toml")
+    rows = con.sql(
+        "SELECT tenant_id, path, detail, strftime(opened_at, '%m-%d'), strftime(closed_at, '%m-%d'), is_open, evidence "
+        "FROM access_timeline"
+    ).fetchall()
+    assert rows == [
+        (
+            "acme",
+            "sg-0123456789abcdef0: 444455556666/sg-0fedcba9876543210",
+            "security group sg-0fedcba9876543210 of the tenant's account 444455556666",
+            "11-01",
+            "11-10",
+            False,
+            ["open", "close"],
+        )
     ]

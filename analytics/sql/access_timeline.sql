@@ -16,32 +16,40 @@ hsm_groups AS (
     SELECT security_group_id AS sg FROM ok WHERE event_name = 'CreateCluster' AND security_group_id IS NOT NULL
     UNION SELECT unnest(hsm_security_groups) FROM settings
 ),
--- security-group rules, one row per (group, CIDR) change; a rule revoked or modified by its id takes the CIDR
--- it had just before (from its authorization or its last modification)
+-- security-group rules, one row per (group, source) change, a source being a CIDR or another security group
+-- ("<owner account>/sg-…"); a rule revoked or modified by its id takes the source it had just before (from its
+-- authorization or its last modification)
 sg_rules AS (
-    SELECT event_time, event_id, principal_arn, action, security_group_id AS sg, cidrs, rule_ids,
-           CASE WHEN len(cidrs) = len(rule_ids) THEN list_zip(rule_ids, cidrs) END AS pairs
-    FROM ok WHERE path_kind = 'security_group' AND security_group_id IN (SELECT sg FROM hsm_groups)
+    SELECT event_time, event_id, principal_arn, action, security_group_id AS sg, sources, rule_ids,
+           CASE WHEN len(sources) = len(rule_ids) THEN list_zip(rule_ids, sources) END AS pairs
+    FROM (SELECT *, cidrs || coalesce(source_groups, []) AS sources FROM ok)
+    WHERE path_kind = 'security_group' AND security_group_id IN (SELECT sg FROM hsm_groups)
 ),
-rule_cidrs AS (
-    SELECT event_time, p[1] AS rule_id, p[2] AS cidr
+rule_sources AS (
+    SELECT event_time, p[1] AS rule_id, p[2] AS source
     FROM (SELECT event_time, unnest(pairs) AS p FROM sg_rules WHERE action IN ('open', 'change'))
 ),
 sg_changes AS (
-    SELECT event_time, event_id, principal_arn, action, sg, unnest(cidrs) AS cidr FROM sg_rules
+    SELECT event_time, event_id, principal_arn, action, sg, unnest(sources) AS source FROM sg_rules
     UNION ALL
-    -- revoked or modified by rule id: the rule's CIDR before this call closes
-    SELECT s.event_time, s.event_id, s.principal_arn, 'close', s.sg, r.cidr
+    -- revoked or modified by rule id: the rule's source before this call closes
+    SELECT s.event_time, s.event_id, s.principal_arn, 'close', s.sg, r.source
     FROM (SELECT *, unnest(rule_ids) AS rule_id FROM sg_rules WHERE action IN ('close', 'change')) s
-    ASOF JOIN rule_cidrs r ON s.rule_id = r.rule_id AND s.event_time > r.event_time
-    WHERE s.action = 'change' OR len(s.cidrs) = 0
+    ASOF JOIN rule_sources r ON s.rule_id = r.rule_id AND s.event_time > r.event_time
+    WHERE s.action = 'change' OR len(s.sources) = 0
 ),
 changes AS (
-    SELECT t.tenant_id, 'security_group' AS path_kind, c.sg || ': ' || c.cidr AS path,
-           'CIDR ' || c.cidr || ' overlaps the tenant''s VPC' AS detail,
+    -- a CIDR overlapping the tenant's VPC, or a security group of the tenant's account
+    SELECT t.tenant_id, 'security_group' AS path_kind, c.sg || ': ' || c.source AS path,
+           CASE WHEN c.owner IS NULL THEN 'CIDR ' || c.source || ' overlaps the tenant''s VPC'
+                ELSE 'security group ' || split_part(c.source, '/', 2) || ' of the tenant''s account ' || c.owner
+           END AS detail,
            c.event_time, c.event_id, c.principal_arn AS who, CASE c.action WHEN 'close' THEN 'close' ELSE 'open' END
                AS action
-    FROM sg_changes c JOIN tenants t ON len(list_filter(t.vpc_cidrs, lambda v: cidr_overlap(v, c.cidr))) > 0
+    FROM (SELECT *, CASE WHEN contains(source, '/sg-') THEN split_part(source, '/', 1) END AS owner
+          FROM sg_changes) c
+    JOIN tenants t ON CASE WHEN c.owner IS NULL THEN len(list_filter(t.vpc_cidrs, lambda v: cidr_overlap(v, c.source))) > 0
+                           ELSE list_contains(t.accounts, c.owner) END
     UNION ALL
     -- peering and attachments: the path's id is the tenant's, or any of its records names the tenant's account,
     -- VPC range

@@ -106,6 +106,7 @@ ACCESS_EVENTS = pa.schema(
         pa.field("peer_account_id", pa.string()),  # the other side's account: peering, attachment
         pa.field("peer_vpc_id", pa.string()),
         pa.field("cidrs", pa.list_(pa.string())),  # peer VPC CIDRs, or the CIDRs a rule allows
+        pa.field("source_groups", pa.list_(pa.string())),  # security groups a rule allows: "<owner account>/sg-…"
         pa.field("security_group_id", pa.string()),
         pa.field("rule_ids", pa.list_(pa.string())),  # security group rule ids (sgr-…)
         pa.field("key_arn", pa.string()),

@@ -16,3 +16,7 @@ CREATE OR REPLACE MACRO policy_principals(policy) AS
     list_distinct(flatten(list_transform(
         list_filter(policy_statements(policy), lambda s: json_extract_string(s, '$.Effect') = 'Allow'),
         lambda s: statement_principals(s))));
+/* source_group(grp, owner): a security group a rule allows, as "<owner account>/sg-…", the form the EC2 console
+   shows (a ModifySecurityGroupRules ReferencedGroupId may already carry its owner so). */
+CREATE OR REPLACE MACRO source_group(grp, owner) AS
+    CASE WHEN contains(grp, '/') THEN grp ELSE owner || '/' || grp END;

@@ -129,6 +129,19 @@ SELECT
                 || list_filter([json_extract_string(wreq, '$.SecurityGroupRule.SecurityGroupRule.CidrIpv4')],
                                lambda c: c IS NOT NULL))
     END AS cidrs,
+    -- a rule whose source is another security group (across a peering, the provider's): "<owner>/sg-…", from the
+    -- request's user-group pairs and the new rules' referencedGroupInfo (no owner: the group's own account)
+    CASE WHEN path_kind = 'security_group' THEN list_distinct(list_transform(list_filter(
+            coalesce(json_extract(req, '$.ipPermissions.items[*].groups.items[*]'), []::JSON[])
+                || coalesce(json_extract(resp, '$.securityGroupRuleSet.items[*].referencedGroupInfo'), []::JSON[])
+                || coalesce(json_extract(wreq, '$.SecurityGroupRule[*].SecurityGroupRule'), []::JSON[])
+                || list_filter([json_extract(wreq, '$.SecurityGroupRule.SecurityGroupRule')], lambda r: r IS NOT NULL),
+            lambda g: coalesce(json_extract_string(g, '$.groupId'), json_extract_string(g, '$.ReferencedGroupId'))
+                      IS NOT NULL),
+            lambda g: source_group(coalesce(json_extract_string(g, '$.groupId'),
+                                            json_extract_string(g, '$.ReferencedGroupId')),
+                                   coalesce(json_extract_string(g, '$.userId'), v[6]))))
+    END AS source_groups,
     CASE WHEN path_kind = 'security_group' THEN group_id
          WHEN path_kind = 'cloudhsm' THEN json_extract_string(resp, '$.cluster.securityGroup') END AS security_group_id,
     CASE WHEN path_kind = 'security_group' THEN list_distinct(
