@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import boto3
+import pytest
 from click.testing import CliRunner
 
 from keytrail.cli import cli
@@ -39,6 +40,21 @@ def test_event_prints_the_typed_row_and_the_original_record_from_its_folder(tmp_
     code, out = keytrail("event", records[3]["eventID"], "--lake", lake, "--raw")
     assert code == 0, out
     assert out == minified(records[3]) + "\n"  # byte for byte as the trail file holds it
+
+
+def test_a_relative_source_is_found_from_another_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingested as `keytrail ingest cloudtrail src` in one folder, looked up from another: the relative path is
+    read from the folder the ingest ran in."""
+    records = fresh_records(3, seed=45)
+    write_trail(tmp_path / "src" / "a.json.gz", records)
+    lake = str(tmp_path / "lake")
+    monkeypatch.chdir(tmp_path)
+    assert keytrail("ingest", "cloudtrail", "src", "--lake", lake)[0] == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, out = keytrail("event", records[1]["eventID"], "--lake", lake, "--raw")
+    assert code == 0, out
+    assert out == minified(records[1]) + "\n"
 
 
 def test_a_changed_or_deleted_trail_file_is_named_not_read(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ class Identity:
     etag: str | None
     size: int | None
     sha256: str | None
+    folder: str | None = None  # the folder the recording run started in (a relative local path is relative to it)
 
 
 def recorded_identity(state_file: Path, object_key: str) -> Identity | None:
@@ -47,15 +48,20 @@ def recorded_identity(state_file: Path, object_key: str) -> Identity | None:
         return None
     db = sqlite3.connect(f"file:{state_file}?mode=ro", uri=True)
     try:
-        columns = {row[1] for row in db.execute("PRAGMA table_info(source_objects)")}
-        sha = "sha256" if "sha256" in columns else "NULL"
+        sha = "o.sha256" if "sha256" in _columns(db, "source_objects") else "NULL"
+        cwd = "r.cwd" if "cwd" in _columns(db, "runs") else "NULL"
         row = db.execute(
-            f"SELECT etag, size, {sha} FROM source_objects WHERE object_key = ? ORDER BY ingested_at DESC LIMIT 1",
+            f"SELECT o.etag, o.size, {sha}, {cwd} FROM source_objects AS o LEFT JOIN runs AS r USING (run_id) "
+            "WHERE o.object_key = ? ORDER BY o.ingested_at DESC LIMIT 1",
             (object_key,),
         ).fetchone()
     finally:
         db.close()
     return Identity(*row) if row else None
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
 
 def record_at(data: bytes, index: int, source_object: str) -> str:
@@ -94,7 +100,7 @@ class Originals:
                     "whether it is the file that was ingested"
                 )
             remote = source_object.startswith("s3://")
-            data = self._fetch_s3(source_object, identity) if remote else _read_local(source_object)
+            data = self._fetch_s3(source_object, identity) if remote else _read_local(source_object, identity)
             check_identity(source_object, data, identity)
             if len(self._files) >= CACHED_FILES:
                 self._files.pop(next(iter(self._files)))
@@ -122,9 +128,11 @@ class Originals:
         return bytes(got["Body"].read())
 
 
-def _read_local(source_object: str) -> bytes:
+def _read_local(source_object: str, identity: Identity) -> bytes:
+    """A local trail file's bytes; a relative path is read from the folder the run that recorded it started in
+    (`keytrail ingest cloudtrail trails/` then `keytrail event … --raw` from elsewhere)."""
     try:
-        return Path(source_object).read_bytes()
+        return (Path(identity.folder or ".") / source_object).read_bytes()
     except FileNotFoundError:
         raise OriginalUnavailable(
             f"{source_object} is gone: the record's original is lost; ingest with --keep-raw (keep_raw = true) "

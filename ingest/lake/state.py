@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at TEXT NOT NULL,
     ended_at TEXT,
     status TEXT NOT NULL,          -- running | ok | quarantined | failed
-    stats TEXT                     -- JSON summary
+    stats TEXT,                    -- JSON summary
+    cwd TEXT                       -- the folder the run was started in: where its relative source paths are
 );
 """
 
@@ -90,6 +91,8 @@ class IngestState:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(source_objects)")}
         if "sha256" not in columns:  # a state written before object identities were kept
             self.db.execute("ALTER TABLE source_objects ADD COLUMN sha256 TEXT")
+        if "cwd" not in {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}:  # nor runs' folders
+            self.db.execute("ALTER TABLE runs ADD COLUMN cwd TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -165,8 +168,8 @@ class IngestState:
 
     def start_run(self, run_id: str, command: str, source: str) -> None:
         self.db.execute(
-            "INSERT INTO runs (run_id, command, source, started_at, status) VALUES (?,?,?,?,?)",
-            (run_id, command, source, utcnow(), "running"),
+            "INSERT INTO runs (run_id, command, source, started_at, status, cwd) VALUES (?,?,?,?,?,?)",
+            (run_id, command, source, utcnow(), "running", os.getcwd()),
         )
 
     def end_run(self, run_id: str, status: str, stats: dict[str, Any]) -> None:
