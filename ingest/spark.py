@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,9 @@ def spark_session(master: str | None = None, config: Mapping[str, str] | None = 
     LOCAL_CONFIG and `config`; SETTINGS either way."""
     from pyspark.sql import SparkSession
 
+    # keytrail hands Spark Arrow (mapInArrow, Arrow tables, toArrow), never pandas: pyspark's warning that it does
+    # not fully support pandas 3 (which streamlit brings) is about calls keytrail does not make
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     active = SparkSession.getActiveSession()
     if active is None:
         builder = SparkSession.builder.appName("keytrail")

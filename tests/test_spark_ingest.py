@@ -177,6 +177,7 @@ def test_a_file_spark_cannot_read_is_set_apart_and_retried(tmp_path: Path) -> No
     )
     assert run.returncode == EXIT_QUARANTINED, run.stdout + run.stderr
     assert "1 files could not be read (the quarantine says why and what to grant)" in run.stdout
+    assert "Traceback" not in run.stderr and "FutureWarning" not in run.stderr  # (pyspark's pandas 3 warning)
     assert event_ids(lake) == {r["eventID"] for recs in (records[0], records[2]) for r in recs}
     ((where, reason),) = quarantine(lake)
     assert where == str(paths[1])
