@@ -93,41 +93,27 @@ def delete_peering(
     return record("ec2.amazonaws.com", name, when, event_id, {"vpcPeeringConnectionId": pcx}, response)
 
 
-def authorize_ingress(when: str, event_id: str, cidr: str, group: str = "sg-0123456789abcdef0",
+def authorize_ingress(when: str, event_id: str, source: str, group: str = "sg-0123456789abcdef0",
                       rule: str = "sgr-0a1b2c3d4e5f60001") -> dict:  # fmt: skip
+    """Ingress from a CIDR, or from another account's security group "<account>/sg-…" (across a peering: the
+    request's user-group pair and the new rule's referencedGroupInfo, as EC2 writes them)."""
+    if "/sg-" in source:
+        owner, source_group = source.split("/")
+        pair = {"userId": owner, "groupId": source_group}
+        groups, ranges, rule_source = {"items": [pair]}, {}, {"referencedGroupInfo": pair}
+    else:
+        groups, ranges, rule_source = {}, {"items": [{"cidrIp": source}]}, {"cidrIpv4": source}
     request = {
         "groupId": group,
-        "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 2223, "toPort": 2225, "groups": {},
-                                     "ipRanges": {"items": [{"cidrIp": cidr}]}, "ipv6Ranges": {},
-                                     "prefixListIds": {}}]},
+        "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 2223, "toPort": 2225, "groups": groups,
+                                     "ipRanges": ranges, "ipv6Ranges": {}, "prefixListIds": {}}]},
     }  # fmt: skip
     response = {
         "requestId": f"req-{event_id}",
         "_return": True,
         "securityGroupRuleSet": {"items": [{"groupOwnerId": OWNER, "groupId": group, "securityGroupRuleId": rule,
                                             "isEgress": False, "ipProtocol": "tcp", "fromPort": 2223,
-                                            "toPort": 2225, "cidrIpv4": cidr}]},
-    }  # fmt: skip
-    return record("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress", when, event_id, request, response)
-
-
-def authorize_group_ingress(when: str, event_id: str, source: str, group: str = "sg-0123456789abcdef0",
-                            rule: str = "sgr-0a1b2c3d4e5f60003") -> dict:  # fmt: skip
-    """Ingress from another account's security group, "<account>/sg-…" (across a peering): the user-group pair of
-    the request, the rule's referencedGroupInfo in the response, as EC2 writes them."""
-    owner, source_group = source.split("/")
-    pair = {"userId": owner, "groupId": source_group}
-    request = {
-        "groupId": group,
-        "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 2223, "toPort": 2225, "groups": {"items": [pair]},
-                                     "ipRanges": {}, "ipv6Ranges": {}, "prefixListIds": {}}]},
-    }  # fmt: skip
-    response = {
-        "requestId": f"req-{event_id}",
-        "_return": True,
-        "securityGroupRuleSet": {"items": [{"groupOwnerId": OWNER, "groupId": group, "securityGroupRuleId": rule,
-                                            "isEgress": False, "ipProtocol": "tcp", "fromPort": 2223,
-                                            "toPort": 2225, "referencedGroupInfo": pair}]},
+                                            "toPort": 2225, **rule_source}]},
     }  # fmt: skip
     return record("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress", when, event_id, request, response)
 

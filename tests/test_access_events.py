@@ -242,9 +242,9 @@ def typed(*recs: dict[str, Any]) -> list[dict[str, Any]]:
          {"path_kind": "transit_gateway", "action": "close", "path_id": "tgw-attach-0a1b2c3d4e5f6a7b8"}),
         (a.revoke_ingress("2026-11-02T11:00:00Z", "e", cidr="10.8.4.0/24"),
          {"path_kind": "security_group", "action": "close", "cidrs": ["10.8.4.0/24"], "rule_ids": []}),
-        (a.authorize_group_ingress("2026-11-02T11:00:00Z", "e", "444455556666/sg-0fedcba9876543210"),
+        (a.authorize_ingress("2026-11-02T11:00:00Z", "e", "444455556666/sg-0fedcba9876543210"),
          {"path_kind": "security_group", "action": "open", "cidrs": [],
-          "source_groups": ["444455556666/sg-0fedcba9876543210"], "rule_ids": ["sgr-0a1b2c3d4e5f60003"]}),
+          "source_groups": ["444455556666/sg-0fedcba9876543210"], "rule_ids": ["sgr-0a1b2c3d4e5f60001"]}),
         (a.modify_rule("2026-11-02T11:00:00Z", "e", "sgr-1", "10.9.0.0/16"),
          {"path_kind": "security_group", "action": "change", "cidrs": ["10.9.0.0/16"], "rule_ids": ["sgr-1"],
           "security_group_id": "sg-0123456789abcdef0"}),
@@ -283,16 +283,9 @@ def test_a_rule_modified_then_revoked_by_id_closes_the_cidr_it_had_last(tmp_path
         a.modify_rule("2026-11-05T10:00:00Z", "widen", "sgr-1", "10.8.0.0/16"),
         a.revoke_ingress("2026-11-20T10:00:00Z", "close", rule="sgr-1"),
     ]
-    write_trail(tmp_path / "t" / "sg.json.gz", recs)
-    assert (
-        CliRunner().invoke(cli, ["ingest", "cloudtrail", str(tmp_path / "t"), "--lake", str(lake_dir)]).exit_code == 0
+    rows = timeline(
+        tmp_path, lake_dir, recs, "path, strftime(opened_at, '%m-%d'), strftime(closed_at, '%m-%d'), evidence"
     )
-    (tmp_path / "tenants.toml").write_text(TENANTS)
-    con = connect(lake_dir, tenants=tmp_path / "tenants.toml")
-    rows = con.sql(
-        "SELECT path, strftime(opened_at, '%m-%d'), strftime(closed_at, '%m-%d'), evidence FROM access_timeline "
-        "ORDER BY path"
-    ).fetchall()
     assert rows == [
         ("sg-0123456789abcdef0: 10.8.0.0/16", "11-05", "11-20", ["widen", "close"]),
         ("sg-0123456789abcdef0: 10.8.4.0/24", "11-01", "11-05", ["open", "widen"]),
@@ -304,20 +297,12 @@ def test_a_rule_from_a_tenants_security_group_is_its_path_until_revoked(tmp_path
     the tenant's whose account owns that group, open from the authorization until the rule is revoked by its id; a
     group of an account no tenant has is nobody's path."""
     recs = [
-        a.authorize_group_ingress("2026-11-01T10:00:00Z", "open", "444455556666/sg-0fedcba9876543210", rule="sgr-7"),
-        a.authorize_group_ingress("2026-11-01T11:00:00Z", "stranger", "123456789012/sg-0aaaabbbbccccdddd"),
+        a.authorize_ingress("2026-11-01T10:00:00Z", "open", "444455556666/sg-0fedcba9876543210", rule="sgr-7"),
+        a.authorize_ingress("2026-11-01T11:00:00Z", "stranger", "123456789012/sg-0aaaabbbbccccdddd", rule="sgr-8"),
         a.revoke_ingress("2026-11-10T10:00:00Z", "close", rule="sgr-7"),
     ]
-    write_trail(tmp_path / "t" / "sg.json.gz", recs)
-    assert (
-        CliRunner().invoke(cli, ["ingest", "cloudtrail", str(tmp_path / "t"), "--lake", str(lake_dir)]).exit_code == 0
-    )
-    (tmp_path / "tenants.toml").write_text(TENANTS)
-    con = connect(lake_dir, tenants=tmp_path / "tenants.toml")
-    rows = con.sql(
-        "SELECT tenant_id, path, detail, strftime(opened_at, '%m-%d'), strftime(closed_at, '%m-%d'), is_open, evidence "
-        "FROM access_timeline"
-    ).fetchall()
+    columns = "tenant_id, path, detail, strftime(opened_at, '%m-%d'), strftime(closed_at, '%m-%d'), is_open, evidence"
+    rows = timeline(tmp_path, lake_dir, recs, columns)
     assert rows == [
         (
             "acme",
@@ -329,3 +314,14 @@ def test_a_rule_from_a_tenants_security_group_is_its_path_until_revoked(tmp_path
             ["open", "close"],
         )
     ]
+
+
+def timeline(tmp_path: Path, lake_dir: Path, recs: list[dict[str, Any]], columns: str) -> list[tuple[Any, ...]]:
+    """Ingest `recs` as one trail file and read `columns` of access_timeline (ordered by path) with TENANTS."""
+    write_trail(tmp_path / "t" / "sg.json.gz", recs)
+    assert (
+        CliRunner().invoke(cli, ["ingest", "cloudtrail", str(tmp_path / "t"), "--lake", str(lake_dir)]).exit_code == 0
+    )
+    (tmp_path / "tenants.toml").write_text(TENANTS)
+    con = connect(lake_dir, tenants=tmp_path / "tenants.toml")
+    return con.sql(f"SELECT {columns} FROM access_timeline ORDER BY path").fetchall()
