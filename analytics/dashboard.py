@@ -34,6 +34,7 @@ from ingest.lake.store import Lake
 
 UNATTRIBUTED = "(unattributed)"
 NO_TENANT = "(no tenant)"  # caller_tenant of a call no tenant's principal or account made (the SQL spells it too)
+NO_KEY = "(no key)"  # the key of an operation that names none: a login, user administration (the report's SQL too)
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 # A log stream whose newest event is older than this is stale: the nightly run (24 h) plus CloudTrail's delivery
 # delay (files land about 5 to 15 minutes after the calls; an hour or two of slack).

@@ -28,6 +28,7 @@ from analytics.sandbox import run_read_only
 
 UNATTRIBUTED = q.UNATTRIBUTED
 NO_TENANT = q.NO_TENANT
+NO_KEY = q.NO_KEY
 SEVERITIES = q.SEVERITIES
 STALE_HOURS = q.STALE_HOURS
 STATUSES = q.triage.STATUSES

@@ -151,6 +151,24 @@ def test_overview_follows_the_time_range_with_deltas(
     assert operations.delta == f"{now - before:+,}"  # type: ignore[operator]
 
 
+def test_keys_used_counts_keys_not_the_operations_that_name_none(
+    monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
+) -> None:
+    """oscorp's crypto user logs in and is created and deleted (no key handle) besides using one key handle: one key
+    used, and the keyless operations are a row of their own, named so."""
+    at = app(monkeypatch, sample_lake).switch_page("app_pages/tenants.py").run()
+    at.sidebar.selectbox(key="tenant").set_value("oscorp").run()
+    assert not at.exception
+    keys = reference.execute(
+        "SELECT count(DISTINCT key), count(*) FILTER (WHERE key IS NULL) FROM key_operations "
+        "WHERE is_primary AND tenant_id = 'oscorp'"
+    ).fetchall()[0]
+    assert keys[1] > 0  # the sample has keyless operations for oscorp
+    assert metrics(at)["Keys used"] == str(keys[0])
+    table = next(df.value for df in at.dataframe if "operation_names" in df.value.columns)
+    assert "(no key)" in set(table["key"]) and table["key"].notna().all()
+
+
 def test_tenants_page_figures_match_sql(
     monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
 ) -> None:

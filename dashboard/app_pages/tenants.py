@@ -59,7 +59,13 @@ found = data.anomalies(f.start, f.end, tenant, (), ())
 a, b, c, d = st.columns(4)
 a.metric("Operations", f"{operations:,}", border=True)
 b.metric("Failures", f"{failures:,}", border=True)
-c.metric("Keys used", len(keys), border=True)
+c.metric(
+    "Keys used",
+    keys["key"].nunique() if not keys.empty else 0,
+    border=True,
+    help="Distinct keys (KMS keys, CloudHSM key handles). Operations that name none (logins, user administration, "
+    f"listing calls) are in the Keys table as {data.NO_KEY}.",
+)
 d.metric("Findings", len(found), border=True)
 
 st.subheader("Access window")
@@ -127,7 +133,7 @@ else:
 
 st.subheader("Keys")
 tables.show(
-    keys,
+    keys.assign(key=keys["key"].fillna(data.NO_KEY)),
     {
         "operations": st.column_config.ProgressColumn(
             "Operations", format="localized", min_value=0, max_value=max(operations, 1)
