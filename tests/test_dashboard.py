@@ -151,14 +151,20 @@ def test_overview_follows_the_time_range_with_deltas(
     assert operations.delta == f"{now - before:+,}"  # type: ignore[operator]
 
 
+def tenant_page(monkeypatch: pytest.MonkeyPatch, lake: Path, tenant: str) -> AppTest:
+    """The Tenants page of `lake`, run with `tenant` picked (and no exception)."""
+    at = app(monkeypatch, lake).switch_page("app_pages/tenants.py").run()
+    at.sidebar.selectbox(key="tenant").set_value(tenant).run()
+    assert not at.exception
+    return at
+
+
 def test_keys_used_counts_keys_not_the_operations_that_name_none(
     monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
 ) -> None:
     """oscorp's crypto user logs in and is created and deleted (no key handle) besides using one key handle: one key
     used, and the keyless operations are a row of their own, named so."""
-    at = app(monkeypatch, sample_lake).switch_page("app_pages/tenants.py").run()
-    at.sidebar.selectbox(key="tenant").set_value("oscorp").run()
-    assert not at.exception
+    at = tenant_page(monkeypatch, sample_lake, "oscorp")
     keys = reference.execute(
         "SELECT count(DISTINCT key), count(*) FILTER (WHERE key IS NULL) FROM key_operations "
         "WHERE is_primary AND tenant_id = 'oscorp'"
@@ -697,9 +703,7 @@ def test_tenants_page_shows_each_path_to_the_keys_and_whether_revocation_closed_
     monkeypatch: pytest.MonkeyPatch, sample_lake: Path, reference: duckdb.DuckDBPyConnection
 ) -> None:
     """initech kept its peering and its grant after its revocation; oscorp's paths all closed on revocation day."""
-    at = app(monkeypatch, sample_lake).switch_page("app_pages/tenants.py").run()
-    at.sidebar.selectbox(key="tenant").set_value("initech").run()
-    assert not at.exception
+    at = tenant_page(monkeypatch, sample_lake, "initech")
     open_after = reference.sql(
         "SELECT path FROM access_timeline a JOIN tenants t USING (tenant_id) "
         "WHERE tenant_id = 'initech' AND (is_open OR closed_at > t.revoked_at) ORDER BY path"
