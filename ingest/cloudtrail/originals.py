@@ -22,6 +22,7 @@ from ingest.aws import explain_client_error
 from ingest.cloudtrail.salvage import salvage
 from ingest.cloudtrail.sources import parse_s3_uri
 from ingest.errors import KeytrailError
+from ingest.lake.state import table_columns
 
 # Trail files an Originals keeps in memory, the most recently fetched: the records of one file are often wanted
 # together (a file delivered twice), and a run must not keep every file it fetched.
@@ -48,8 +49,8 @@ def recorded_identity(state_file: Path, object_key: str) -> Identity | None:
         return None
     db = sqlite3.connect(f"file:{state_file}?mode=ro", uri=True)
     try:
-        sha = "o.sha256" if "sha256" in _columns(db, "source_objects") else "NULL"
-        cwd = "r.cwd" if "cwd" in _columns(db, "runs") else "NULL"
+        sha = "o.sha256" if "sha256" in table_columns(db, "source_objects") else "NULL"
+        cwd = "r.cwd" if "cwd" in table_columns(db, "runs") else "NULL"
         row = db.execute(
             f"SELECT o.etag, o.size, {sha}, {cwd} FROM source_objects AS o LEFT JOIN runs AS r USING (run_id) "
             "WHERE o.object_key = ? ORDER BY o.ingested_at DESC LIMIT 1",
@@ -58,10 +59,6 @@ def recorded_identity(state_file: Path, object_key: str) -> Identity | None:
     finally:
         db.close()
     return Identity(*row) if row else None
-
-
-def _columns(db: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
 
 def record_at(data: bytes, index: int, source_object: str) -> str:

@@ -60,6 +60,16 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+# Columns added since the first state files, added in place to an older one: objects' SHA-256 (their identity),
+# runs' folders (where their relative source paths are).
+ADDED_COLUMNS = (("source_objects", "sha256", "TEXT"), ("runs", "cwd", "TEXT"))
+
+
+def table_columns(db: sqlite3.Connection, table: str) -> set[str]:
+    """The column names of a table of a state file (an older file lacks some ADDED_COLUMNS)."""
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
 # The checkpoint `keytrail prune` raises: {"before": first event date kept, "set_at": …}.
 RETENTION = ("retention", "")
 
@@ -88,11 +98,9 @@ class IngestState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(source_objects)")}
-        if "sha256" not in columns:  # a state written before object identities were kept
-            self.db.execute("ALTER TABLE source_objects ADD COLUMN sha256 TEXT")
-        if "cwd" not in {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}:  # nor runs' folders
-            self.db.execute("ALTER TABLE runs ADD COLUMN cwd TEXT")
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in table_columns(self.db, table):
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.db.close()

@@ -131,13 +131,12 @@ SELECT
     END AS cidrs,
     -- a rule whose source is another security group (across a peering, the provider's): "<owner>/sg-…", from the
     -- request's user-group pairs and the new rules' referencedGroupInfo (no owner: the group's own account)
-    CASE WHEN path_kind = 'security_group' THEN list_distinct(list_transform(list_filter(
+    -- (a rule or pair that names no group gives NULL, dropped by list_distinct)
+    CASE WHEN path_kind = 'security_group' THEN list_distinct(list_transform(
             coalesce(json_extract(req, '$.ipPermissions.items[*].groups.items[*]'), []::JSON[])
                 || coalesce(json_extract(resp, '$.securityGroupRuleSet.items[*].referencedGroupInfo'), []::JSON[])
                 || coalesce(json_extract(wreq, '$.SecurityGroupRule[*].SecurityGroupRule'), []::JSON[])
-                || list_filter([json_extract(wreq, '$.SecurityGroupRule.SecurityGroupRule')], lambda r: r IS NOT NULL),
-            lambda g: coalesce(json_extract_string(g, '$.groupId'), json_extract_string(g, '$.ReferencedGroupId'))
-                      IS NOT NULL),
+                || [json_extract(wreq, '$.SecurityGroupRule.SecurityGroupRule')],
             lambda g: source_group(coalesce(json_extract_string(g, '$.groupId'),
                                             json_extract_string(g, '$.ReferencedGroupId')),
                                    coalesce(json_extract_string(g, '$.userId'), v[6]))))
